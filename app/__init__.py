@@ -1,0 +1,72 @@
+"""Qualiflow: BPMN-driven quality and compliance procedures with evidence, signatures and an audit trail."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask, request, session
+from flask_login import current_user
+from sqlalchemy import event
+
+from config import CONFIGS
+
+
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    dbapi_connection.isolation_level = None  # let the begin hook below issue BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    # BEGIN IMMEDIATE takes SQLite's write lock up front, so two use cases never both read an old
+    # snapshot and then fail to write; PostgreSQL gets row locks (SELECT ... FOR UPDATE) instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def select_locale() -> str:
+    """Pick the UI language: ?lang=, then the session, then the user's setting, then the browser."""
+    chosen = request.args.get("lang")
+    if chosen in ("en", "zh_CN", "zh-CN"):
+        session["lang"] = chosen.replace("-", "_")
+    if session.get("lang"):
+        return session["lang"]
+    if current_user and getattr(current_user, "is_authenticated", False):
+        return current_user.language.replace("-", "_")
+    best = request.accept_languages.best_match(["en", "zh_CN", "zh"])
+    return "zh_CN" if best and best.startswith("zh") else "en"
+
+
+def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
+    """Build the application; nothing runs at import time."""
+    from app import cli, errors
+    from app.api import register_api
+    from app.extensions import babel, csrf, db, login_manager, migrate
+    from app.web import register_web
+
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(CONFIGS[config_name or os.environ.get("QUALIFLOW_CONFIG", "development")])
+    app.config.update(overrides or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".", exist_ok=True)
+
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)
+            event.listen(db.engine, "begin", _sqlite_begin)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"),
+                     render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale,
+                   default_translation_directories=os.path.join(os.path.dirname(__file__), "translations"))
+    register_web(app)
+    register_api(app)
+    errors.register(app)
+    cli.register(app)
+    if app.config["SCHEDULER_ENABLED"] and os.environ.get("QUALIFLOW_WEB_PROCESS") == "1":
+        from app.scheduler import start_scheduler
+        start_scheduler(app)
+    return app

@@ -1,0 +1,13 @@
+"""REST API /api/v1 with OpenAPI 3 (/api/v1/openapi.json, Swagger UI at /api/v1/docs)."""
+from flask import Flask
+
+from app.extensions import api, csrf
+
+
+def register_api(app: Flask) -> None:
+    from app.api.routes import blp
+
+    api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
+    csrf.exempt(blp)
+    api.register_blueprint(blp)

@@ -1,0 +1,36 @@
+"""Bearer-token authentication for the API (tokens from `flask users token NAME`)."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import g, request
+
+from app.exceptions import QualiflowError
+from app.models import User
+from app.services import users
+
+
+class Unauthorized(QualiflowError):
+    """Send 'Authorization: Bearer <token>' with a valid API token."""
+
+    status = 401
+
+
+def token_required(view):
+    """Resolve the bearer token to a user (in g.api_user) or answer 401."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        user = users.user_for_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if user is None:
+            raise Unauthorized()
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def api_user() -> User:
+    return g.api_user

@@ -1,0 +1,149 @@
+"""The /api/v1 endpoints: processes, instances, tasks and documents. Thin: parse, call a service, answer."""
+from __future__ import annotations
+
+import io
+
+from flask import send_file
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from app.api.auth import api_user, token_required
+from app.api.schemas import (
+    CompleteSchema,
+    DeployArgsSchema,
+    DeployResultSchema,
+    FileSchema,
+    InstanceSchema,
+    ProcessSchema,
+    StartSchema,
+    TaskDetailSchema,
+    TaskPageSchema,
+    TaskQuerySchema,
+    TaskSchema,
+)
+from app.exceptions import PermissionDenied, QualiflowError
+from app.services import instances, processes, tasks
+
+blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Qualiflow procedures, tasks and evidence")
+
+
+class BadUpload(QualiflowError):
+    """Upload a .bpmn file in the multipart field 'file'."""
+
+
+@blp.route("/processes")
+class Processes(MethodView):
+    @blp.response(200, ProcessSchema(many=True))
+    @token_required
+    def get(self):
+        """List processes and their versions."""
+        return processes.list_definitions()
+
+
+@blp.route("/processes/<key>")
+class Process(MethodView):
+    @blp.response(200, ProcessSchema)
+    @token_required
+    def get(self, key: str):
+        """Get one process and its versions."""
+        return processes.get_definition(key)
+
+
+@blp.route("/processes/deploy", methods=["POST"])
+@blp.arguments(FileSchema, location="files")
+@blp.arguments(DeployArgsSchema, location="form")
+@blp.response(201, DeployResultSchema)
+@token_required
+def deploy(files, form):
+    """Deploy a .bpmn upload: 400 with element id, line and message when invalid; 201 with the version."""
+    if not api_user().has_role("admin", "process_owner"):
+        raise PermissionDenied("Only process owners deploy processes.")
+    upload = files["file"]
+    if not upload.filename or not upload.filename.endswith(".bpmn"):
+        raise BadUpload()
+    return processes.deploy_file(upload.read(), upload.filename, api_user(), form["change_note"])
+
+
+@blp.route("/instances", methods=["POST"])
+@blp.arguments(StartSchema)
+@blp.response(201, InstanceSchema)
+@token_required
+def start(args):
+    """Start an instance of the latest version of a process."""
+    instance = instances.start_instance(args["process"], api_user(), args["data"], title=args["title"],
+                                        language=args["language"])
+    return instances.instance_record(instance.id)
+
+
+@blp.route("/instances/<int:instance_id>")
+@blp.response(200, InstanceSchema)
+@token_required
+def get_instance(instance_id: int):
+    """Get an instance: state, tasks, data, documents, signatures, incidents and audit trail."""
+    return instances.instance_record(instance_id)
+
+
+@blp.route("/instances/<int:instance_id>/retry", methods=["POST"])
+@blp.response(200, InstanceSchema)
+@token_required
+def retry(instance_id: int):
+    """Retry the failed task of an instance with an incident (admins)."""
+    instances.retry_instance(instance_id, api_user())
+    return instances.instance_record(instance_id)
+
+
+@blp.route("/tasks")
+@blp.arguments(TaskQuerySchema, location="query")
+@blp.response(200, TaskPageSchema)
+@token_required
+def list_tasks(query):
+    """List my ready tasks: assigned to me or offered to my groups."""
+    page = tasks.inbox(api_user(), tasks.InboxFilter(scope=query["scope"], process_key=query["process"],
+                                                     overdue=query["overdue"]),
+                       page=query["page"], per_page=query["per_page"])
+    return {"items": page.items, "page": page.page, "pages": page.pages, "total": page.total}
+
+
+@blp.route("/tasks/<int:task_id>")
+@blp.response(200, TaskDetailSchema)
+@token_required
+def get_task(task_id: int):
+    """Get a task with the JSON Schema of its form."""
+    task = tasks.get_task(task_id)
+    schema, ui_schema = tasks.task_form(task)
+    return {**TaskSchema().dump(task), "form_schema": schema, "ui_schema": ui_schema}
+
+
+@blp.route("/tasks/<int:task_id>/claim", methods=["POST"])
+@blp.response(200, TaskSchema)
+@token_required
+def claim(task_id: int):
+    """Claim a task of one of my groups (409 when someone else has it, 403 when not my group)."""
+    return tasks.claim_task(task_id, api_user())
+
+
+@blp.route("/tasks/<int:task_id>/release", methods=["POST"])
+@blp.response(200, TaskSchema)
+@token_required
+def release(task_id: int):
+    """Give a claimed task back to its group."""
+    return tasks.release_task(task_id, api_user())
+
+
+@blp.route("/tasks/<int:task_id>/complete", methods=["POST"])
+@blp.arguments(CompleteSchema)
+@blp.response(200, TaskSchema)
+@token_required
+def complete(args, task_id: int):
+    """Complete a task with form data (422 field errors, 409 already completed, 401 bad signature password)."""
+    return tasks.complete_task(task_id, args["data"], api_user(), password=args["password"])
+
+
+@blp.route("/documents/<int:document_id>")
+@blp.response(200, description="the .docx file")
+@token_required
+def download(document_id: int):
+    """Download a rendered document."""
+    document = instances.get_document(document_id)
+    return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
+                     mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document")

@@ -1,0 +1,146 @@
+"""marshmallow schemas of the API's requests and responses."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+
+class VersionSchema(Schema):
+    version = fields.Int()
+    filename = fields.Str()
+    content_hash = fields.Str()
+    change_note = fields.Str()
+    created_at = fields.DateTime()
+    author = fields.Function(lambda v: v.author.username if v.author else None)
+
+
+class ProcessSchema(Schema):
+    key = fields.Str()
+    name = fields.Str()
+    versions = fields.List(fields.Nested(VersionSchema))
+
+
+class DeployResultSchema(Schema):
+    process = fields.Function(lambda r: r.version.definition.key)
+    version = fields.Function(lambda r: r.version.version)
+    created = fields.Bool()
+
+
+class DeployArgsSchema(Schema):
+    change_note = fields.Str(load_default="")
+
+
+class FileSchema(Schema):
+    file = fields.Raw(metadata={"type": "string", "format": "binary"}, required=True)
+
+
+class StartSchema(Schema):
+    process = fields.Str(required=True, metadata={"example": "capa"})
+    title = fields.Str(load_default="", validate=validate.Length(max=300))
+    data = fields.Dict(load_default=dict)
+    language = fields.Str(load_default=None, validate=validate.OneOf(["en", "zh-CN"]))
+
+
+class TaskSchema(Schema):
+    id = fields.Int()
+    instance_id = fields.Int()
+    element_id = fields.Str()
+    name = fields.Str()
+    kind = fields.Str()
+    state = fields.Str()
+    group = fields.Str(attribute="group_name")
+    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None)
+    form = fields.Str()
+    signature_meaning = fields.Str()
+    due_at = fields.DateTime()
+    created_at = fields.DateTime()
+    completed_at = fields.DateTime()
+    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None)
+    data = fields.Dict()
+
+
+class TaskDetailSchema(TaskSchema):
+    form_schema = fields.Dict()
+    ui_schema = fields.Dict(allow_none=True)
+
+
+class TaskQuerySchema(Schema):
+    scope = fields.Str(load_default="all", validate=validate.OneOf(["all", "mine", "unassigned"]))
+    process = fields.Str(load_default=None)
+    overdue = fields.Bool(load_default=False)
+    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=200))
+
+
+class TaskPageSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema))
+    page = fields.Int()
+    pages = fields.Int()
+    total = fields.Int()
+
+
+class CompleteSchema(Schema):
+    data = fields.Dict(load_default=dict)
+    password = fields.Str(load_default=None, metadata={"description": "required for e-signed stage gates"})
+
+
+class DocumentSchema(Schema):
+    id = fields.Int()
+    kind = fields.Str()
+    revision = fields.Int()
+    filename = fields.Str()
+    template_name = fields.Str()
+    template_version = fields.Str()
+    language = fields.Str()
+    sha256 = fields.Str()
+    size = fields.Int()
+    created_at = fields.DateTime()
+
+
+class SignatureSchema(Schema):
+    id = fields.Int()
+    task_id = fields.Int()
+    user = fields.Function(lambda s: s.user.username)
+    printed_name = fields.Str()
+    meaning = fields.Str()
+    signed_at = fields.DateTime()
+    signed_hash = fields.Str()
+    documents = fields.List(fields.Dict())
+
+
+class AuditSchema(Schema):
+    id = fields.Int()
+    at = fields.DateTime()
+    actor_name = fields.Str()
+    action = fields.Str()
+    object_type = fields.Str()
+    object_id = fields.Str()
+    old = fields.Raw()
+    new = fields.Raw()
+    reason = fields.Str()
+    hash = fields.Str()
+
+
+class IncidentSchema(Schema):
+    id = fields.Int()
+    element_id = fields.Str()
+    message = fields.Str()
+    retry_count = fields.Int()
+    created_at = fields.DateTime()
+    resolved_at = fields.DateTime()
+
+
+class InstanceSchema(Schema):
+    id = fields.Function(lambda r: r.instance.id)
+    process = fields.Function(lambda r: r.instance.version.definition.key)
+    version = fields.Function(lambda r: r.instance.version.version)
+    title = fields.Function(lambda r: r.instance.title)
+    status = fields.Function(lambda r: r.instance.status)
+    started_at = fields.Function(lambda r: r.instance.started_at.isoformat())
+    completed_at = fields.Function(lambda r: r.instance.completed_at and r.instance.completed_at.isoformat())
+    next_timer_at = fields.Function(lambda r: r.instance.next_timer_at and r.instance.next_timer_at.isoformat())
+    data = fields.Function(lambda r: r.instance.data)
+    tasks = fields.List(fields.Nested(TaskSchema))
+    documents = fields.List(fields.Nested(DocumentSchema))
+    signatures = fields.List(fields.Nested(SignatureSchema))
+    incidents = fields.List(fields.Nested(IncidentSchema))
+    audit = fields.List(fields.Nested(AuditSchema))

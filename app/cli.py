@@ -1,0 +1,131 @@
+"""Command-line entry points (`flask ...`): deploy, demo data, tokens, audit verification, timers, outbox."""
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from app.exceptions import QualiflowError
+
+
+def _fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--now must be an ISO 8601 time such as 2026-11-23T09:00:00+00:00, not {value!r}")
+    if moment.tzinfo is None:
+        _fail("--now needs a time zone, e.g. 2026-11-23T09:00:00+00:00")
+    return moment
+
+
+processes_cli = AppGroup("processes", help="Deploy and list BPMN procedures.")
+users_cli = AppGroup("users", help="Manage users and API tokens.")
+audit_cli = AppGroup("audit", help="Check the audit trail.")
+timers_cli = AppGroup("timers", help="Fire due BPMN timers.")
+outbox_cli = AppGroup("outbox", help="Send queued e-mail.")
+demo_cli = AppGroup("demo", help="Demo users and data.")
+scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler.")
+
+
+@processes_cli.command("deploy")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--note", default="", help="Change note recorded with new versions.")
+def deploy_command(path: Path, note: str) -> None:
+    """Deploy a .bpmn file or every .bpmn file of a directory (unchanged files are skipped)."""
+    from app.services import processes
+    try:
+        if path.is_dir():
+            results = processes.deploy_directory(path, None, note)
+        else:
+            results = [processes.deploy_file(path.read_bytes(), path.name, None, note)]
+    except QualiflowError as err:
+        problems = getattr(err, "problems", [])
+        for problem in problems:
+            click.echo(f"  {problem.severity}: {problem}", err=True)
+        _fail(err.message)
+    for result in results:
+        state = "deployed as" if result.created else "unchanged,"
+        click.echo(f"{result.version.definition.key}: {state} version {result.version.version}")
+
+
+@processes_cli.command("list")
+def list_command() -> None:
+    """List processes and their versions."""
+    from app.services import processes
+    for definition in processes.list_definitions():
+        versions = ", ".join(f"v{v.version}" for v in definition.versions)
+        click.echo(f"{definition.key}\t{definition.name}\t{versions}")
+
+
+@users_cli.command("token")
+@click.argument("username")
+def token_command(username: str) -> None:
+    """Print a new API token for USERNAME (only its hash is stored)."""
+    from app.services import users
+    try:
+        click.echo(users.issue_token(username))
+    except QualiflowError as err:
+        _fail(err.message)
+
+
+@audit_cli.command("verify")
+def verify_command() -> None:
+    """Recompute the hash chain; exit 1 at the first broken row."""
+    from app.services import audit
+    report = audit.verify()
+    if report.ok:
+        click.echo(f"OK: {report.checked} audit events, chain intact.")
+    else:
+        _fail(f"audit trail broken at row {report.broken_id}: {report.problem} ({report.checked} rows before it OK)")
+
+
+@timers_cli.command("tick")
+@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone); default: now.")
+def tick_command(now_text: str | None) -> None:
+    """Fire every timer due now (for cron or tests)."""
+    from app.services import timers
+    fired = timers.fire_due_timers(_parse_now(now_text))
+    click.echo(f"{fired} instance(s) advanced by timers.")
+
+
+@outbox_cli.command("send")
+@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone).")
+def send_command(now_text: str | None) -> None:
+    """Send queued e-mail that is due."""
+    from app.services import notifications
+    report = notifications.send_due(_parse_now(now_text))
+    click.echo(f"sent {report.sent}, will retry {report.retried}, failed {report.failed}")
+
+
+@demo_cli.command("load")
+def demo_command() -> None:
+    """Create demo users and groups and deploy the shipped processes (idempotent)."""
+    from app.services import demo
+    try:
+        summary = demo.load_demo(current_app.config["PROCESSES_DIR"])
+    except QualiflowError as err:
+        _fail(err.message)
+    click.echo(summary)
+
+
+@scheduler_cli.command("run")
+def scheduler_command() -> None:
+    """Run timers and the outbox sender in this process until interrupted."""
+    from app.scheduler import run_forever
+    run_forever(current_app._get_current_object())
+
+
+def register(app: Flask) -> None:
+    for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli):
+        app.cli.add_command(group)

@@ -1,0 +1,20 @@
+"""The engine facade; the only package that imports SpiffWorkflow."""
+from app.engine import clock as _clock  # noqa: F401  (routes SpiffWorkflow's timers through our clock)
+from app.engine.runner import (
+    EngineContext,
+    HandlerCall,
+    StepOutcome,
+    cancel,
+    complete,
+    data_hash,
+    fire_timers,
+    load_spec,
+    retry,
+    start,
+)
+from app.engine.validation import ParsedDiagram, parse_diagram, parse_duration
+
+__all__ = [
+    "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
+    "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start",
+]

@@ -1,0 +1,338 @@
+"""The engine facade: start, complete, fire timers, retry - deserialize, step, prune, serialize, sync the task table.
+
+Callers (app/services) own the transaction; nothing here commits.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import traceback
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from lxml import etree
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+
+from app.engine.clock import engine_time
+from app.engine.pruning import hidden_open_task, open_tasks, prune_history
+from app.engine.sandbox import SandboxedEnvironment
+from app.engine.script_engine import QualiflowScriptEngine
+from app.engine.validation import extension_properties, parse_duration
+from app.engine.working_days import add_working_days, working_days_between
+from app.exceptions import Conflict, TaskAlreadyCompleted, TaskNotClaimable
+from app.extensions import db
+from app.models import Incident, ProcessInstance, ProcessVersion, Task
+
+
+@dataclass(frozen=True)
+class HandlerCall:
+    """What a service task asks of a handler: the operator, its evaluated parameters and where it runs."""
+
+    instance: ProcessInstance
+    element_id: str
+    spiff_id: str
+    operator: str
+    params: dict[str, Any]
+    data: dict[str, Any]
+
+
+@dataclass
+class EngineContext:
+    """Per-use-case inputs the engine needs from the service layer."""
+
+    now: datetime
+    call_handler: Any  # Callable[[HandlerCall], Any]; runs inside the caller's transaction
+    script_time_limit: float = 1.0
+
+
+@dataclass
+class StepOutcome:
+    """What one engine run changed, for the caller's audit trail and notifications."""
+
+    created: list[Task] = field(default_factory=list)
+    cancelled: list[Task] = field(default_factory=list)
+    automated: list[Task] = field(default_factory=list)
+    incident: Incident | None = None
+    completed: bool = False
+
+
+_SPEC_CACHE: dict[int, tuple[str, Any, dict]] = {}
+_SPEC_LOCK = threading.Lock()
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+def _process_id(version: ProcessVersion) -> str:
+    return version.definition.key
+
+
+def load_spec(version: ProcessVersion) -> tuple[Any, dict]:
+    """Return the parsed (spec, subprocess specs) of a version, parsing its BPMN once per process."""
+    with _SPEC_LOCK:
+        cached = _SPEC_CACHE.get(version.id)
+        if cached and cached[0] == version.content_hash:
+            return cached[1], cached[2]
+    parser = SpiffBpmnParser()
+    parser.add_bpmn_xml(etree.fromstring(version.bpmn_xml.encode(), _SAFE_XML), filename=version.filename)
+    spec = parser.get_spec(_process_id(version))
+    subprocess_specs = parser.get_subprocess_specs(_process_id(version))
+    with _SPEC_LOCK:
+        _SPEC_CACHE[version.id] = (version.content_hash, spec, subprocess_specs)
+    return spec, subprocess_specs
+
+
+def _script_helpers(ctx: EngineContext) -> dict[str, Any]:
+    return {
+        "date": date, "datetime": datetime, "timedelta": timedelta,
+        "add_working_days": add_working_days, "working_days_between": working_days_between,
+        "now": lambda: ctx.now, "today": lambda: ctx.now.date(),
+    }
+
+
+def _script_engine(instance: ProcessInstance, ctx: EngineContext) -> QualiflowScriptEngine:
+    def call(spiff_task: SpiffTask, operator: str, params: dict[str, Any]) -> Any:
+        return ctx.call_handler(HandlerCall(
+            instance=instance, element_id=spiff_task.task_spec.bpmn_id or spiff_task.task_spec.name,
+            spiff_id=str(spiff_task.id), operator=operator, params=params, data=dict(spiff_task.data)))
+
+    environment = SandboxedEnvironment(helpers=_script_helpers(ctx), time_limit=ctx.script_time_limit)
+    return QualiflowScriptEngine(environment, call)
+
+
+def _load(instance: ProcessInstance, ctx: EngineContext) -> BpmnWorkflow:
+    from app.engine.serializer import load_state
+
+    spec, subprocess_specs = load_spec(instance.version)
+    workflow = load_state(instance.state_json, spec, subprocess_specs)
+    workflow.script_engine = _script_engine(instance, ctx)  # not serialized: reattach on every load
+    return workflow
+
+
+def start(instance: ProcessInstance, data: dict[str, Any], ctx: EngineContext) -> StepOutcome:
+    """Create the workflow for a new (flushed) instance, run it to its first wait and save it."""
+    spec, subprocess_specs = load_spec(instance.version)
+    workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=_script_engine(instance, ctx))
+    first = workflow.get_next_task(state=TaskState.READY)
+    if first is not None:
+        first.data.update(data)
+    return _run(instance, workflow, ctx)
+
+
+def ready_task(instance: ProcessInstance, task: Task, ctx: EngineContext) -> tuple[BpmnWorkflow, SpiffTask]:
+    """Load the instance and return its workflow and the READY user task behind a task row."""
+    workflow = _load(instance, ctx)
+    spiff_task = workflow.get_task_from_id(UUID(task.spiff_id))
+    if spiff_task is None or spiff_task.has_state(TaskState.FINISHED_MASK):
+        raise TaskAlreadyCompleted()
+    if not spiff_task.has_state(TaskState.READY) or not spiff_task.task_spec.manual:
+        raise TaskNotClaimable("This task is not waiting for a user.")
+    return workflow, spiff_task
+
+
+def complete(instance: ProcessInstance, task: Task, data: dict[str, Any], ctx: EngineContext) -> StepOutcome:
+    """Complete a READY user task with data and run the engine to the next wait."""
+    with engine_time(ctx.now):
+        workflow, spiff_task = ready_task(instance, task, ctx)
+        spiff_task.data.update(data)
+        spiff_task.run()
+    return _run(instance, workflow, ctx)
+
+
+def fire_timers(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
+    """Let due timer events of one instance fire at ctx.now and run the engine on."""
+    workflow = _load(instance, ctx)
+    with engine_time(ctx.now):
+        workflow.refresh_timers()
+    return _run(instance, workflow, ctx)
+
+
+def retry(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
+    """Put the failed tasks of an instance with an incident back to READY and run the engine again."""
+    workflow = _load(instance, ctx)
+    failed = [t for wf in _all_workflows(workflow) for t in wf.tasks.values() if t.has_state(TaskState.ERROR)]
+    if not failed and instance.status != "incident":
+        raise Conflict("This instance has no failed task to retry.")
+    for spiff_task in failed:
+        spiff_task._set_state(TaskState.READY)
+    instance.status = "running"
+    return _run(instance, workflow, ctx)
+
+
+def cancel(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
+    """Cancel a running instance: every open task is cancelled."""
+    workflow = _load(instance, ctx)
+    with engine_time(ctx.now):
+        workflow.cancel()
+    outcome = StepOutcome()
+    _save(instance, workflow, ctx)
+    for row in _open_rows(instance):
+        row.state = "cancelled"
+        outcome.cancelled.append(row)
+    instance.status = "cancelled"
+    instance.completed_at = ctx.now
+    instance.next_timer_at = None
+    return outcome
+
+
+def _all_workflows(workflow: BpmnWorkflow) -> list:
+    return [workflow, *workflow.subprocesses.values()]
+
+
+def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> StepOutcome:
+    outcome = StepOutcome()
+    automated: list[SpiffTask] = []
+
+    def did_complete(spiff_task: SpiffTask) -> None:
+        if isinstance(spiff_task.task_spec, ServiceTask):
+            automated.append(spiff_task)
+
+    with engine_time(ctx.now):
+        try:
+            workflow.do_engine_steps(did_complete_task=did_complete)
+        except SpiffWorkflowException as err:
+            outcome.incident = _incident(instance, workflow, err, ctx)
+        except Exception as err:  # a bug in a handler must not lose the instance either
+            outcome.incident = _incident(instance, workflow, err, ctx)
+    prune_history(workflow)
+    hidden = hidden_open_task(workflow)
+    if hidden is not None and outcome.incident is None:
+        outcome.incident = _record_incident(
+            instance, hidden.task_spec.bpmn_id,
+            f"The engine lost sight of task {hidden.task_spec.bpmn_id!r} at tree depth {hidden.depth}; "
+            "the instance is held instead of being reported completed.", "", ctx)
+    _save(instance, workflow, ctx)
+    _sync_tasks(instance, workflow, automated, outcome, ctx)
+    if outcome.incident is None and not any(open_tasks(wf) for wf in _all_workflows(workflow)):
+        instance.status = "completed"
+        instance.completed_at = ctx.now
+        outcome.completed = True
+    return outcome
+
+
+def _incident(instance: ProcessInstance, workflow: BpmnWorkflow, err: Exception, ctx: EngineContext) -> Incident:
+    failed = [t for wf in _all_workflows(workflow) for t in wf.tasks.values() if t.has_state(TaskState.ERROR)]
+    element_id = failed[0].task_spec.bpmn_id if failed else None
+    notes = getattr(err, "__notes__", [])
+    message = " ".join([str(err), *notes]).strip() or err.__class__.__name__
+    return _record_incident(instance, element_id, message, "".join(traceback.format_exception(err)), ctx)
+
+
+def _record_incident(instance: ProcessInstance, element_id: str | None, message: str, trace: str,
+                     ctx: EngineContext) -> Incident:
+    incident = db.session.scalar(
+        select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None)))
+    if incident is None:
+        incident = Incident(instance_id=instance.id, created_at=ctx.now, message=message)
+        db.session.add(incident)
+    else:
+        incident.retry_count += 1
+    incident.element_id = element_id
+    incident.message = message[:4000]
+    incident.traceback = trace
+    instance.status = "incident"
+    return incident
+
+
+def _save(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> None:
+    from app.engine.serializer import dump_state
+
+    instance.state_json = dump_state(workflow)
+    instance.next_timer_at = _next_timer_at(workflow)
+    instance.data = _json_safe(_latest_data(workflow))
+    if instance.status != "incident":
+        for incident in db.session.scalars(
+                select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None))):
+            incident.resolved_at = ctx.now
+
+
+def _latest_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    tasks = list(workflow.tasks.values())
+    ready = [t for t in tasks if t.has_state(TaskState.READY | TaskState.WAITING | TaskState.ERROR)]
+    finished = [t for t in tasks if t.has_state(TaskState.COMPLETED)]
+    source = ready or finished
+    return dict(max(source, key=lambda t: t.last_state_change).data) if source else {}
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(data, default=str))
+
+
+def _next_timer_at(workflow: BpmnWorkflow) -> datetime | None:
+    """Return when the earliest waiting timer event of the workflow (or its subprocesses) is due."""
+    due: list[datetime] = []
+    for spiff_task in workflow.event_manager.tasks.values():
+        definition = getattr(spiff_task.task_spec, "event_definition", None)
+        if not isinstance(definition, TimerEventDefinition):
+            continue
+        value = spiff_task._get_internal_data("event_value")
+        if isinstance(value, dict):
+            value = value.get("next") if value.get("cycles") else None
+        if value:
+            due.append(TimerEventDefinition.get_datetime(value))
+    return min(due) if due else None
+
+
+def _open_rows(instance: ProcessInstance) -> list[Task]:
+    return list(db.session.scalars(
+        select(Task).where(Task.instance_id == instance.id, Task.state == "ready")))
+
+
+def _sync_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, automated: list[SpiffTask],
+                outcome: StepOutcome, ctx: EngineContext) -> None:
+    rows = {row.spiff_id: row for row in _open_rows(instance)}
+    live = {str(t.id): t for wf in _all_workflows(workflow) for t in wf.tasks.values()
+            if t.has_state(TaskState.READY) and t.task_spec.manual}
+    for spiff_id, row in rows.items():
+        if spiff_id not in live:
+            row.state = "cancelled"
+            outcome.cancelled.append(row)
+    for spiff_id, spiff_task in live.items():
+        if spiff_id not in rows:
+            outcome.created.append(_new_row(instance, spiff_task, ctx))
+    for spiff_task in automated:
+        row = _new_row(instance, spiff_task, ctx)
+        row.state = "completed"
+        row.completed_at = ctx.now
+        result_variable = spiff_task.task_spec.result_variable
+        row.data = _json_safe({result_variable: spiff_task.data.get(result_variable)})
+        outcome.automated.append(row)
+
+
+def _kind(spiff_task: SpiffTask) -> str:
+    if isinstance(spiff_task.task_spec, ServiceTask):
+        return "service"
+    if spiff_task.task_spec.manual:
+        return "user"
+    return spiff_task.task_spec.__class__.__name__.lower()
+
+
+def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContext) -> Task:
+    spec = spiff_task.task_spec
+    props = extension_properties(spec)
+    due_in = props.get("dueIn")
+    row = Task(
+        instance_id=instance.id, spiff_id=str(spiff_task.id), element_id=spec.bpmn_id or spec.name,
+        name=spec.bpmn_name or spec.bpmn_id or spec.name, kind=_kind(spiff_task),
+        state="ready",
+        lane=spec.lane, group_name=spec.lane, form=props.get("formJsonSchemaFilename"),
+        ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning"),
+        evidence=props.get("evidence"), created_at=ctx.now,
+        due_at=ctx.now + parse_duration(due_in) if due_in else None,
+    )
+    db.session.add(row)
+    return row
+
+
+def data_hash(data: dict[str, Any]) -> str:
+    """Return the SHA-256 of data in canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,440 @@
+"""Parse uploaded BPMN safely and lint it before deploy, reporting problems by element id and source line."""
+from __future__ import annotations
+
+import ast
+import datetime
+import re
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from lxml import etree
+from marshmallow import ValidationError
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.spiff.parser.process import SPIFF_XSD, SpiffBpmnParser
+
+from app.exceptions import BpmnProblem, InvalidBpmn
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+NSMAP = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
+
+SIGNATURE_MEANINGS = ("authored", "reviewed", "approved", "released", "responsibility")
+FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+
+
+def _bpmn(tag: str) -> str:
+    return f"{{{BPMN_NS}}}{tag}"
+
+
+_FLOW_NODES = frozenset(_bpmn(tag) for tag in (
+    "startEvent", "endEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent",
+    "task", "userTask", "manualTask", "serviceTask", "scriptTask", "sendTask", "receiveTask", "businessRuleTask",
+    "callActivity", "subProcess", "transaction", "adHocSubProcess",
+    "exclusiveGateway", "inclusiveGateway", "parallelGateway", "eventBasedGateway", "complexGateway",
+))
+_CONTAINERS = frozenset(_bpmn(tag) for tag in ("subProcess", "transaction", "adHocSubProcess"))
+_TIMER_KINDS = ("timeDate", "timeDuration", "timeCycle")  # the order SpiffWorkflow looks for them in
+_TIMER_EXAMPLES = {"timeDate": '"2030-01-31T09:00:00Z"', "timeDuration": '"PT5M"', "timeCycle": '"R3/PT1H"'}
+
+# What ast.literal_eval raises for parseable code that is not a plain literal (names, calls, operators).
+_NOT_A_LITERAL = (ValueError, TypeError, RecursionError)
+
+_DTD_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+_DECLARED_ENCODING = re.compile(rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NUMBER = r"\d+(?:[.,]\d+)?"
+_DURATION = re.compile(
+    rf"P(?!$)(?:(?P<years>{_NUMBER})Y)?(?:(?P<months>{_NUMBER})M)?(?:(?P<weeks>{_NUMBER})W)?(?:(?P<days>{_NUMBER})D)?"
+    rf"(?:T(?=\d)(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?(?:(?P<seconds>{_NUMBER})S)?)?"
+)
+
+# Our own validator instance: lxml keeps the error log on the schema object, so concurrent deploys
+# must not share it with each other (the lock) nor with other users of SpiffWorkflow's VALIDATOR.
+_SCHEMA = BpmnValidator(imports={"spiffworkflow": SPIFF_XSD})
+_SCHEMA_LOCK = threading.Lock()
+
+
+@dataclass
+class ParsedDiagram:
+    """A deployable diagram: its single executable process, parsed specs, referenced forms and warnings."""
+
+    process_id: str
+    name: str
+    spec: BpmnProcessSpec
+    subprocess_specs: dict
+    forms: set[str]
+    warnings: list[BpmnProblem]
+
+
+def parse_diagram(data: bytes, *, filename: str, handlers: Mapping[str, Any], forms: Collection[str],
+                  max_bytes: int = 2_000_000) -> ParsedDiagram:
+    """Parse and lint a BPMN file; raise InvalidBpmn listing every error."""
+    root = _parse_xml(data, filename=filename, max_bytes=max_bytes)
+    problems: list[BpmnProblem] = []
+    executable = [p for p in root.iterfind("bpmn:process", NSMAP) if p.get("isExecutable") == "true"]
+    if not executable:
+        problems.append(_at(root, 'the file must contain exactly one executable process (isExecutable="true")'))
+    elif len(executable) > 1:
+        ids = ", ".join(str(p.get("id")) for p in executable)
+        problems.append(_at(executable[1], f"the file must contain exactly one executable process, found: {ids}"))
+    schema_valid = _check_schema(root, problems)
+    referenced_forms: set[str] = set()
+    for process in executable:
+        referenced_forms |= _lint_process(process, handlers=handlers, forms=forms, problems=problems)
+    specs = None
+    # SpiffWorkflow's parser assumes schema-valid input; on invalid input it only adds confusing follow-up errors.
+    if len(executable) == 1 and schema_valid:
+        specs = _build_specs(root, str(executable[0].get("id")), filename, problems)
+    problems.sort(key=lambda p: p.line or 0)
+    if specs is None or any(p.severity == "error" for p in problems):
+        raise InvalidBpmn(problems, filename=filename)
+    process = executable[0]
+    return ParsedDiagram(process_id=str(process.get("id")), name=process.get("name") or str(process.get("id")),
+                         spec=specs[0], subprocess_specs=specs[1], forms=referenced_forms, warnings=problems)
+
+
+def extension_properties(task_spec: Any) -> dict[str, str]:
+    """Return the spiffworkflow:properties of a task spec, or an empty dict when it has none."""
+    extensions = getattr(task_spec, "extensions", None)
+    properties = extensions.get("properties") if isinstance(extensions, dict) else None
+    return dict(properties) if isinstance(properties, dict) else {}
+
+
+def parse_duration(text: str) -> datetime.timedelta:
+    """Convert an ISO 8601 duration to a timedelta, counting a year as 365 days and a month as 30."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as P3D, PT4H, P1DT2H or P2W")
+    n = {unit: float(value.replace(",", ".")) for unit, value in match.groupdict(default="0").items()}
+    try:
+        return datetime.timedelta(days=n["years"] * 365 + n["months"] * 30 + n["weeks"] * 7 + n["days"],
+                                  hours=n["hours"], minutes=n["minutes"], seconds=n["seconds"])
+    except OverflowError as exc:
+        raise ValueError(f"duration {text!r} is too long") from exc
+
+
+def _reject(message: str, filename: str, line: int | None = None) -> NoReturn:
+    raise InvalidBpmn([BpmnProblem(message, line=line)], filename=filename)
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
+    """Parse the upload into an lxml tree without ever loading a DTD or expanding an entity."""
+    if len(data) > max_bytes:
+        _reject(f"file is larger than {max_bytes} bytes", filename)
+    # Rejected before any XML parser runs: a DTD is the vehicle of XXE, billion laughs and external fetches.
+    dtd = _DTD_MARKUP.search(data)
+    if dtd:
+        _reject("DOCTYPE and entities are not allowed", filename, _line_of(data, dtd.start()))
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _reject(f"file is not UTF-8 encoded (invalid byte {data[exc.start]:#04x})", filename,
+                _line_of(data, exc.start))
+    declared = _DECLARED_ENCODING.match(data)
+    encoding = declared.group(1).decode() if declared else "utf-8"
+    if encoding.lower() not in ("utf-8", "utf8"):
+        _reject(f"file declares encoding {encoding}; only UTF-8 is accepted", filename, 1)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                             huge_tree=False, encoding="utf-8")
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        _reject(f"malformed XML: {exc.msg or exc}", filename, exc.lineno)
+    docinfo = root.getroottree().docinfo
+    # Second line of defence should the byte scan above ever be loosened.
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        _reject("DOCTYPE and entities are not allowed", filename, 1)
+    if root.tag != _bpmn("definitions"):
+        _reject("the root element must be bpmn:definitions", filename, root.sourceline)
+    return root
+
+
+def _at(element: etree._Element, message: str, *, line: int | None = None, severity: str = "error") -> BpmnProblem:
+    return BpmnProblem(message, element_id=element.get("id"), line=line or element.sourceline, severity=severity)
+
+
+def _short_names(message: str) -> str:
+    return message.replace(f"{{{BPMN_NS}}}", "bpmn:").replace(f"{{{SPIFF_NS}}}", "spiffworkflow:")
+
+
+def _check_schema(root: etree._Element, problems: list[BpmnProblem]) -> bool:
+    """Validate against the BPMN and SpiffWorkflow XSDs, adding one problem per schema error."""
+    with _SCHEMA_LOCK:
+        _SCHEMA.preprocess(root)
+        if _SCHEMA.validator.validate(root):
+            return True
+        entries = list(_SCHEMA.validator.error_log)
+    by_line: dict[int, etree._Element] = {}
+    for element in root.iter(etree.Element):
+        by_line.setdefault(element.sourceline, element)
+    for entry in entries:
+        # Schema errors carry only a line; name the nearest enclosing element that has an id.
+        element = by_line.get(entry.line)
+        while element is not None and element.get("id") is None:
+            element = element.getparent()
+        element_id = element.get("id") if element is not None else None
+        problems.append(BpmnProblem(_short_names(entry.message), element_id=element_id, line=entry.line or None))
+    return False
+
+
+def _build_specs(root: etree._Element, process_id: str, filename: str,
+                 problems: list[BpmnProblem]) -> tuple[BpmnProcessSpec, dict] | None:
+    """Run SpiffWorkflow's parser on the already safely parsed tree, turning its exceptions into problems."""
+    parser = SpiffBpmnParser()  # schema validation already ran in _check_schema
+    try:
+        parser.add_bpmn_xml(root, filename=filename)
+        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+    except ValidationException as exc:
+        element_id = exc.id or None
+        line = exc.line_number if isinstance(exc.line_number, int) and exc.line_number else None
+        message = str(exc.args[0]) if exc.args else "invalid diagram"
+    except Exception as exc:  # SpiffWorkflow lets KeyError, AttributeError etc. escape on malformed extensions
+        element_id, line, message = None, None, f"{type(exc).__name__}: {exc}"
+    if element_id and line is None:
+        element = next(iter(root.xpath("//*[@id=$id]", id=element_id)), None)
+        line = element.sourceline if element is not None else None
+    # Our lint already explains problems on this element more precisely.
+    if element_id is None or not any(p.element_id == element_id and p.severity == "error" for p in problems):
+        problems.append(BpmnProblem(message, element_id=element_id, line=line))
+    return None
+
+
+def _lint_process(process: etree._Element, *, handlers: Mapping[str, Any], forms: Collection[str],
+                  problems: list[BpmnProblem]) -> set[str]:
+    """Check one executable process; return the form files its user tasks reference."""
+    referenced = _check_user_tasks(process, forms, problems)
+    for task in process.iterfind(".//bpmn:serviceTask", NSMAP):
+        _check_service_task(task, handlers, problems)
+    _check_scripts(process, problems)
+    for condition in process.iterfind(".//bpmn:sequenceFlow/bpmn:conditionExpression", NSMAP):
+        text = (condition.text or "").strip()
+        # An empty condition is SpiffWorkflow's to judge: it is only an error on a non-default gateway flow.
+        error = _syntax_error(text, "eval") if text else None
+        if error:
+            problems.append(_at(condition.getparent(), f"condition has a syntax error: {error.msg}",
+                                line=condition.sourceline))
+    for definition in process.iterfind(".//bpmn:timerEventDefinition", NSMAP):
+        _check_timer(definition, problems)
+    _check_reachable(process, problems)
+    return referenced
+
+
+def _check_user_tasks(process: etree._Element, forms: Collection[str], problems: list[BpmnProblem]) -> set[str]:
+    """Check lanes, forms and our extension properties of every user task."""
+    for lane in process.iterfind(".//bpmn:lane", NSMAP):
+        if not (lane.get("name") or "").strip():
+            problems.append(_at(lane, f"lane {lane.get('id')} has no name (lane names map to groups)"))
+    in_lane = {ref.text.strip() for ref in process.iterfind(".//bpmn:flowNodeRef", NSMAP) if ref.text}
+    referenced: set[str] = set()
+    for task in process.iterfind(".//bpmn:userTask", NSMAP):
+        task_id = task.get("id")
+        # SpiffWorkflow gives tasks inside a subprocess the subprocess's lane.
+        if not any(node.get("id") in in_lane for node in (task, *task.iterancestors())):
+            problems.append(_at(task, f"user task {task_id} has no lane"))
+        properties = _properties(task, problems)
+        if not properties.get("formJsonSchemaFilename"):
+            problems.append(_at(task, f"user task {task_id} has no form (property formJsonSchemaFilename)"))
+        for name in FORM_PROPERTIES:
+            form = properties.get(name)
+            if form:
+                referenced.add(form)
+                if form not in forms:
+                    problems.append(_at(task, f"form {form} does not exist"))
+        _check_task_properties(task, properties, problems)
+    return referenced
+
+
+def _properties(task: etree._Element, problems: list[BpmnProblem]) -> dict[str, str]:
+    properties = {}
+    for prop in task.iterfind("bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property", NSMAP):
+        name, value = prop.get("name"), prop.get("value")
+        if name is None or value is None:
+            problems.append(_at(task, "spiffworkflow:property needs both name and value", line=prop.sourceline))
+        else:
+            properties[name] = value
+    return properties
+
+
+def _check_task_properties(task: etree._Element, properties: dict[str, str], problems: list[BpmnProblem]) -> None:
+    due_in = properties.get("dueIn")
+    if due_in is not None:
+        try:
+            parse_duration(due_in)
+        except ValueError:
+            problems.append(_at(task, f"dueIn {due_in!r} is not an ISO 8601 duration such as P3D, PT4H or P1DT2H"))
+    meaning = properties.get("signatureMeaning")
+    if meaning is not None and meaning not in SIGNATURE_MEANINGS:
+        problems.append(_at(task, f"signatureMeaning {meaning!r} must be one of {', '.join(SIGNATURE_MEANINGS)}"))
+    evidence = properties.get("evidence")
+    if evidence is not None and not all(_IDENTIFIER.fullmatch(kind.strip()) for kind in evidence.split(",")):
+        problems.append(_at(task, f"evidence {evidence!r} must be a comma-separated list of document kind identifiers"))
+
+
+def _check_service_task(task: etree._Element, handlers: Mapping[str, Any], problems: list[BpmnProblem]) -> None:
+    """Check that a service task names a registered handler and passes parameters its schema accepts."""
+    operator = task.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NSMAP)
+    handler_id = operator.get("id") if operator is not None else None
+    if not handler_id:
+        problems.append(_at(task, f"service task {task.get('id')} names no handler "
+                                  "(spiffworkflow:serviceTaskOperator id)"))
+        return
+    handler = handlers.get(handler_id)
+    if handler is None:
+        problems.append(_at(task, f"unknown handler {handler_id}", line=operator.sourceline))
+        return
+    given: dict[str, tuple[str, etree._Element]] = {}
+    for param in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NSMAP):
+        if param.get("id") is None or param.get("value") is None:
+            problems.append(_at(task, "spiffworkflow:parameter needs both id and value", line=param.sourceline))
+        else:
+            given[param.get("id")] = (param.get("value"), param)
+    load_fields = handler.schema().load_fields
+    names = {schema_field.data_key or name: name for name, schema_field in load_fields.items()}
+    for key, name in names.items():
+        if load_fields[name].required and key not in given:
+            problems.append(_at(task, f"handler {handler_id} requires parameter {key}", line=operator.sourceline))
+    for key, (value, param) in given.items():
+        if key not in names:
+            problems.append(_at(task, f"unknown parameter {key} for handler {handler_id}", line=param.sourceline))
+            continue
+        message = _parameter_error(handler.schema, names[key], key, value)
+        if message:
+            problems.append(_at(task, f"parameter {key}: {message}", line=param.sourceline))
+
+
+def _parameter_error(schema: Any, name: str, key: str, value: str) -> str | None:
+    """Validate a literal parameter against its schema field; only syntax-check an expression over data."""
+    error = _syntax_error(value.strip(), "eval")
+    if error:
+        return f"invalid expression: {error.msg}"
+    try:
+        literal = ast.literal_eval(value.strip())
+    except _NOT_A_LITERAL:
+        return None  # an expression over process data, evaluated when the task runs
+    try:
+        schema(only=(name,)).load({key: literal}, partial=True)
+    except ValidationError as exc:
+        return "; ".join(_messages(exc.messages))
+    return None
+
+
+def _messages(messages: Any) -> Iterator[str]:
+    if isinstance(messages, dict):
+        for nested in messages.values():
+            yield from _messages(nested)
+    elif isinstance(messages, list):
+        for nested in messages:
+            yield from _messages(nested)
+    else:
+        yield str(messages)
+
+
+def _syntax_error(source: str, mode: str) -> SyntaxError | None:
+    """Return why source is not valid Python, or None; nothing is executed."""
+    try:
+        ast.parse(source, mode=mode)
+    except SyntaxError as exc:
+        return exc
+    except (MemoryError, RecursionError):
+        # CPython's parser gives up on pathologically nested code instead of raising SyntaxError.
+        return SyntaxError("code is nested too deeply")
+    return None
+
+
+def _check_scripts(process: etree._Element, problems: list[BpmnProblem]) -> None:
+    for task in process.iterfind(".//bpmn:scriptTask", NSMAP):
+        script = task.find("bpmn:script", NSMAP)
+        if script is None or not (script.text or "").strip():
+            problems.append(_at(task, f"script task {task.get('id')} has no script"))
+            continue
+        _check_script(task, script, "script", problems)
+    for script in process.xpath(".//spiffworkflow:preScript | .//spiffworkflow:postScript", namespaces=NSMAP):
+        if (script.text or "").strip():
+            _check_script(script.getparent().getparent(), script, etree.QName(script).localname, problems)
+
+
+def _check_script(owner: etree._Element, script: etree._Element, label: str, problems: list[BpmnProblem]) -> None:
+    error = _syntax_error(script.text, "exec")
+    if error:
+        line = error.lineno or 1
+        # The script text starts on its element's line, so its line N is N - 1 lines further down the file.
+        problems.append(_at(owner, f"{label} has a syntax error on its line {line}: {error.msg}",
+                            line=script.sourceline + line - 1))
+
+
+def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> None:
+    """Check that a timer expression is a string literal SpiffWorkflow can parse; warn when it depends on data."""
+    event = definition.getparent()
+    expression = next((e for kind in _TIMER_KINDS if (e := definition.find(f"bpmn:{kind}", NSMAP)) is not None), None)
+    if expression is None:
+        problems.append(_at(event, f"timer {event.get('id')} has no timeDate, timeDuration or timeCycle"))
+        return
+    kind = etree.QName(expression).localname
+    text = (expression.text or "").strip()
+    example = f"a string literal such as {_TIMER_EXAMPLES[kind]}"
+    if not text:
+        problems.append(_at(event, f"{kind} is empty; expected {example}", line=expression.sourceline))
+        return
+    error = _syntax_error(text, "eval")
+    if error:
+        problems.append(_at(event, f"{kind} has a syntax error: {error.msg}", line=expression.sourceline))
+        return
+    try:
+        value = ast.literal_eval(text)
+    except _NOT_A_LITERAL:
+        problems.append(_at(event, f"{kind} {text} depends on process data and is checked only when the timer starts",
+                            line=expression.sourceline, severity="warning"))
+        return
+    if not isinstance(value, str) or not _timer_value_valid(kind, value):
+        problems.append(_at(event, f"{kind} {text} is not valid; expected {example}", line=expression.sourceline))
+
+
+def _timer_value_valid(kind: str, value: str) -> bool:
+    """Tell whether SpiffWorkflow's timer parsers accept value the way they will when the timer starts."""
+    try:
+        if kind == "timeDuration":
+            # SpiffWorkflow alone also accepts designator-less text such as "5M".
+            parse_duration(value)
+            TimerEventDefinition.parse_iso_duration(value)
+        elif kind == "timeDate":
+            # A timeDate is compared with a datetime at runtime, so a duration here would fail then.
+            return isinstance(TimerEventDefinition.parse_time_or_duration(value), datetime.datetime)
+        else:
+            TimerEventDefinition.parse_iso_recurring_interval(value)
+    except Exception:  # SpiffWorkflow's timer parsers raise bare Exception, ValueError, AttributeError or TypeError
+        return False
+    return True
+
+
+def _check_reachable(container: etree._Element, problems: list[BpmnProblem]) -> None:
+    """Report flow nodes that no start event reaches through sequence flows, recursing into subprocesses."""
+    nodes = {node.get("id"): node for node in container if node.tag in _FLOW_NODES and node.get("id")}
+    edges: dict[str, list[str]] = {}
+    for flow in container.iterfind("bpmn:sequenceFlow", NSMAP):
+        edges.setdefault(flow.get("sourceRef"), []).append(flow.get("targetRef"))
+    for node_id, node in nodes.items():
+        if node.tag == _bpmn("boundaryEvent"):
+            edges.setdefault(node.get("attachedToRef"), []).append(node_id)
+    ad_hoc = container.tag == _bpmn("adHocSubProcess")  # its activities need no incoming flow
+    pending = [node_id for node_id, node in nodes.items()
+               if ad_hoc or node.tag == _bpmn("startEvent") or node.get("triggeredByEvent") == "true"]
+    reached = set(pending)
+    while pending:
+        for target in edges.get(pending.pop(), ()):
+            if target not in reached:
+                reached.add(target)
+                pending.append(target)
+    for node_id, node in nodes.items():
+        if node_id not in reached:
+            problems.append(_at(node, f"element {node_id} is unreachable"))
+        if node.tag in _CONTAINERS:
+            _check_reachable(node, problems)

@@ -1,0 +1,106 @@
+"""Domain exceptions raised by services, the engine and handlers; app/errors.py maps them to HTTP."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+class QualiflowError(Exception):
+    """Base class: a user-facing message and the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
+        self.message = message or (self.__class__.__doc__ or self.__class__.__name__)
+
+    def as_dict(self) -> dict:
+        return {"error": self.__class__.__name__, "message": self.message}
+
+
+class NotFound(QualiflowError):
+    """The requested record does not exist."""
+
+    status = 404
+
+
+class PermissionDenied(QualiflowError):
+    """You are not allowed to do this."""
+
+    status = 403
+
+
+class Conflict(QualiflowError):
+    """The record changed meanwhile; reload and try again."""
+
+    status = 409
+
+
+class TaskAlreadyCompleted(Conflict):
+    """This task is already completed."""
+
+
+class TaskNotClaimable(Conflict):
+    """This task is claimed by someone else or is not waiting for a user."""
+
+
+class SignatureRejected(QualiflowError):
+    """The signature was rejected: the password is wrong or the account is locked."""
+
+    status = 401
+
+
+class FormInvalid(QualiflowError):
+    """The form has errors."""
+
+    status = 422
+
+    def __init__(self, errors: dict[str, list[str]], message: str = "") -> None:
+        super().__init__(message or "The form has errors; nothing was saved.")
+        self.errors = errors
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "errors": self.errors}
+
+
+@dataclass(frozen=True)
+class BpmnProblem:
+    """One finding of BPMN validation, located by element id and source line when known."""
+
+    message: str
+    element_id: str | None = None
+    line: int | None = None
+    severity: str = "error"  # "error" blocks a deploy, "warning" does not
+
+    def __str__(self) -> str:
+        where = ", ".join(p for p in (self.element_id and f"element {self.element_id}",
+                                      self.line and f"line {self.line}") if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class InvalidBpmn(QualiflowError):
+    """The BPMN diagram is invalid."""
+
+    def __init__(self, problems: list[BpmnProblem], filename: str | None = None) -> None:
+        self.problems = problems
+        self.filename = filename
+        summary = "; ".join(str(p) for p in problems if p.severity == "error") or "invalid diagram"
+        super().__init__(f"{filename + ': ' if filename else ''}{summary}")
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "problems": [asdict(p) for p in self.problems]}
+
+
+class ScriptRejected(QualiflowError):
+    """A script or expression uses something the sandbox forbids, or ran too long."""
+
+
+class HandlerFailed(QualiflowError):
+    """A service-task handler failed; the instance waits at that task as an incident."""
+
+    status = 500
+
+
+class InstanceStuck(QualiflowError):
+    """The engine lost sight of an unfinished task; the instance is held as an incident."""
+
+    status = 500

@@ -1,0 +1,89 @@
+"""Running procedures: the instance with its serialized engine state, its task table and incidents."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.processes import ProcessVersion
+from app.models.types import UTCDateTime, utcnow
+from app.models.users import User
+
+INSTANCE_STATES = ("running", "completed", "incident", "cancelled")
+TASK_STATES = ("ready", "waiting", "completed", "cancelled", "error")
+
+
+class ProcessInstance(db.Model):
+    __tablename__ = "process_instances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"), index=True)
+    title: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    state_json: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict] = mapped_column(JSON, default=dict)  # latest business data, for pages and reports
+    # Incremented on every save; a stale writer's UPDATE matches no row and becomes a 409.
+    lock_version: Mapped[int] = mapped_column(default=1)
+    next_timer_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[ProcessVersion] = relationship(lazy="joined")
+    started_by: Mapped[User | None] = relationship()
+    tasks: Mapped[list[Task]] = relationship(back_populates="instance", order_by="Task.id")
+
+    __mapper_args__ = {"version_id_col": lock_version}
+
+
+class Task(db.Model):
+    """One engine task as the inbox, dashboards and auditors see it; history stays here after pruning."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "spiff_id"),
+        Index("ix_tasks_state_group", "state", "group_name"),
+        Index("ix_tasks_state_assignee", "state", "assignee_id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    spiff_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(120))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    kind: Mapped[str] = mapped_column(String(40))  # user, service, script, manual
+    state: Mapped[str] = mapped_column(String(20))
+    lane: Mapped[str | None] = mapped_column(String(120))
+    group_name: Mapped[str | None] = mapped_column(String(80))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    form: Mapped[str | None] = mapped_column(String(200))
+    ui_form: Mapped[str | None] = mapped_column(String(200))
+    signature_meaning: Mapped[str | None] = mapped_column(String(40))
+    evidence: Mapped[str | None] = mapped_column(String(200))
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    data: Mapped[dict | None] = mapped_column(JSON)  # what the user submitted
+    data_hash: Mapped[str | None] = mapped_column(String(64))
+    instance: Mapped[ProcessInstance] = relationship(back_populates="tasks")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id])
+    completed_by: Mapped[User | None] = relationship(foreign_keys=[completed_by_id])
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.state == "ready" and self.due_at is not None and self.due_at < now
+
+
+class Incident(db.Model):
+    """A handler or engine failure that stops an instance at a task until an admin retries it."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    element_id: Mapped[str | None] = mapped_column(String(120))
+    message: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str] = mapped_column(Text, default="")
+    retry_count: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    instance: Mapped[ProcessInstance] = relationship()

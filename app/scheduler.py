@@ -1,0 +1,45 @@
+"""APScheduler jobs for timers and the outbox: in the web process by default, or `flask scheduler run`."""
+from __future__ import annotations
+
+import logging
+import time
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+def _job(app: Flask, name: str) -> None:
+    from app.services import notifications, timers
+
+    with app.app_context():
+        try:
+            if name == "timers":
+                timers.fire_due_timers()
+            else:
+                notifications.send_due()
+        except Exception:  # a failing tick must not kill the scheduler; the next tick retries
+            log.exception("scheduled %s job failed", name)
+
+
+def start_scheduler(app: Flask) -> BackgroundScheduler:
+    """Start the background jobs; correctness comes from row locks, so several schedulers are safe."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    seconds = app.config["SCHEDULER_TIMER_SECONDS"]
+    scheduler.add_job(_job, "interval", seconds=seconds, args=[app, "timers"], id="timers",
+                      max_instances=1, coalesce=True)
+    scheduler.add_job(_job, "interval", seconds=seconds * 2, args=[app, "outbox"], id="outbox",
+                      max_instances=1, coalesce=True)
+    scheduler.start()
+    app.extensions["qualiflow_scheduler"] = scheduler
+    return scheduler
+
+
+def run_forever(app: Flask) -> None:
+    scheduler = start_scheduler(app)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        scheduler.shutdown()

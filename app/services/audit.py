@@ -1,0 +1,88 @@
+"""The audit trail: append hash-chained events in the caller's transaction, and verify the chain."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import AuditEvent, AuditHead, User
+from app.models.types import utcnow
+
+GENESIS = "0" * 64
+
+
+def _canonical(event: AuditEvent) -> str:
+    """Serialize the fields a hash covers; any edit to them breaks the chain."""
+    return json.dumps({
+        "id": event.id, "at": event.at.isoformat(), "actor_id": event.actor_id, "actor_name": event.actor_name,
+        "action": event.action, "object_type": event.object_type, "object_id": event.object_id,
+        "instance_id": event.instance_id, "old": event.old, "new": event.new, "reason": event.reason,
+    }, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _digest(prev_hash: str, event: AuditEvent) -> str:
+    return hashlib.sha256((prev_hash + _canonical(event)).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    return None if value is None else json.loads(json.dumps(value, default=str))
+
+
+def record(actor: User | None, action: str, object_type: str = "", object_id: Any = "", *,
+           instance_id: int | None = None, old: Any = None, new: Any = None, reason: str = "",
+           at: datetime | None = None, actor_name: str | None = None) -> AuditEvent:
+    """Append one event to the chain in the current transaction (the caller commits)."""
+    session = db.session
+    # Updating the head row first takes the write lock, so concurrent appends chain one after another.
+    head_id = session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id + 1)
+                              .returning(AuditHead.last_id)).scalar_one_or_none()
+    if head_id is None:
+        session.add(AuditHead(id=1, last_id=1, last_hash=GENESIS))
+        session.flush()
+        head_id = 1
+    head = session.get(AuditHead, 1, populate_existing=True)
+    event = AuditEvent(
+        id=head_id, at=at or utcnow(), actor_id=actor.id if actor else None,
+        actor_name=actor_name if actor_name is not None else (actor.full_name if actor else "system"),
+        action=action, object_type=object_type, object_id=str(object_id), instance_id=instance_id,
+        old=_plain(old), new=_plain(new), reason=reason, prev_hash=head.last_hash)
+    event.hash = _digest(head.last_hash, event)
+    head.last_hash = event.hash
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass
+class ChainReport:
+    ok: bool
+    checked: int
+    broken_id: int | None = None
+    problem: str = ""
+
+
+def verify(batch: int = 5000) -> ChainReport:
+    """Recompute the chain from the first event; report the first row that was edited, inserted or removed."""
+    prev_hash, expected_id, checked, last_id = GENESIS, 1, 0, 0
+    while True:
+        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_id)
+                                  .order_by(AuditEvent.id).limit(batch)).all()
+        if not rows:
+            break
+        for event in rows:
+            if event.id != expected_id:
+                return ChainReport(False, checked, expected_id, f"row {expected_id} is missing")
+            if event.prev_hash != prev_hash:
+                return ChainReport(False, checked, event.id, "previous hash does not match the row before")
+            if _digest(prev_hash, event) != event.hash:
+                return ChainReport(False, checked, event.id, "row content does not match its hash")
+            prev_hash, expected_id, checked, last_id = event.hash, event.id + 1, checked + 1, event.id
+    head = db.session.get(AuditHead, 1)
+    if head is not None and (head.last_id != last_id or head.last_hash != prev_hash):
+        return ChainReport(False, checked, last_id + 1, "rows after the last one were removed")
+    return ChainReport(True, checked)

@@ -1,0 +1,52 @@
+"""Demo users, groups and procedures so a fresh install has something to click (idempotent)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ProcessInstance
+from app.services import processes
+from app.services.instances import start_instance
+from app.services.users import ensure_group, ensure_user, get_by_username
+
+DEMO_PASSWORD = "qualiflow-demo"
+
+GROUPS = [
+    ("qa", "Quality assurance", "质量保证"),
+    ("production", "Production", "生产"),
+    ("qa_management", "Head of QA", "质量负责人"),
+    ("regulatory", "Regulatory affairs", "法规事务"),
+]
+
+USERS = [
+    # username, printed name, roles, groups, language
+    ("admin", "Ada Admin", ["admin"], ["qa", "production", "qa_management", "regulatory"], "en"),
+    ("owner", "Oliver Owner", ["process_owner", "staff"], ["qa"], "en"),
+    ("qa", "Li Na", ["staff"], ["qa"], "zh-CN"),
+    ("prod", "Wang Wei", ["staff"], ["production"], "zh-CN"),
+    ("head", "Helen Head", ["staff"], ["qa_management", "qa"], "en"),
+    ("releaser", "Rita Releaser", ["qa_releaser", "staff"], ["qa_management", "qa"], "en"),
+    ("auditor", "Arthur Auditor", ["auditor"], [], "en"),
+]
+
+
+def load_demo(processes_dir: Path) -> str:
+    """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
+    for name, label, label_zh in GROUPS:
+        ensure_group(name, label, label_zh)
+    created = 0
+    for username, full_name, roles, groups, language in USERS:
+        _, new = ensure_user(username, full_name=full_name, password=DEMO_PASSWORD,
+                             email=f"{username}@qualiflow.example", roles=roles, groups=groups, language=language)
+        created += new
+    db.session.commit()
+    deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load") if r.created]
+    started = 0
+    if not db.session.scalar(select(func.count(ProcessInstance.id))):
+        qa = get_by_username("qa")
+        start_instance("capa", qa, title="CAPA: burr on catheter hub (demo)")
+        started = 1
+    return (f"demo: {created} user(s) created, {len(deployed)} process version(s) deployed, "
+            f"{started} instance(s) started")

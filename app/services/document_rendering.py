@@ -1,0 +1,79 @@
+"""Render the .docx templates of templates/ into stage-gate evidence documents with docxtpl,
+in a sandboxed, autoescaping Jinja environment so task data stays literal text."""
+from __future__ import annotations
+
+import hashlib
+from datetime import date, datetime
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+from docxtpl import DocxTemplate
+from jinja2 import ChainableUndefined, Undefined, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import SandboxedEnvironment
+
+from app.exceptions import NotFound
+
+FALLBACK_LANGUAGE = "en"
+
+_YES_NO = {"en": ("Yes", "No"), "zh-CN": ("是", "否")}
+
+
+def template_path(templates_dir: Path, name: str, lang: str) -> Path:
+    """Return the template file for name in lang, falling back to English."""
+    for segment in (name, lang):
+        # Names come from BPMN diagrams that process owners edit: never let one leave templates_dir.
+        if not segment or "/" in segment or "\\" in segment or ".." in segment:
+            raise ValueError(f"Invalid document template name or language: {segment!r}")
+    for candidate_lang in dict.fromkeys((lang, FALLBACK_LANGUAGE)):
+        path = templates_dir / f"{name}.{candidate_lang}.docx"
+        if path.is_file():
+            return path
+    raise NotFound(f"No document template {name!r}: neither {name}.{lang}.docx nor {name}.en.docx exists.")
+
+
+def template_version(path: Path) -> str:
+    """Return the SHA-256 hex digest of the template file, recorded with each rendered document."""
+    with path.open("rb") as template_file:
+        return hashlib.file_digest(template_file, "sha256").hexdigest()
+
+
+def render_docx(path: Path, context: dict[str, Any]) -> bytes:
+    """Render the docx template at path with context and return the document bytes."""
+    template = DocxTemplate(path)
+    template.render(context, jinja_env=_jinja_environment())
+    output = BytesIO()
+    template.save(output)
+    return output.getvalue()
+
+
+def _jinja_environment() -> SandboxedEnvironment:
+    """Build the environment per render because docxtpl may set attributes on the one it gets."""
+    # Autoescape turns "<", "&" in task data into XML entities, so data cannot break the document XML;
+    # ChainableUndefined renders a missing field (even capa.missing.deeper) as "" instead of failing.
+    environment = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
+    environment.filters["date"] = _format_date
+    environment.filters["yesno"] = _yes_no
+    return environment
+
+
+def _format_date(value: object) -> str:
+    """Format a date, datetime or ISO string as YYYY-MM-DD; show other text unchanged."""
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if value is None or isinstance(value, Undefined) or value == "":
+        return ""
+    try:
+        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d")
+    except ValueError:
+        return str(value)
+
+
+@pass_context
+def _yes_no(context: Context, value: object) -> str:
+    """Return Yes/No (是/否 when lang is zh-CN) for a boolean; empty when it is missing."""
+    if value is None or isinstance(value, Undefined):
+        return ""
+    yes, no = _YES_NO.get(context.get("lang"), _YES_NO[FALLBACK_LANGUAGE])
+    return yes if value else no

@@ -1,0 +1,35 @@
+"""Bind the engine to the service layer: the clock, settings and the handler dispatch (in a savepoint)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from marshmallow import ValidationError
+
+from app.engine import EngineContext, HandlerCall
+from app.extensions import db
+from handlers import REGISTRY, HandlerContext, HandlerError
+
+
+def call_handler(call: HandlerCall, now: datetime) -> Any:
+    """Validate parameters and run one handler; its writes roll back alone if it fails."""
+    handler = REGISTRY.get(call.operator)
+    if handler is None:
+        raise HandlerError(f"no handler registered as {call.operator!r}")
+    try:
+        params = handler.schema().load(call.params)
+    except ValidationError as err:
+        raise HandlerError(f"invalid parameters for {call.operator}: {err.messages}") from err
+    ctx = HandlerContext(
+        session=db.session, instance=call.instance, element_id=call.element_id, spiff_id=call.spiff_id,
+        data=call.data, now=now, templates_dir=current_app.config["DOCX_TEMPLATES_DIR"],
+        base_url=current_app.config["BASE_URL"])
+    with db.session.begin_nested():
+        return handler.function(ctx, params)
+
+
+def engine_context(now: datetime) -> EngineContext:
+    """Return the engine inputs for one use case running at `now`."""
+    return EngineContext(now=now, call_handler=lambda call: call_handler(call, now),
+                         script_time_limit=current_app.config["SCRIPT_TIME_LIMIT"])

@@ -1,0 +1,145 @@
+"""Procedure instances: start, read (with evidence and history), retry after an incident, cancel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app import engine
+from app.exceptions import NotFound, PermissionDenied
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    Document,
+    Incident,
+    ProcessInstance,
+    Signature,
+    Task,
+    User,
+)
+from app.models.types import utcnow
+from app.services import audit, processes
+from app.services.execution import engine_context
+
+WORKER_ROLES = ("admin", "process_owner", "staff", "qa_releaser")
+
+
+def require_worker(actor: User) -> None:
+    """Refuse read-only accounts (auditors) anything that changes records."""
+    if not actor.has_role(*WORKER_ROLES):
+        raise PermissionDenied("Your account is read-only.")
+
+
+def record_outcome(actor: User | None, instance: ProcessInstance, outcome: engine.StepOutcome, now: datetime) -> None:
+    """Audit what an engine run did beyond the user's own action."""
+    for row in outcome.automated:
+        audit.record(actor, "task.automated", "task", row.spiff_id, instance_id=instance.id, at=now,
+                     new={"element": row.element_id, "result": row.data})
+    for row in outcome.created:
+        audit.record(actor, "task.created", "task", row.spiff_id, instance_id=instance.id, at=now,
+                     new={"element": row.element_id, "group": row.group_name,
+                          "due_at": row.due_at.isoformat() if row.due_at else None})
+    for row in outcome.cancelled:
+        audit.record(actor, "task.cancelled", "task", row.spiff_id, instance_id=instance.id, at=now,
+                     new={"element": row.element_id})
+    if outcome.incident is not None:
+        audit.record(actor, "incident.raised", "instance", instance.id, instance_id=instance.id, at=now,
+                     new={"element": outcome.incident.element_id, "message": outcome.incident.message})
+    if outcome.completed:
+        audit.record(actor, "instance.completed", "instance", instance.id, instance_id=instance.id, at=now)
+
+
+def start_instance(process_key: str, actor: User, data: dict | None = None, *, title: str = "",
+                   language: str | None = None, now: datetime | None = None) -> ProcessInstance:
+    """Start the latest version of a process as actor and run it to its first wait."""
+    require_worker(actor)
+    now = now or utcnow()
+    version = processes.get_version(process_key)
+    instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
+                               started_at=now, language=language or actor.language, status="running")
+    db.session.add(instance)
+    db.session.flush()
+    try:
+        outcome = engine.start(instance, dict(data or {}), engine_context(now))
+        audit.record(actor, "instance.started", "instance", instance.id, instance_id=instance.id, at=now,
+                     new={"process": process_key, "version": version.version, "title": instance.title})
+        record_outcome(actor, instance, outcome, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return instance
+
+
+def get_instance(instance_id: int) -> ProcessInstance:
+    instance = db.session.get(ProcessInstance, instance_id)
+    if instance is None:
+        raise NotFound(f"No instance {instance_id}.")
+    return instance
+
+
+@dataclass
+class InstanceRecord:
+    """Everything the instance page and the API show: tasks, evidence, incidents and the audit history."""
+
+    instance: ProcessInstance
+    tasks: list[Task]
+    documents: list[Document]
+    signatures: list[Signature]
+    incidents: list[Incident]
+    audit: list[AuditEvent]
+
+
+def instance_record(instance_id: int) -> InstanceRecord:
+    instance = get_instance(instance_id)
+
+    def rows(model, order):
+        return list(db.session.scalars(select(model).where(model.instance_id == instance_id).order_by(order)))
+
+    return InstanceRecord(
+        instance=instance, tasks=rows(Task, Task.id), documents=rows(Document, Document.id),
+        signatures=rows(Signature, Signature.id), incidents=rows(Incident, Incident.id),
+        audit=rows(AuditEvent, AuditEvent.id))
+
+
+def list_instances(*, status: str | None = None, process_key: str | None = None, page: int = 1,
+                   per_page: int = 20):
+    """Return a page of instances, newest first."""
+    query = select(ProcessInstance).order_by(ProcessInstance.id.desc())
+    if status:
+        query = query.where(ProcessInstance.status == status)
+    if process_key:
+        from app.models import ProcessDefinition, ProcessVersion
+        query = query.join(ProcessVersion).join(ProcessDefinition).where(ProcessDefinition.key == process_key)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def retry_instance(instance_id: int, actor: User, now: datetime | None = None) -> ProcessInstance:
+    """Retry the failed task of an instance with an incident (admins only)."""
+    if not actor.has_role("admin"):
+        raise PermissionDenied("Only administrators can retry incidents.")
+    now = now or utcnow()
+    instance = get_instance(instance_id)
+    try:
+        outcome = engine.retry(instance, engine_context(now))
+        audit.record(actor, "incident.retried", "instance", instance.id, instance_id=instance.id, at=now)
+        record_outcome(actor, instance, outcome, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return instance
+
+
+def get_document(document_id: int) -> Document:
+    document = db.session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"No document {document_id}.")
+    return document
+
+
+def list_incidents(page: int = 1, per_page: int = 20):
+    """Return a page of unresolved incidents, oldest first."""
+    query = select(Incident).where(Incident.resolved_at.is_(None)).order_by(Incident.id)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)

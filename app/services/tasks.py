@@ -1,0 +1,158 @@
+"""The inbox: list my tasks, claim, release and complete them (with form validation and signatures)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm.exc import StaleDataError
+
+from app import engine
+from app.exceptions import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    SignatureRejected,
+    TaskAlreadyCompleted,
+    TaskNotClaimable,
+)
+from app.extensions import db
+from app.models import ProcessDefinition, ProcessInstance, ProcessVersion, Task, User
+from app.models.types import utcnow
+from app.services import audit, forms, signatures
+from app.services.execution import engine_context
+from app.services.instances import record_outcome, require_worker
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    scope: str = "all"  # all (mine + my groups), mine, unassigned
+    process_key: str | None = None
+    overdue: bool = False
+    search: str = ""
+
+
+def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 20, now: datetime | None = None):
+    """Return a page of ready tasks assigned to actor or offered to actor's groups, most urgent first."""
+    now = now or utcnow()
+    mine = Task.assignee_id == actor.id
+    offered = Task.group_name.in_(actor.group_names) & Task.assignee_id.is_(None)
+    query = (select(Task).join(ProcessInstance).join(ProcessVersion).join(ProcessDefinition)
+             .where(Task.state == "ready", Task.kind == "user"))
+    query = query.where({"mine": mine, "unassigned": offered}.get(filters.scope, or_(mine, offered)))
+    if filters.process_key:
+        query = query.where(ProcessDefinition.key == filters.process_key)
+    if filters.overdue:
+        query = query.where(Task.due_at < now)
+    if filters.search:
+        pattern = f"%{filters.search}%"
+        query = query.where(or_(Task.name.ilike(pattern), ProcessInstance.title.ilike(pattern)))
+    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def get_task(task_id: int) -> Task:
+    task = db.session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"No task {task_id}.")
+    return task
+
+
+def _locked_task(task_id: int) -> Task:
+    """Load a task and lock its instance row, so concurrent completions of one instance queue up."""
+    task = get_task(task_id)
+    db.session.execute(select(ProcessInstance.id).where(ProcessInstance.id == task.instance_id).with_for_update())
+    db.session.refresh(task)
+    return task
+
+
+def can_work_on(task: Task, actor: User) -> bool:
+    """Tell whether actor may claim or complete the task (group member or admin, never read-only)."""
+    if not actor.has_role("admin", "process_owner", "staff", "qa_releaser"):
+        return False
+    return actor.has_role("admin") or task.group_name in actor.group_names or task.assignee_id == actor.id
+
+
+def _check_workable(task: Task, actor: User) -> None:
+    if task.state == "completed":
+        raise TaskAlreadyCompleted()
+    if task.state != "ready" or task.kind != "user":
+        raise TaskNotClaimable("This task is no longer waiting for a user.")
+    if not can_work_on(task, actor):
+        raise PermissionDenied(f"This task belongs to the group {task.group_name!r}, which you are not in.")
+    if task.assignee_id not in (None, actor.id):
+        raise TaskNotClaimable(f"This task is claimed by {task.assignee.full_name}.")
+
+
+def claim_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
+    """Assign a ready task of one of my groups to me."""
+    require_worker(actor)
+    task = _locked_task(task_id)
+    _check_workable(task, actor)
+    if task.assignee_id != actor.id:
+        task.assignee_id = actor.id
+        audit.record(actor, "task.claimed", "task", task.spiff_id, instance_id=task.instance_id, at=now,
+                     old={"assignee": None}, new={"assignee": actor.username})
+    db.session.commit()
+    return task
+
+
+def release_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
+    """Give a claimed task back to its group (the assignee or an admin)."""
+    task = _locked_task(task_id)
+    if task.state != "ready":
+        raise TaskNotClaimable("Only a waiting task can be released.")
+    if task.assignee_id is None:
+        raise Conflict("This task is not claimed.")
+    if task.assignee_id != actor.id and not actor.has_role("admin"):
+        raise PermissionDenied("Only the assignee or an administrator can release this task.")
+    audit.record(actor, "task.released", "task", task.spiff_id, instance_id=task.instance_id, at=now,
+                 old={"assignee": task.assignee.username}, new={"assignee": None})
+    task.assignee_id = None
+    db.session.commit()
+    return task
+
+
+def task_form(task: Task) -> tuple[dict, dict | None]:
+    """Return the (JSON schema, UI schema) frozen with the task's process version."""
+    version_forms = task.instance.version.forms
+    schema = version_forms.get(task.form) if task.form else {"type": "object", "properties": {}}
+    if schema is None:
+        raise NotFound(f"Form {task.form!r} is missing from process version {task.instance.version.version}.")
+    return schema, version_forms.get(task.ui_form) if task.ui_form else None
+
+
+def complete_task(task_id: int, data: dict, actor: User, *, password: str | None = None,
+                  now: datetime | None = None) -> Task:
+    """Complete a ready task as actor: validate its form, sign it when it is a gate, run the engine on."""
+    now = now or utcnow()
+    require_worker(actor)
+    task = _locked_task(task_id)
+    _check_workable(task, actor)
+    schema, _ = task_form(task)
+    forms.validate(schema, data, lang=task.instance.language)
+    instance = task.instance
+    if task.signature_meaning:
+        try:
+            signatures.authenticate_signer(actor, password, now)
+        except SignatureRejected:
+            db.session.commit()  # keep the failed-attempt count and its audit row, nothing else changed
+            raise
+    old = {key: instance.data.get(key) for key in data}
+    try:
+        task.state, task.completed_at, task.completed_by_id = "completed", now, actor.id
+        task.assignee_id, task.data, task.data_hash = actor.id, data, engine.data_hash(data)
+        outcome = engine.complete(instance, task, data, engine_context(now))
+        audit.record(actor, "task.completed", "task", task.spiff_id, instance_id=instance.id, at=now,
+                     old=old, new={"element": task.element_id, "data": data})
+        if task.signature_meaning:
+            signatures.sign(task, actor, data, now)
+        record_outcome(actor, instance, outcome, now)
+        db.session.commit()
+    except StaleDataError as err:
+        db.session.rollback()
+        raise TaskAlreadyCompleted("Someone completed this step at the same time; nothing was saved.") from err
+    except Exception:
+        db.session.rollback()
+        raise
+    return task

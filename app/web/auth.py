@@ -1,0 +1,77 @@
+"""Sign in and out, with lockout after repeated failures; language choice."""
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from app.extensions import db, login_manager
+from app.models import User
+from app.services import users
+
+bp = Blueprint("auth", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("username", validators=[DataRequired(), Length(max=80)])
+    password = PasswordField("password", validators=[DataRequired(), Length(max=200)])
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    return user if user and user.active else None
+
+
+def _safe_next(target: str | None) -> str:
+    if target and not urlsplit(target).netloc and target.startswith("/"):
+        return target
+    return url_for("inbox.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("inbox.index"))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        config = current_app.config
+        try:
+            user = users.authenticate(form.username.data, form.password.data,
+                                      max_failures=config["LOGIN_MAX_FAILURES"],
+                                      lockout=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]))
+        except users.AccountLocked:
+            error = _("Too many failed attempts: the account is locked. Try again later or ask an administrator.")
+        except users.LoginFailed:
+            error = _("Wrong user name or password.")
+        else:
+            session.clear()
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+    elif request.method == "POST":
+        error = _("Enter your user name and password.")
+    status = 401 if error else 200
+    return render_template("auth/login.html", form=form, error=error), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/language/<code>")
+def language(code: str):
+    if code in ("en", "zh_CN"):
+        session["lang"] = code
+    return redirect(_safe_next(request.args.get("next")))

@@ -1,0 +1,79 @@
+"""Instances: start a procedure, list instances, the instance page with tasks, evidence and audit trail."""
+from __future__ import annotations
+
+import io
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app.exceptions import QualiflowError
+from app.services import instances, processes
+
+bp = Blueprint("instances", __name__, url_prefix="/instances")
+
+STATUSES = ("running", "incident", "completed", "cancelled")
+
+
+@bp.get("/")
+@login_required
+def index():
+    status = request.args.get("status") if request.args.get("status") in STATUSES else None
+    page = instances.list_instances(status=status, process_key=request.args.get("process") or None,
+                                    page=request.args.get("page", 1, type=int),
+                                    per_page=current_app.config["PAGE_SIZE"])
+    return render_template("instances/index.html", page=page, status=status, statuses=STATUSES,
+                           definitions=processes.list_definitions())
+
+
+@bp.route("/start", methods=["GET", "POST"])
+@login_required
+def start():
+    definitions = [d for d in processes.list_definitions() if d.latest]
+    error = None
+    if request.method == "POST":
+        title = request.form.get("title", "").strip()
+        key = request.form.get("process", "")
+        if not title:
+            error = _("Give the instance a title.")
+        elif len(title) > 300:
+            error = _("The title is too long (300 characters at most).")
+        else:
+            try:
+                instance = instances.start_instance(key, current_user, {"title": title}, title=title)
+            except QualiflowError as err:
+                error = err.message
+            else:
+                flash(_("Started. The first task is waiting in the inbox."), "success")
+                first = next((t for t in instance.tasks if t.state == "ready"), None)
+                if first is not None:
+                    return redirect(url_for("inbox.task", task_id=first.id))
+                return redirect(url_for("instances.detail", instance_id=instance.id))
+    status = 400 if error else 200
+    return render_template("instances/start.html", definitions=definitions, error=error,
+                           selected=request.values.get("process")), status
+
+
+@bp.get("/<int:instance_id>")
+@login_required
+def detail(instance_id: int):
+    return render_template("instances/detail.html", record=instances.instance_record(instance_id))
+
+
+@bp.post("/<int:instance_id>/retry")
+@login_required
+def retry(instance_id: int):
+    instance = instances.retry_instance(instance_id, current_user)
+    if instance.status == "incident":
+        flash(_("The retry failed again; see the incident."), "danger")
+    else:
+        flash(_("Retried: the instance runs again."), "success")
+    return redirect(url_for("instances.detail", instance_id=instance_id))
+
+
+@bp.get("/documents/<int:document_id>")
+@login_required
+def document(document_id: int):
+    document = instances.get_document(document_id)
+    return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
+                     mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document")

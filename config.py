@@ -1,0 +1,65 @@
+"""Configuration classes read from environment variables; pick one with QUALIFLOW_CONFIG."""
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-change-me")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'qualiflow.sqlite'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    PROCESSES_DIR = Path(os.environ.get("QUALIFLOW_PROCESSES_DIR", BASE_DIR / "processes"))
+    FORMS_DIR = Path(os.environ.get("QUALIFLOW_FORMS_DIR", BASE_DIR / "forms"))
+    DOCX_TEMPLATES_DIR = Path(os.environ.get("QUALIFLOW_DOCX_TEMPLATES_DIR", BASE_DIR / "templates"))
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    BPMN_MAX_BYTES = int(os.environ.get("QUALIFLOW_BPMN_MAX_BYTES", 2_000_000))
+    PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("QUALIFLOW_SESSION_MINUTES", 30)))
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    LOGIN_MAX_FAILURES = int(os.environ.get("QUALIFLOW_LOGIN_MAX_FAILURES", 5))
+    LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUALIFLOW_LOGIN_LOCKOUT_MINUTES", 15))
+    SCRIPT_TIME_LIMIT = float(os.environ.get("QUALIFLOW_SCRIPT_TIME_LIMIT", 1.0))
+    SCHEDULER_ENABLED = _bool("QUALIFLOW_SCHEDULER", True)
+    SCHEDULER_TIMER_SECONDS = int(os.environ.get("QUALIFLOW_TIMER_SECONDS", 5))
+    SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", 8025))
+    SMTP_SENDER = os.environ.get("SMTP_SENDER", "qualiflow@localhost")
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("QUALIFLOW_OUTBOX_MAX_ATTEMPTS", 8))
+    BASE_URL = os.environ.get("QUALIFLOW_BASE_URL", "http://127.0.0.1:5000")
+    BABEL_DEFAULT_LOCALE = "en"
+    LANGUAGES = ["en", "zh_CN"]
+    PAGE_SIZE = 20
+    API_TITLE = "Qualiflow API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "/docs"
+    OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+    WTF_CSRF_TIME_LIMIT = None
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SCHEDULER_ENABLED = False
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    WTF_CSRF_ENABLED = False
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = _bool("QUALIFLOW_SECURE_COOKIES", True)
+
+
+CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}

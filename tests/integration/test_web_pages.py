@@ -1,0 +1,84 @@
+"""The browser pages through Flask's test client: sign-in, inbox, task forms, signatures, instance page."""
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEvent, Task
+from app.services import demo, instances
+from tests.conftest import login
+
+
+def _ready(instance_id: int, element: str) -> Task:
+    return db.session.scalar(db.select(Task).where(Task.instance_id == instance_id, Task.element_id == element,
+                                                   Task.state == "ready"))
+
+
+@pytest.mark.parametrize("path", ["/", "/instances/", "/processes/", "/instances/start"])
+def test_pages_need_sign_in(client, seeded, path):
+    response = client.get(path)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_wrong_password_is_refused_and_audited(client, seeded):
+    response = login(client, "qa", "nope")
+    assert response.status_code == 401
+    assert "Wrong user name or password" in response.get_data(as_text=True)
+    assert db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "login.failed")) is not None
+
+
+def test_lockout_after_repeated_failures(client, seeded):
+    for _ in range(5):
+        login(client, "qa", "nope")
+    response = login(client, "qa", demo.DEMO_PASSWORD)
+    assert response.status_code == 401
+    assert "locked" in response.get_data(as_text=True)
+
+
+def test_start_capa_fill_invalid_form_then_valid(client, seeded):
+    login(client, "qa")
+    response = client.post("/instances/start", data={"process": "capa", "title": "Burr on hub"})
+    assert response.status_code == 302
+    task_url = response.headers["Location"]
+    page = client.get(task_url).get_data(as_text=True)
+    assert "Problem title" in page or "问题标题" in page
+    response = client.post(task_url + "/complete", data={"title": "", "description": "short"})
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "is-invalid" in body
+    task_id = int(task_url.rsplit("/", 1)[1])
+    assert db.session.get(Task, task_id).state == "ready"
+    response = client.post(task_url + "/complete", data={
+        "title": "Burr on hub", "source": "complaint", "description": "Burr found on the catheter hub",
+        "severity": "major", "reported_on": "2026-11-20"})
+    assert response.status_code == 302
+    assert db.session.get(Task, task_id).state == "completed"
+
+
+def test_inbox_lists_group_tasks_and_claim_release(client, seeded, user):
+    instance = instances.start_instance("capa", user("qa"), title="Inbox check")
+    task = _ready(instance.id, "describe_problem")
+    login(client, "qa")
+    assert "Inbox check" in client.get("/").get_data(as_text=True)
+    client.post(f"/tasks/{task.id}/claim")
+    db.session.refresh(task)
+    assert task.assignee.username == "qa"
+    client.post(f"/tasks/{task.id}/release")
+    db.session.refresh(task)
+    assert task.assignee is None
+
+
+def test_instance_page_shows_signature_and_document(client, seeded, user):
+    from tests.integration.capa_steps import run_capa_to_approval
+    instance = run_capa_to_approval(user)
+    task = _ready(instance.id, "qa_approval")
+    login(client, "head")
+    response = client.post(f"/tasks/{task.id}/complete", data={"decision": "approve", "approval_comment": "ok",
+                                                               "password": "wrong"})
+    assert response.status_code == 401
+    response = client.post(f"/tasks/{task.id}/complete", data={"decision": "approve", "approval_comment": "ok",
+                                                               "password": demo.DEMO_PASSWORD})
+    assert response.status_code == 302
+    page = client.get(f"/instances/{instance.id}").get_data(as_text=True)
+    assert "Helen Head" in page and "approved" in page
+    assert "capa_report-" in page and ".docx" in page

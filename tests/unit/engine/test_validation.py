@@ -1,0 +1,342 @@
+"""Safe BPMN parsing and deploy-time lint: every bad input comes back as located problems, never a stack trace."""
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from xml.sax.saxutils import escape, quoteattr
+
+import pytest
+from lxml import etree
+from marshmallow import Schema, fields, validate
+
+from app.engine import validation
+from app.engine.validation import ParsedDiagram, extension_properties, parse_diagram, parse_duration
+from app.exceptions import InvalidBpmn
+
+
+class NotifySchema(Schema):
+    recipients = fields.List(fields.String(), required=True)
+    subject = fields.String(required=True)
+    days = fields.Integer(validate=validate.Range(min=1))
+
+
+HANDLERS = {"mail.notify": SimpleNamespace(schema=NotifySchema)}
+FORMS = {"capa_problem.schema.json", "capa_problem.uischema.json"}
+PROPERTIES = {
+    "formJsonSchemaFilename": "capa_problem.schema.json",
+    "formUiSchemaFilename": "capa_problem.uischema.json",
+    "dueIn": "P3D",
+    "signatureMeaning": "approved",
+    "evidence": "capa_report, root_cause",
+}
+PARAMETERS = {"recipients": '["qa@example.com"]', "subject": "subject_line", "days": "3"}
+USER_TASK_OPEN = '<bpmn:userTask id="review" name="Review problem">'
+
+
+def make_bpmn(*, properties: dict | None = None, lane_name: str = "qa", in_lane: bool = True,
+              operator: str | None = "mail.notify", params: dict | None = None,
+              script: str = "score = len(recipients) * 2", condition: str | None = "approved == True",
+              timer_kind: str = "timeDuration", timer: str = '"PT5M"', executable: str = "true",
+              extra: str = "", sub_extra: str = "") -> bytes:
+    """Build a small valid diagram; keyword arguments swap in one faulty part (a None value drops an entry)."""
+    props = "".join(f"<spiffworkflow:property name={quoteattr(k)} value={quoteattr(v)} />"
+                    for k, v in {**PROPERTIES, **(properties or {})}.items() if v is not None)
+    param_xml = "".join(f"<spiffworkflow:parameter id={quoteattr(k)} type=\"any\" value={quoteattr(v)} />"
+                        for k, v in {**PARAMETERS, **(params or {})}.items() if v is not None)
+    operator_xml = "" if operator is None else f"""<bpmn:extensionElements>
+        <spiffworkflow:serviceTaskOperator id={quoteattr(operator)} resultVariable="sent">
+          <spiffworkflow:parameters>{param_xml}</spiffworkflow:parameters>
+        </spiffworkflow:serviceTaskOperator>
+      </bpmn:extensionElements>"""
+    condition_xml = ("" if condition is None
+                     else f"<bpmn:conditionExpression>{escape(condition)}</bpmn:conditionExpression>")
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
+    id="defs" targetNamespace="http://qualiflow.example/bpmn">
+  <bpmn:process id="capa" name="CAPA" isExecutable="{executable}">
+    <bpmn:laneSet id="lanes">
+      <bpmn:lane id="lane_qa" name={quoteattr(lane_name)}>
+        {"<bpmn:flowNodeRef>review</bpmn:flowNodeRef>" if in_lane else ""}
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start" />
+    {USER_TASK_OPEN}
+      <bpmn:extensionElements>
+        <spiffworkflow:properties>{props}</spiffworkflow:properties>
+      </bpmn:extensionElements>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="escalate_timer" attachedToRef="review" cancelActivity="false">
+      <bpmn:timerEventDefinition id="escalate_timer_def">
+        <bpmn:{timer_kind}>{escape(timer)}</bpmn:{timer_kind}>
+      </bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="escalated" />
+    <bpmn:exclusiveGateway id="decision" default="flow_rejected" />
+    <bpmn:serviceTask id="notify">
+      {operator_xml}
+    </bpmn:serviceTask>
+    <bpmn:scriptTask id="calc" scriptFormat="python">
+      <bpmn:script>{escape(script)}</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:subProcess id="investigate">
+      <bpmn:startEvent id="sub_start" />
+      <bpmn:task id="sub_work" />
+      <bpmn:endEvent id="sub_end" />
+      {sub_extra}
+      <bpmn:sequenceFlow id="sub_f1" sourceRef="sub_start" targetRef="sub_work" />
+      <bpmn:sequenceFlow id="sub_f2" sourceRef="sub_work" targetRef="sub_end" />
+    </bpmn:subProcess>
+    <bpmn:endEvent id="done" />
+    <bpmn:endEvent id="rejected" />
+    {extra}
+    <bpmn:sequenceFlow id="f_start" sourceRef="start" targetRef="review" />
+    <bpmn:sequenceFlow id="f_review" sourceRef="review" targetRef="decision" />
+    <bpmn:sequenceFlow id="flow_approved" sourceRef="decision" targetRef="notify">{condition_xml}</bpmn:sequenceFlow>
+    <bpmn:sequenceFlow id="flow_rejected" sourceRef="decision" targetRef="rejected" />
+    <bpmn:sequenceFlow id="f_notify" sourceRef="notify" targetRef="calc" />
+    <bpmn:sequenceFlow id="f_calc" sourceRef="calc" targetRef="investigate" />
+    <bpmn:sequenceFlow id="f_investigate" sourceRef="investigate" targetRef="done" />
+    <bpmn:sequenceFlow id="f_escalate" sourceRef="escalate_timer" targetRef="escalated" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def with_doctype(doctype: str) -> bytes:
+    """Put a DOCTYPE on line 2 and use its entity &xxe; (when declared) in the user task's documentation."""
+    body = make_bpmn().split(b"\n", 1)[1]
+    if "xxe" in doctype:
+        body = body.replace(USER_TASK_OPEN.encode(),
+                            f"{USER_TASK_OPEN}<bpmn:documentation>&xxe;</bpmn:documentation>".encode())
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n{doctype}\n'.encode() + body
+
+
+def parse(data: bytes) -> ParsedDiagram:
+    return parse_diagram(data, filename="capa.bpmn", handlers=HANDLERS, forms=FORMS)
+
+
+def source_line(data: bytes, element_id: str) -> int:
+    (element,) = etree.fromstring(data).xpath("//*[@id=$id]", id=element_id)
+    return element.sourceline
+
+
+XXE_FILE = '<!DOCTYPE definitions [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+BILLION_LAUGHS = "<!DOCTYPE definitions [<!ENTITY lol0 \"lol\">" + "".join(
+    f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10}">' for i in range(1, 10)
+) + '<!ENTITY xxe "&lol9;">]>'
+EXTERNAL_DTD = '<!DOCTYPE definitions SYSTEM "http://127.0.0.1:9/evil.dtd">'
+PARAMETER_ENTITY = '<!DOCTYPE definitions [<!ENTITY % remote SYSTEM "file:///etc/passwd"> %remote;]>'
+DTD_ATTACKS = [
+    pytest.param(XXE_FILE, id="xxe-file-entity"),
+    pytest.param(BILLION_LAUGHS, id="billion-laughs"),
+    pytest.param(EXTERNAL_DTD, id="external-dtd"),
+    pytest.param(PARAMETER_ENTITY, id="parameter-entity"),
+]
+MALFORMED = (b'<?xml version="1.0" encoding="UTF-8"?>\n'
+             b'<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs">\n'
+             b'  <bpmn:process id="capa" isExecutable="true">\n'
+             b'</bpmn:definitions>\n')
+TWO_PROCESSES = make_bpmn().replace(
+    b"</bpmn:definitions>",
+    b'<bpmn:process id="other" isExecutable="true"><bpmn:startEvent id="other_start" /></bpmn:process>'
+    b"</bpmn:definitions>")
+
+# (data, element id expected on a problem, message fragment, exact line or None to check "at or below the element")
+BAD_INPUTS = [
+    pytest.param(with_doctype(XXE_FILE), None, "DOCTYPE and entities are not allowed", 2, id="xxe-file-entity"),
+    pytest.param(with_doctype(BILLION_LAUGHS), None, "DOCTYPE and entities are not allowed", 2, id="billion-laughs"),
+    pytest.param(with_doctype(EXTERNAL_DTD), None, "DOCTYPE and entities are not allowed", 2, id="external-dtd"),
+    pytest.param(with_doctype(PARAMETER_ENTITY), None, "DOCTYPE and entities are not allowed", 2,
+                 id="parameter-entity"),
+    pytest.param(make_bpmn() + b" " * 2_000_001, None, "file is larger than 2000000 bytes", None, id="oversize"),
+    pytest.param(MALFORMED, None, "malformed XML", 4, id="malformed-xml"),
+    pytest.param(make_bpmn().replace(b'name="CAPA"', 'name="CAPA é"'.encode("latin-1")), None, "not UTF-8", 5,
+                 id="not-utf8"),
+    pytest.param(make_bpmn().replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'), None, "only UTF-8", 1,
+                 id="declared-latin1"),
+    pytest.param(b'<?xml version="1.0"?>\n<definitions />', None, "root element must be bpmn:definitions", 2,
+                 id="not-bpmn"),
+    pytest.param(make_bpmn(executable="false"), "defs", "exactly one executable process", None,
+                 id="no-executable-process"),
+    pytest.param(TWO_PROCESSES, "other", "exactly one executable process", None, id="two-executable-processes"),
+    pytest.param(make_bpmn(extra='<bpmn:bogus id="bogus" />'), "bogus", "not expected", None, id="schema-error"),
+    pytest.param(make_bpmn(in_lane=False), "review", "user task review has no lane", None, id="user-task-no-lane"),
+    pytest.param(make_bpmn(lane_name=" "), "lane_qa", "has no name", None, id="lane-without-name"),
+    pytest.param(make_bpmn(properties={"formJsonSchemaFilename": None}), "review", "has no form", None,
+                 id="no-form"),
+    pytest.param(make_bpmn(properties={"formJsonSchemaFilename": "nope.schema.json"}), "review",
+                 "form nope.schema.json does not exist", None, id="missing-form"),
+    pytest.param(make_bpmn(properties={"formUiSchemaFilename": "nope.uischema.json"}), "review",
+                 "form nope.uischema.json does not exist", None, id="missing-ui-form"),
+    pytest.param(make_bpmn(properties={"dueIn": "3 days"}), "review", "dueIn '3 days'", None, id="bad-due-in"),
+    pytest.param(make_bpmn(properties={"signatureMeaning": "signed"}), "review", "signatureMeaning 'signed'", None,
+                 id="bad-signature-meaning"),
+    pytest.param(make_bpmn(properties={"evidence": "capa report; 8D"}), "review", "evidence", None,
+                 id="bad-evidence"),
+    pytest.param(make_bpmn(operator=None), "notify", "names no handler", None, id="no-handler"),
+    pytest.param(make_bpmn(operator="mail.nope"), "notify", "unknown handler mail.nope", None, id="unknown-handler"),
+    pytest.param(make_bpmn(params={"subject": None}), "notify", "requires parameter subject", None,
+                 id="missing-required-param"),
+    pytest.param(make_bpmn(params={"cc": '"boss@example.com"'}), "notify", "unknown parameter cc", None,
+                 id="unknown-param"),
+    pytest.param(make_bpmn(params={"days": '"three"'}), "notify", "parameter days: Not a valid integer", None,
+                 id="bad-literal-param-type"),
+    pytest.param(make_bpmn(params={"days": "0"}), "notify", "greater than or equal to 1", None,
+                 id="bad-literal-param-value"),
+    pytest.param(make_bpmn(params={"subject": "subject +"}), "notify", "parameter subject: invalid expression",
+                 None, id="param-expression-syntax"),
+    pytest.param(make_bpmn(script="x = = 1"), "calc", "script has a syntax error", None, id="script-syntax"),
+    pytest.param(make_bpmn(script=" "), "calc", "script task calc has no script", None, id="empty-script"),
+    pytest.param(make_bpmn(condition="approved =="), "flow_approved", "condition has a syntax error", None,
+                 id="condition-syntax"),
+    pytest.param(make_bpmn(condition=None), "flow_approved", "without condition", None,
+                 id="spiffworkflow-validation-exception"),
+    pytest.param(make_bpmn(timer='"five minutes"'), "escalate_timer", 'timeDuration "five minutes" is not valid',
+                 None, id="bad-timer-duration"),
+    pytest.param(make_bpmn(timer='"5M"'), "escalate_timer", "is not valid", None, id="timer-without-designator"),
+    pytest.param(make_bpmn(timer="300"), "escalate_timer", "timeDuration 300 is not valid", None,
+                 id="timer-not-a-string"),
+    pytest.param(make_bpmn(timer='"PT5M'), "escalate_timer", "timeDuration has a syntax error", None,
+                 id="timer-syntax"),
+    pytest.param(make_bpmn(timer=""), "escalate_timer", "timeDuration is empty", None, id="timer-empty"),
+    pytest.param(make_bpmn(timer_kind="timeDate", timer='"tomorrow"'), "escalate_timer", "timeDate", None,
+                 id="bad-timer-date"),
+    pytest.param(make_bpmn(timer_kind="timeDate", timer='"PT5M"'), "escalate_timer", "timeDate", None,
+                 id="timer-date-is-duration"),
+    pytest.param(make_bpmn(timer_kind="timeCycle", timer='"R3/soon"'), "escalate_timer", "timeCycle", None,
+                 id="bad-timer-cycle"),
+    pytest.param(make_bpmn(extra='<bpmn:task id="orphan" />'), "orphan", "element orphan is unreachable", None,
+                 id="unreachable-task"),
+    pytest.param(make_bpmn(sub_extra='<bpmn:task id="sub_orphan" />'), "sub_orphan",
+                 "element sub_orphan is unreachable", None, id="unreachable-in-subprocess"),
+]
+
+
+@pytest.mark.parametrize(("data", "element_id", "fragment", "line"), BAD_INPUTS)
+def test_bad_input_raises_located_problem(data: bytes, element_id: str | None, fragment: str,
+                                          line: int | None) -> None:
+    with pytest.raises(InvalidBpmn) as caught:
+        parse(data)
+    problems = caught.value.problems
+    matching = [p for p in problems if p.element_id == element_id and fragment in p.message]
+    assert matching, problems
+    assert all(p.severity == "error" for p in matching)
+    if line is not None:
+        assert [p.line for p in matching] == [line]
+    elif element_id is not None:
+        assert all(p.line is not None and p.line >= source_line(data, element_id) for p in matching)
+    assert "Traceback" not in caught.value.message
+    assert "root:" not in json.dumps(caught.value.as_dict())
+
+
+@pytest.mark.parametrize("doctype", DTD_ATTACKS)
+def test_safe_parser_rejects_dtd_even_without_the_byte_scan(monkeypatch: pytest.MonkeyPatch, doctype: str) -> None:
+    monkeypatch.setattr(validation, "_DTD_MARKUP", re.compile(rb"(?!)"))
+    with pytest.raises(InvalidBpmn) as caught:
+        parse(with_doctype(doctype))
+    (problem,) = caught.value.problems
+    # libxml2 refuses nested entity definitions itself (amplification limit) before our DOCTYPE check runs.
+    assert problem.message == "DOCTYPE and entities are not allowed" or "amplification" in problem.message
+
+
+def test_xxe_never_reads_the_referenced_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-MARKER")
+    data = with_doctype(f'<!DOCTYPE definitions [<!ENTITY xxe SYSTEM "{secret.as_uri()}">]>')
+    for scan in (validation._DTD_MARKUP, re.compile(rb"(?!)")):
+        monkeypatch.setattr(validation, "_DTD_MARKUP", scan)
+        with pytest.raises(InvalidBpmn) as caught:
+            parse(data)
+        assert "TOP-SECRET-MARKER" not in json.dumps(caught.value.as_dict())
+
+
+def test_oversize_file_is_rejected_before_parsing() -> None:
+    with pytest.raises(InvalidBpmn) as caught:
+        parse_diagram(b"<" * 101, filename="x.bpmn", handlers=HANDLERS, forms=FORMS, max_bytes=100)
+    assert [p.message for p in caught.value.problems] == ["file is larger than 100 bytes"]
+
+
+def test_valid_diagram_returns_parsed_diagram() -> None:
+    parsed = parse(make_bpmn())
+    assert parsed.process_id == "capa"
+    assert parsed.name == "CAPA"
+    assert parsed.forms == FORMS
+    assert parsed.warnings == []
+    assert {"review", "notify", "calc", "escalate_timer"} <= set(parsed.spec.task_specs)
+    assert "investigate" in parsed.subprocess_specs
+    assert extension_properties(parsed.spec.task_specs["review"])["dueIn"] == "P3D"
+
+
+@pytest.mark.parametrize(("kind", "expression"), [
+    ("timeDuration", '"P1DT2H"'),
+    ("timeDuration", "'P2W'"),
+    ("timeDate", '"2030-01-31T09:00:00Z"'),
+    ("timeCycle", '"R3/PT1H"'),
+])
+def test_valid_timer_literals_pass(kind: str, expression: str) -> None:
+    assert parse(make_bpmn(timer_kind=kind, timer=expression)).warnings == []
+
+
+def test_timer_over_process_data_is_only_a_warning() -> None:
+    parsed = parse(make_bpmn(timer="escalation_after"))
+    assert [(p.element_id, p.severity) for p in parsed.warnings] == [("escalate_timer", "warning")]
+    assert parsed.warnings[0].line == source_line(make_bpmn(), "escalate_timer") + 2
+
+
+def test_all_problems_are_gathered_in_file_order() -> None:
+    data = make_bpmn(properties={"dueIn": "soon"}, operator="mail.nope", timer="escalation_after",
+                     extra='<bpmn:task id="orphan" />')
+    with pytest.raises(InvalidBpmn) as caught:
+        parse(data)
+    found = {(p.element_id, p.severity) for p in caught.value.problems}
+    assert {("review", "error"), ("notify", "error"), ("orphan", "error"), ("escalate_timer", "warning")} <= found
+    lines = [p.line for p in caught.value.problems]
+    assert lines == sorted(lines)
+
+
+def test_script_error_points_at_the_offending_file_line() -> None:
+    data = make_bpmn(script="x = 1\ny = = 2")
+    with pytest.raises(InvalidBpmn) as caught:
+        parse(data)
+    (problem,) = [p for p in caught.value.problems if p.element_id == "calc"]
+    assert "on its line 2" in problem.message
+    assert problem.line == source_line(data, "calc") + 2
+
+
+def test_data_expression_parameter_is_only_syntax_checked() -> None:
+    assert parse(make_bpmn(params={"days": "escalation_days + 1"})).warnings == []
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("P3D", datetime.timedelta(days=3)),
+    ("PT4H", datetime.timedelta(hours=4)),
+    ("P1DT2H", datetime.timedelta(days=1, hours=2)),
+    ("P2W", datetime.timedelta(weeks=2)),
+    ("P1Y", datetime.timedelta(days=365)),
+    ("P1M", datetime.timedelta(days=30)),
+    ("PT1M30S", datetime.timedelta(minutes=1, seconds=30)),
+    ("PT1,5H", datetime.timedelta(minutes=90)),
+])
+def test_parse_duration(text: str, expected: datetime.timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "P1DT", "3D", "P1H", "PT1D", "P-1D", "1 day", "P1.5",
+                                  "P" + "9" * 400 + "D"])
+def test_parse_duration_rejects_bad_input(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(("task_spec", "expected"), [
+    (SimpleNamespace(extensions={"properties": {"dueIn": "P1D"}}), {"dueIn": "P1D"}),
+    (SimpleNamespace(extensions={}), {}),
+    (SimpleNamespace(extensions=None), {}),
+    (object(), {}),
+])
+def test_extension_properties(task_spec: object, expected: dict) -> None:
+    assert extension_properties(task_spec) == expected

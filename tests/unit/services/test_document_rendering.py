@@ -1,0 +1,206 @@
+"""Tests for rendering the CAPA report templates into .docx evidence."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from datetime import date
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from docx import Document
+
+from app.exceptions import NotFound
+from app.services.document_rendering import render_docx, template_path, template_version
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
+
+HEADINGS = {
+    "en": ["CAPA Report", "1 Problem", "2 Containment", "3 Root cause", "4 Action plan", "5 Implementation",
+           "6 Effectiveness verification", "7 Approval"],
+    "zh-CN": ["纠正和预防措施报告", "1 问题描述", "2 遏制措施", "3 根本原因分析", "4 措施计划", "5 措施实施",
+              "6 有效性验证", "7 批准"],
+}
+APPROVAL_NOTES = {
+    "en": "Approval is recorded as an electronic signature in Qualiflow; see the signature manifest.",
+    "zh-CN": "批准以电子签名的形式记录在 Qualiflow 中；请参阅签名清单。",
+}
+YES_NO = {"en": ("Yes", "No"), "zh-CN": ("是", "否")}
+
+
+def capa_context(lang: str = "en", **capa: Any) -> dict[str, Any]:
+    """Return a full CAPA report context, with capa fields overridden by keyword."""
+    return {
+        "instance_id": 42,
+        "generated_at": "2025-03-10T08:30:00+00:00",
+        "lang": lang,
+        "started_by": "Li Na",
+        "capa": {
+            "title": "Seal strength below specification",
+            "source": "failed inspection",
+            "lot_numbers": "L2025-001, L2025-002",
+            "description": "Peel test of pouch seals measured 1.1 N/15 mm against a minimum of 1.5 N/15 mm.",
+            "severity": "major",
+            "reported_on": "2025-03-01",
+            "containment_actions": "Quarantined finished goods; stopped sealer 3.",
+            "lots_on_hold": "L2025-001",
+            "containment_done": True,
+            "why_1": "Seal temperature was low.",
+            "why_2": "Heater controller drifted.",
+            "why_3": "Controller not in the calibration plan.",
+            "why_4": "",
+            "why_5": "Equipment onboarding skipped the calibration review.",
+            "root_cause_category": "Machine",
+            "root_cause": "Sealer heater controller missing from calibration plan",
+            "actions": [
+                {"description": "Add controller to calibration plan", "owner": "Wang Wei", "due_date": "2025-03-20"},
+                {"description": "Revise onboarding checklist", "owner": "Zhang Min", "due_date": date(2025, 4, 15)},
+            ],
+            "implementation_summary": "Calibration plan CP-7 rev. C released.",
+            "completed_on": "2025-04-14T16:00:00+08:00",
+            "evidence_reference": "DOC-2025-118",
+            "effectiveness_criterion": "No seal failures in 20 consecutive lots",
+            "effectiveness_result": "0 failures in 20 lots",
+            "effective": False,
+            **capa,
+        },
+    }
+
+
+def render_capa(context: dict[str, Any]) -> bytes:
+    """Render the CAPA report in the context's language."""
+    return render_docx(template_path(TEMPLATES_DIR, "capa_report", context.get("lang", "en")), context)
+
+
+def docx_text(data: bytes) -> list[str]:
+    """Return the text of every paragraph and table cell of a .docx document."""
+    document = Document(BytesIO(data))
+    texts = [paragraph.text for paragraph in document.paragraphs]
+    texts += [cell.text for table in document.tables for row in table.rows for cell in row.cells]
+    return texts
+
+
+def table_rows(data: bytes) -> list[list[str]]:
+    """Return the cell texts of every table row of a .docx document."""
+    document = Document(BytesIO(data))
+    return [[cell.text for cell in row.cells] for table in document.tables for row in table.rows]
+
+
+def field_values(data: bytes) -> dict[str, str]:
+    """Return the value column of the two-column field tables, keyed by label."""
+    return {row[0]: row[1] for row in table_rows(data) if len(row) == 2}
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_renders_full_capa_report(lang: str) -> None:
+    data = render_capa(capa_context(lang))
+
+    texts = docx_text(data)
+    for expected in [*HEADINGS[lang], APPROVAL_NOTES[lang], "Seal strength below specification",
+                     "L2025-001, L2025-002", "major", "Sealer heater controller missing from calibration plan",
+                     "Li Na", "2025-03-01", "2025-04-14"]:
+        assert expected in texts
+    rows = table_rows(data)
+    assert ["1", "Add controller to calibration plan", "Wang Wei", "2025-03-20"] in rows
+    assert ["2", "Revise onboarding checklist", "Zhang Min", "2025-04-15"] in rows
+    yes, no = YES_NO[lang]
+    values = list(field_values(data).values())
+    assert values.count(yes) == 1 and values.count(no) == 1
+
+
+def test_lists_only_the_answered_whys_in_order() -> None:
+    document = Document(BytesIO(render_capa(capa_context(why_2=None, why_4=""))))
+
+    whys = [p.text for p in document.paragraphs if p.style.name == "List Number"]
+
+    assert whys == ["Seal temperature was low.", "Controller not in the calibration plan.",
+                    "Equipment onboarding skipped the calibration review."]
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_zh_cn_template_uses_an_east_asian_font(lang: str) -> None:
+    styles = Document(BytesIO(render_capa(capa_context(lang)))).styles.element.xml
+
+    assert ('w:eastAsia="SimSun"' in styles) is (lang == "zh-CN")
+
+
+@pytest.mark.parametrize("context", [{}, {"lang": "zh-CN", "capa": {"title": "Only a title"}}])
+def test_missing_variables_render_empty(context: dict[str, Any]) -> None:
+    data = render_capa(context)
+
+    values = field_values(data)
+    assert set(values.values()) <= {"", "Only a title"}
+    assert len([row for row in table_rows(data) if len(row) == 4]) == 1, "only the action table's header row"
+    assert not any("Undefined" in text or "None" in text for text in docx_text(data))
+
+
+def test_task_data_stays_literal_text() -> None:
+    hostile = '</w:t></w:r></w:p><w:p><w:r><w:t>forged</w:t></w:r></w:p> & {{ 7*7 }} {% if true %}x{% endif %}'
+    clean = Document(BytesIO(render_capa(capa_context())))
+
+    data = render_capa(capa_context(title=hostile, description=hostile, actions=[{"owner": "{{ 7*7 }}"}]))
+
+    document = Document(BytesIO(data))
+    assert len(document.paragraphs) == len(clean.paragraphs)
+    assert field_values(data)["CAPA title"] == hostile
+    assert hostile in docx_text(data)
+    assert ["1", "", "{{ 7*7 }}", ""] in table_rows(data)
+    assert not any("49" in text for text in docx_text(data))
+
+
+@pytest.mark.parametrize(("reported_on", "shown"), [
+    ("2025-03-01", "2025-03-01"),
+    ("2025-03-01T23:30:00+08:00", "2025-03-01"),
+    (date(2025, 3, 1), "2025-03-01"),
+    ("early March", "early March"),
+    (None, ""),
+])
+def test_date_filter_shows_iso_dates(reported_on: object, shown: str) -> None:
+    data = render_capa(capa_context(reported_on=reported_on))
+
+    assert field_values(data)["Reported on"] == shown
+
+
+@pytest.mark.parametrize(("lang", "expected"), [
+    ("en", "capa_report.en.docx"),
+    ("zh-CN", "capa_report.zh-CN.docx"),
+    ("fr", "capa_report.en.docx"),
+])
+def test_template_path_prefers_language_then_english(lang: str, expected: str) -> None:
+    assert template_path(TEMPLATES_DIR, "capa_report", lang) == TEMPLATES_DIR / expected
+
+
+def test_template_path_falls_back_to_english_when_translation_is_missing(tmp_path: Path) -> None:
+    shutil.copy(TEMPLATES_DIR / "capa_report.en.docx", tmp_path)
+
+    assert template_path(tmp_path, "capa_report", "zh-CN") == tmp_path / "capa_report.en.docx"
+
+
+def test_template_path_raises_not_found_naming_the_template() -> None:
+    with pytest.raises(NotFound, match="no_such_report"):
+        template_path(TEMPLATES_DIR, "no_such_report", "en")
+
+
+@pytest.mark.parametrize(("name", "lang"), [
+    ("../x", "en"),
+    ("..", "en"),
+    ("reports/capa_report", "en"),
+    ("reports\\capa_report", "en"),
+    ("", "en"),
+    ("capa_report", "../en"),
+])
+def test_template_path_refuses_paths(name: str, lang: str) -> None:
+    with pytest.raises(ValueError):
+        template_path(TEMPLATES_DIR, name, lang)
+
+
+def test_template_version_is_the_sha256_of_the_file_bytes(tmp_path: Path) -> None:
+    original = TEMPLATES_DIR / "capa_report.en.docx"
+    copy = Path(shutil.copy(original, tmp_path))
+
+    version = template_version(copy)
+
+    assert version == template_version(original) == hashlib.sha256(original.read_bytes()).hexdigest()
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    assert template_version(copy) != version
