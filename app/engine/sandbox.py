@@ -18,18 +18,20 @@ from typing import Any, NoReturn
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES, copy_locations
+from RestrictedPython.transformer import INSPECT_ATTRIBUTES
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from app.exceptions import ScriptRejected
 
 FILENAME = "<string>"  # PythonScriptEngine looks for frames of this file to report the failing line
 MAX_SIZE = 1_000_000  # items or characters one operator, range() or string method may produce
-MAX_INT_BITS = 100_000
+MAX_INT_BITS = 100_000  # about 30,000 decimal digits
 
-# Not prefixed with "_" (RestrictedPython refuses those anyway) but still leading to code, frames or type internals.
-FORBIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | {"format", "format_map", "mro", "func_globals", "func_code"}
-_BIG_NUMBER = re.compile(r"\d{7,}")
+# Not prefixed with "_" (RestrictedPython refuses those anyway) but still leading to code, frames or type internals;
+# str.format can read attributes through its replacement fields.
+_EXTRA_FORBIDDEN_ATTRIBUTES = frozenset({"format", "format_map", "mro", "func_globals", "func_code"})
+FORBIDDEN_ATTRIBUTES = INSPECT_ATTRIBUTES | _EXTRA_FORBIDDEN_ATTRIBUTES
+_BIG_NUMBER = re.compile(r"\d{7,}")  # a width or precision of a million or more
 _PERCENT_WIDTH = re.compile(r"%(\([^)]*\))?[^a-zA-Z%]*(\*|\d{7,})")
 _SEQUENCES = (str, bytes, list, tuple)
 _GUARDED_OPS = {ast.Add: "+", ast.Mult: "*", ast.Pow: "**", ast.LShift: "<<", ast.Mod: "%"}
@@ -85,7 +87,7 @@ def _operate(op: str, left: Any, right: Any) -> Any:
         _reject(f"Integers above {MAX_INT_BITS:,} bits are not allowed.")
     elif kind == "<<" and ints and left and left.bit_length() + right > MAX_INT_BITS:
         _reject(f"Integers above {MAX_INT_BITS:,} bits are not allowed.")
-    elif kind == "%" and isinstance(left, str) and _PERCENT_WIDTH.search(left):
+    elif kind == "%" and isinstance(left, str | bytes) and _PERCENT_WIDTH.search(str(left)):
         _reject("%-format widths must be constant and below a million.")
     return _OPERATORS[op](left, right)
 
@@ -129,9 +131,9 @@ def _range(*args: int) -> range:
 
 
 def _sum(items: Any, start: Any = 0) -> Any:
-    """Add up numbers; adding up sequences would bypass the size guards."""
-    if not isinstance(start, int | float):
-        _reject("sum() only adds numbers.")
+    """Add up items such as numbers or durations; concatenating sequences this way would bypass the size guards."""
+    if isinstance(start, _SEQUENCES):
+        _reject("sum() cannot concatenate sequences.")
     return sum(items, start)
 
 
@@ -175,9 +177,10 @@ _BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in _SAFE_NAM
 _UNAVAILABLE = frozenset(dir(builtins)) - _BUILTINS.keys()
 
 
-def _call(name: str, *args: ast.expr) -> ast.Call:
-    """Build the AST of a call to the sandbox function name."""
-    return ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
+def _call(name: str, where: ast.AST, *args: ast.expr) -> ast.Call:
+    """Build the AST of a call to the sandbox function name, located at where."""
+    call = ast.copy_location(ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[]), where)
+    return ast.fix_missing_locations(call)
 
 
 class _SandboxPolicy(RestrictingNodeTransformer):
@@ -196,7 +199,7 @@ class _SandboxPolicy(RestrictingNodeTransformer):
         return super().visit_Name(node)
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        if node.attr in FORBIDDEN_ATTRIBUTES - INSPECT_ATTRIBUTES:  # RestrictedPython reports the others itself
+        if node.attr in _EXTRA_FORBIDDEN_ATTRIBUTES:  # RestrictedPython reports INSPECT_ATTRIBUTES itself
             self.error(node, f'"{node.attr}" is a forbidden attribute.')
         return super().visit_Attribute(node)
 
@@ -215,11 +218,7 @@ class _SandboxPolicy(RestrictingNodeTransformer):
     def visit_While(self, node: ast.While) -> ast.AST:
         node = super().visit_While(node)
         # "while True: pass" emits no line events, so each iteration makes a call the tracer sees.
-        tick = ast.Expr(_call("_tick_"))
-        copy_locations(tick, node)
-        copy_locations(tick.value, node)
-        copy_locations(tick.value.func, node)
-        node.body.insert(0, tick)
+        node.body.insert(0, ast.copy_location(ast.Expr(_call("_tick_", node)), node))
         return node
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
@@ -227,10 +226,7 @@ class _SandboxPolicy(RestrictingNodeTransformer):
         symbol = _GUARDED_OPS.get(type(node.op))
         if symbol is None:
             return node
-        guarded = _call("_binop_", ast.Constant(symbol), node.left, node.right)
-        for part in (guarded, guarded.func, guarded.args[0]):
-            copy_locations(part, node)
-        return guarded
+        return _call("_binop_", node, ast.Constant(symbol), node.left, node.right)
 
     def visit_FormattedValue(self, node: ast.FormattedValue) -> ast.AST:
         spec = node.format_spec
@@ -245,12 +241,10 @@ class _SandboxPolicy(RestrictingNodeTransformer):
 def _compile(source: str, mode: str) -> tuple[CodeType, Mapping[str, int]]:
     """Compile restricted source; return the code and the unavailable builtins it reads, with their lines."""
     tree = ast.parse(source, FILENAME, mode)
-    assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
-    unavailable = {
-        node.id: node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Name) and node.id in _UNAVAILABLE and node.id not in assigned
-    }
+    names = sorted((node for node in ast.walk(tree) if isinstance(node, ast.Name)), key=lambda node: -node.lineno)
+    assigned = {node.id for node in names if not isinstance(node.ctx, ast.Load)}
+    # Built from the last line to the first, so each name maps to the first line using it.
+    unavailable = {node.id: node.lineno for node in names if node.id in _UNAVAILABLE and node.id not in assigned}
     compiler = compile_restricted_exec if mode == "exec" else compile_restricted_eval
     result = compiler(tree, FILENAME, policy=_SandboxPolicy)
     if result.errors:

@@ -91,11 +91,12 @@ STOPPED_WHILE_RUNNING = [
     ("10 ** 10 ** 10", "Integers above"),
     ("1 << 10 ** 9", "Integers above"),
     ("'%*d' % (10 ** 9, 1)", "%-format widths"),
+    ("b'%10000000000s' % b'x'", "%-format widths"),
     ("'x'.ljust(10 ** 10)", "ljust() would build"),
     ("s = 'a' * 10 ** 6\ns.replace('a', s)", "replace() would build"),
     ("items = [1]\nfor _ in range(64):\n    items.extend(items)", "extend() would build"),
     ("s = 'ab'\nfor _ in range(64):\n    s += s", "Concatenating to more than"),
-    ("sum([[0] * 1000] * 1000, [])", "sum() only adds numbers"),
+    ("sum([[0] * 1000] * 1000, [])", "sum() cannot concatenate sequences"),
 ]
 
 
@@ -160,6 +161,7 @@ BUSINESS_SCRIPTS = [
     ("tags = sorted(set(tags), key=lambda t: t.lower())", {"tags": ["b", "A", "b"]}, {"tags": ["A", "b"]}),
     ("code = '%s-%03d' % ('DEV', 7)\nmissing = d.get('k', 0)", {"d": {}}, {"code": "DEV-007", "missing": 0}),
     ("big = 2 ** 64\nrows = [0] * 3 + [1]", {}, {"big": 2 ** 64, "rows": [0, 0, 0, 1]}),
+    ("spent = sum([timedelta(hours=2), timedelta(hours=3)], timedelta())", {}, {"spent": timedelta(hours=5)}),
     ("kind = type.title()", {"type": "deviation"}, {"kind": "Deviation"}),
 ]
 
