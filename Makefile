@@ -37,7 +37,7 @@ db: setup
 	DATABASE_URL=$(DEMO_DB) $(BIN)/flask demo load
 
 run: db
-	DATABASE_URL=$(DEMO_DB) QUALIFLOW_WEB_PROCESS=1 $(BIN)/waitress-serve --host 127.0.0.1 --port 5000 --threads 8 --call app:create_app
+	DATABASE_URL=$(DEMO_DB) $(BIN)/waitress-serve --host 127.0.0.1 --port 5000 --threads 8 --call wsgi:serve
 
 test: setup
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ from flask import Flask, request, session
 from flask_login import current_user
 from sqlalchemy import event
 
-from config import CONFIGS
+from config import CONFIGS, DEV_SECRET_KEY
 
 
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
@@ -46,8 +46,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from app.web import register_web
 
     app = Flask(__name__, instance_relative_config=False)
-    app.config.from_object(CONFIGS[config_name or os.environ.get("QUALIFLOW_CONFIG", "development")])
+    config_name = config_name or os.environ.get("QUALIFLOW_CONFIG", "development")
+    app.config.from_object(CONFIGS[config_name])
     app.config.update(overrides or {})
+    if config_name == "production" and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
+        raise RuntimeError("Set SECRET_KEY in the environment for production.")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".", exist_ok=True)
 
@@ -66,7 +69,4 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_api(app)
     errors.register(app)
     cli.register(app)
-    if app.config["SCHEDULER_ENABLED"] and os.environ.get("QUALIFLOW_WEB_PROCESS") == "1":
-        from app.scheduler import start_scheduler
-        start_scheduler(app)
     return app

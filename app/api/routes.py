@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import api_user, token_required
 from app.api.schemas import (
+    CancelSchema,
     CompleteSchema,
     DeployArgsSchema,
     DeployResultSchema,
@@ -59,7 +60,7 @@ def deploy(files, form):
     if not api_user().has_role("admin", "process_owner"):
         raise PermissionDenied("Only process owners deploy processes.")
     upload = files["file"]
-    if not upload.filename or not upload.filename.endswith(".bpmn"):
+    if upload is None or not upload.filename or not upload.filename.endswith(".bpmn"):
         raise BadUpload()
     return processes.deploy_file(upload.read(), upload.filename, api_user(), form["change_note"])
 
@@ -89,6 +90,16 @@ def get_instance(instance_id: int):
 def retry(instance_id: int):
     """Retry the failed task of an instance with an incident (admins)."""
     instances.retry_instance(instance_id, api_user())
+    return instances.instance_record(instance_id)
+
+
+@blp.route("/instances/<int:instance_id>/cancel", methods=["POST"])
+@blp.arguments(CancelSchema)
+@blp.response(200, InstanceSchema)
+@token_required
+def cancel(args, instance_id: int):
+    """Cancel a running instance with a reason (admins and process owners)."""
+    instances.cancel_instance(instance_id, api_user(), args["reason"])
     return instances.instance_record(instance_id)
 
 

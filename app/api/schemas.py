@@ -30,7 +30,8 @@ class DeployArgsSchema(Schema):
 
 
 class FileSchema(Schema):
-    file = fields.Raw(metadata={"type": "string", "format": "binary"}, required=True)
+    # Not required here: a missing upload answers 400 BadUpload like a wrong file type, not a 422.
+    file = fields.Raw(metadata={"type": "string", "format": "binary"}, load_default=None)
 
 
 class StartSchema(Schema):
@@ -38,6 +39,10 @@ class StartSchema(Schema):
     title = fields.Str(load_default="", validate=validate.Length(max=300))
     data = fields.Dict(load_default=dict)
     language = fields.Str(load_default=None, validate=validate.OneOf(["en", "zh-CN"]))
+
+
+class CancelSchema(Schema):
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=500))
 
 
 class TaskSchema(Schema):

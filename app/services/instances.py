@@ -7,13 +7,15 @@ from datetime import datetime
 from sqlalchemy import select
 
 from app import engine
-from app.exceptions import NotFound, PermissionDenied
+from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import (
     AuditEvent,
     Document,
     Incident,
+    ProcessDefinition,
     ProcessInstance,
+    ProcessVersion,
     Signature,
     Task,
     User,
@@ -110,7 +112,6 @@ def list_instances(*, status: str | None = None, process_key: str | None = None,
     if status:
         query = query.where(ProcessInstance.status == status)
     if process_key:
-        from app.models import ProcessDefinition, ProcessVersion
         query = query.join(ProcessVersion).join(ProcessDefinition).where(ProcessDefinition.key == process_key)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
@@ -143,3 +144,26 @@ def list_incidents(page: int = 1, per_page: int = 20):
     """Return a page of unresolved incidents, oldest first."""
     query = select(Incident).where(Incident.resolved_at.is_(None)).order_by(Incident.id)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def cancel_instance(instance_id: int, actor: User, reason: str, now: datetime | None = None) -> ProcessInstance:
+    """Cancel a running instance with a recorded reason (admins and process owners)."""
+    if not actor.has_role("admin", "process_owner"):
+        raise PermissionDenied("Only administrators and process owners can cancel an instance.")
+    reason = reason.strip()
+    if not reason:
+        raise FormInvalid({"reason": ["Give a reason for cancelling."]})
+    now = now or utcnow()
+    instance = get_instance(instance_id)
+    if instance.status in ("completed", "cancelled"):
+        raise Conflict(f"This instance is already {instance.status}.")
+    try:
+        outcome = engine.cancel(instance, engine_context(now))
+        audit.record(actor, "instance.cancelled", "instance", instance.id, instance_id=instance.id, at=now,
+                     reason=reason)
+        record_outcome(actor, instance, outcome, now)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    return instance

@@ -105,6 +105,12 @@ def get_by_username(username: str) -> User:
     return user
 
 
+def get_active_user(user_id: int) -> User | None:
+    """Return the user with this id when the account is active (for the session's user loader)."""
+    user = db.session.get(User, user_id)
+    return user if user and user.active else None
+
+
 def ensure_group(name: str, label: str = "", label_zh: str = "") -> Group:
     """Return the group, creating it when missing (no commit)."""
     group = db.session.scalar(select(Group).where(Group.name == name))

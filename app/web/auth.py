@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app.extensions import db, login_manager
+from app.extensions import login_manager
 from app.models import User
 from app.services import users
 
@@ -25,8 +25,7 @@ class LoginForm(FlaskForm):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user and user.active else None
+    return users.get_active_user(int(user_id)) if user_id.isdigit() else None
 
 
 def _safe_next(target: str | None) -> str:

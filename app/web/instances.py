@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import QualiflowError
+from app.exceptions import FormInvalid, QualiflowError
 from app.services import instances, processes
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
@@ -77,3 +77,15 @@ def document(document_id: int):
     document = instances.get_document(document_id)
     return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
                      mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+
+
+@bp.post("/<int:instance_id>/cancel")
+@login_required
+def cancel(instance_id: int):
+    try:
+        instances.cancel_instance(instance_id, current_user, request.form.get("reason", ""))
+    except FormInvalid as err:
+        flash(err.errors["reason"][0], "danger")
+    else:
+        flash(_("The instance was cancelled."), "info")
+    return redirect(url_for("instances.detail", instance_id=instance_id))

@@ -82,3 +82,21 @@ def test_instance_page_shows_signature_and_document(client, seeded, user):
     page = client.get(f"/instances/{instance.id}").get_data(as_text=True)
     assert "Helen Head" in page and "approved" in page
     assert "capa_report-" in page and ".docx" in page
+
+
+@pytest.mark.parametrize("username,reason,cancelled", [
+    ("admin", "Raised twice by mistake", True),
+    ("admin", "   ", False),
+    ("qa", "not mine to cancel", False),
+])
+def test_cancel_instance_needs_role_and_reason(client, seeded, user, username, reason, cancelled):
+    instance = instances.start_instance("capa", user("qa"), title="Cancel me")
+    login(client, username)
+    response = client.post(f"/instances/{instance.id}/cancel", data={"reason": reason})
+    assert response.status_code in (302, 403)
+    db.session.refresh(instance)
+    assert (instance.status == "cancelled") is cancelled
+    if cancelled:
+        assert _ready(instance.id, "describe_problem") is None
+        event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "instance.cancelled"))
+        assert event.reason == reason
