@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 
-from flask import send_file
+from flask import jsonify, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -122,7 +122,8 @@ def get_task(task_id: int):
     """Get a task with the JSON Schema of its form."""
     task = tasks.get_task(task_id)
     schema, ui_schema = tasks.task_form(task)
-    return {**TaskSchema().dump(task), "form_schema": schema, "ui_schema": ui_schema}
+    # Answered as is: TaskDetailSchema would dump the already dumped dict again and fail on its user fields.
+    return jsonify({**TaskSchema().dump(task), "form_schema": schema, "ui_schema": ui_schema})
 
 
 @blp.route("/tasks/<int:task_id>/claim", methods=["POST"])

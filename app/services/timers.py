@@ -24,9 +24,11 @@ def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
     fired = 0
     for instance_id in due_ids:
         # SKIP LOCKED lets several schedulers share the work on PostgreSQL; the re-check makes a late one a no-op.
+        # OF limits the lock to the instance row: PostgreSQL refuses FOR UPDATE across the joined-eager version.
         instance = db.session.scalar(
             select(ProcessInstance).where(ProcessInstance.id == instance_id, ProcessInstance.next_timer_at <= now,
-                                          ProcessInstance.status == "running").with_for_update(skip_locked=True))
+                                          ProcessInstance.status == "running")
+            .with_for_update(skip_locked=True, of=ProcessInstance))
         if instance is None:
             db.session.rollback()
             continue

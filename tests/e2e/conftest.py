@@ -1,0 +1,117 @@
+"""Browser fixtures: the real server (waitress, demo data, temporary SQLite) driven by headless Chromium."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CHROMIUM = Path("/usr/bin/chromium")
+# Playwright cannot download its own browsers here, so it drives Debian's Chromium.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+STARTUP_SECONDS = 30
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Keep each phase's report on the item (rep_setup, rep_call, rep_teardown) for the page fixture."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _flask(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([str(BIN / "flask"), "--app", "wsgi", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode:
+        pytest.fail(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the server exited with {server.returncode}:\n{log.read_text()}", pytrace=False)
+        try:
+            with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused, reset or timed out while the server starts
+            time.sleep(0.2)
+    pytest.fail(f"the server did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Return Debian's Chromium, skipping the browser tests when it is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def live_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the demo on a free port from a fresh SQLite file; yield its base URL."""
+    workdir = tmp_path_factory.mktemp("live_server")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'qualiflow.sqlite'}",
+           "QUALIFLOW_CONFIG": "development", "SECRET_KEY": "test", "QUALIFLOW_SCHEDULER": "0"}
+    _flask(env, "db", "upgrade")
+    _flask(env, "demo", "load")
+    port = _free_port()
+    log = workdir / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [str(BIN / "waitress-serve"), "--host", "127.0.0.1", "--port", str(port), "--call", "app:create_app"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+@pytest.fixture(scope="session")
+def browser(chromium: Path):
+    """Launch one headless Chromium for the whole session."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server: str, request: pytest.FixtureRequest):
+    """Open a fresh browser context on the live server; save a screenshot when the test fails."""
+    context = browser.new_context(base_url=live_server, locale="en-US", accept_downloads=True)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
+    context.close()

@@ -1,0 +1,73 @@
+"""The hash-chained audit trail after a real CAPA run and under concurrent appends."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEvent, AuditHead, Document
+from app.services import audit, instances, tasks, users
+from tests.conftest import T0
+from tests.integration.capa_steps import STEPS, ready_task
+from tests.integration.services.scenarios import approve, run_together
+
+APPENDS_PER_THREAD = 20
+
+
+def _events(action: str) -> list[AuditEvent]:
+    return list(db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)))
+
+
+def test_capa_run_leaves_a_complete_verifiable_chain(user):
+    with pytest.raises(users.LoginFailed):
+        users.authenticate("qa", "wrong password", max_failures=5, lockout=timedelta(minutes=15), now=T0)
+    instance = instances.start_instance("capa", user("qa"), title="Burr on hub", now=T0)
+    tasks.claim_task(ready_task(instance.id, "describe_problem").id, user("qa"), now=T0)
+    *before, (element, username, data) = STEPS
+    for step_element, step_user, step_data in before:
+        tasks.complete_task(ready_task(instance.id, step_element).id, step_data, user(step_user), now=T0)
+    tasks.complete_task(ready_task(instance.id, element).id, {**data, "effective": False}, user(username), now=T0)
+    revised = {**STEPS[2][2], "root_cause": "Deburring tool not on the maintenance plan"}
+    for step_element, step_user, step_data in [(STEPS[2][0], STEPS[2][1], revised), *STEPS[3:]]:
+        tasks.complete_task(ready_task(instance.id, step_element).id, step_data, user(step_user), now=T0)
+    approve(instance.id, user, T0)
+
+    report = audit.verify()
+    assert report.ok, report
+    assert report.checked == db.session.scalar(db.select(db.func.count(AuditEvent.id)))
+    assert [e.actor_name for e in _events("login.failed")] == ["Li Na"]
+    assert [e.new["process"] for e in _events("instance.started")] == ["capa"]
+    assert [e.new for e in _events("task.claimed")] == [{"assignee": "qa"}]
+    rework = [e for e in _events("task.completed") if e.new["element"] == "investigation"][-1]
+    assert rework.old["root_cause"] == "Worn deburring tool at station 3"
+    assert rework.new["data"] == revised
+    [signed] = _events("signature.applied")
+    assert (signed.actor_name, signed.new["meaning"]) == ("Helen Head", "approved")
+    [document] = db.session.scalars(db.select(Document)).all()
+    rendered = [e.new for e in _events("task.automated") if e.new["element"] == "render_report"]
+    assert [r["result"]["capa_report"]["sha256"] for r in rendered] == [document.sha256]
+
+
+def test_concurrent_appends_keep_the_chain_contiguous_and_valid(app):
+    def append_as(writer: str):
+        def append() -> int:
+            for n in range(APPENDS_PER_THREAD):
+                audit.record(None, "test.appended", "writer", writer, new={"n": n}, at=T0)
+                db.session.commit()
+            return APPENDS_PER_THREAD
+        return append
+
+    db.session.commit()
+    results = run_together(app, [append_as("left"), append_as("right")])
+
+    assert results == [APPENDS_PER_THREAD, APPENDS_PER_THREAD]
+    report = audit.verify()
+    assert report.ok, report
+    ids = db.session.scalars(db.select(AuditEvent.id).order_by(AuditEvent.id)).all()
+    assert ids == list(range(1, 2 * APPENDS_PER_THREAD + 1))
+    assert db.session.get(AuditHead, 1).last_id == ids[-1]
+    for writer in ("left", "right"):
+        written = db.session.scalars(db.select(AuditEvent.new).where(AuditEvent.object_id == writer)
+                                     .order_by(AuditEvent.id)).all()
+        assert written == [{"n": n} for n in range(APPENDS_PER_THREAD)]
