@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 
 from app import create_app
@@ -25,6 +26,12 @@ def _reset_database() -> None:
     db.create_all()
     with db.engine.begin() as connection:
         install_append_only(connection)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch):
+    """Hash passwords with minimal argon2 cost in tests: seeding seven users otherwise dominates each test."""
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture

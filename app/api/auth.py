@@ -1,8 +1,6 @@
 """Bearer-token authentication for the API (tokens from `flask users token NAME`)."""
 from __future__ import annotations
 
-from functools import wraps
-
 from flask import g, request
 
 from app.exceptions import QualiflowError
@@ -16,20 +14,14 @@ class Unauthorized(QualiflowError):
     status = 401
 
 
-def token_required(view):
+def authenticate_request() -> None:
     """Resolve the bearer token to a user (in g.api_user) or answer 401."""
-
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        user = users.user_for_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if user is None:
-            raise Unauthorized()
-        g.api_user = user
-        return view(*args, **kwargs)
-
-    return wrapper
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = users.user_for_token(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+    if user is None:
+        raise Unauthorized()
+    g.api_user = user
 
 
 def api_user() -> User:

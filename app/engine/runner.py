@@ -29,7 +29,7 @@ from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
 from app.engine.validation import extension_properties, parse_duration
 from app.engine.working_days import add_working_days, working_days_between
-from app.exceptions import Conflict, TaskAlreadyCompleted, TaskNotClaimable
+from app.exceptions import Conflict, ScriptRejected, TaskAlreadyCompleted, TaskNotClaimable
 from app.extensions import db
 from app.models import Incident, ProcessInstance, ProcessVersion, Task
 
@@ -221,8 +221,11 @@ def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) 
 def _incident(instance: ProcessInstance, workflow: BpmnWorkflow, err: Exception, ctx: EngineContext) -> Incident:
     failed = [t for wf in _all_workflows(workflow) for t in wf.tasks.values() if t.has_state(TaskState.ERROR)]
     element_id = failed[0].task_spec.bpmn_id if failed else None
-    notes = getattr(err, "__notes__", [])
-    message = " ".join([str(err), *notes]).strip() or err.__class__.__name__
+    inner = getattr(err, "exception", None)
+    if isinstance(inner, ScriptRejected):  # SpiffWorkflow would prefix the class name and add its own notes
+        message = f"Script rejected at {element_id}: {inner.message}"
+    else:
+        message = " ".join([str(err), *getattr(err, "__notes__", [])]).strip() or err.__class__.__name__
     return _record_incident(instance, element_id, message, "".join(traceback.format_exception(err)), ctx)
 
 

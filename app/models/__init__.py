@@ -1,12 +1,12 @@
 """All models, imported here so Alembic and the app see every table."""
 from app.models.audit import AuditEvent, AuditHead
-from app.models.evidence import SIGNATURE_MEANINGS, Document, Signature
+from app.models.evidence import Document, Signature
 from app.models.instances import Incident, ProcessInstance, Task
 from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.users import ROLES, ApiToken, Group, User
 
 __all__ = [
-    "ROLES", "SIGNATURE_MEANINGS", "ApiToken", "AuditEvent", "AuditHead", "Document", "Group", "Incident",
+    "ROLES", "ApiToken", "AuditEvent", "AuditHead", "Document", "Group", "Incident",
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
 ]

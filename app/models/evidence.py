@@ -10,8 +10,6 @@ from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
 
-SIGNATURE_MEANINGS = ("authored", "reviewed", "approved", "released", "responsibility")
-
 
 class Document(db.Model):
     """A rendered document; never overwritten - a re-render is a new revision."""

@@ -23,6 +23,7 @@ from app.models import (
 from app.models.types import utcnow
 from app.services import audit, processes
 from app.services.execution import engine_context
+from app.services.transaction import atomic
 
 WORKER_ROLES = ("admin", "process_owner", "staff", "qa_releaser")
 
@@ -60,17 +61,13 @@ def start_instance(process_key: str, actor: User, data: dict | None = None, *, t
     version = processes.get_version(process_key)
     instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
                                started_at=now, language=language or actor.language, status="running")
-    db.session.add(instance)
-    db.session.flush()
-    try:
+    with atomic():
+        db.session.add(instance)
+        db.session.flush()
         outcome = engine.start(instance, dict(data or {}), engine_context(now))
         audit.record(actor, "instance.started", "instance", instance.id, instance_id=instance.id, at=now,
                      new={"process": process_key, "version": version.version, "title": instance.title})
         record_outcome(actor, instance, outcome, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return instance
 
 
@@ -121,15 +118,11 @@ def retry_instance(instance_id: int, actor: User, now: datetime | None = None) -
     if not actor.has_role("admin"):
         raise PermissionDenied("Only administrators can retry incidents.")
     now = now or utcnow()
-    instance = get_instance(instance_id)
-    try:
+    with atomic():
+        instance = get_instance(instance_id)
         outcome = engine.retry(instance, engine_context(now))
         audit.record(actor, "incident.retried", "instance", instance.id, instance_id=instance.id, at=now)
         record_outcome(actor, instance, outcome, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return instance
 
 
@@ -154,16 +147,12 @@ def cancel_instance(instance_id: int, actor: User, reason: str, now: datetime | 
     if not reason:
         raise FormInvalid({"reason": ["Give a reason for cancelling."]})
     now = now or utcnow()
-    instance = get_instance(instance_id)
-    if instance.status in ("completed", "cancelled"):
-        raise Conflict(f"This instance is already {instance.status}.")
-    try:
+    with atomic():
+        instance = get_instance(instance_id)
+        if instance.status in ("completed", "cancelled"):
+            raise Conflict(f"This instance is already {instance.status}.")
         outcome = engine.cancel(instance, engine_context(now))
         audit.record(actor, "instance.cancelled", "instance", instance.id, instance_id=instance.id, at=now,
                      reason=reason)
         record_outcome(actor, instance, outcome, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return instance

@@ -10,11 +10,12 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import engine
-from app.exceptions import InvalidBpmn, NotFound
+from app.exceptions import InvalidBpmn, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import ProcessDefinition, ProcessVersion, User
 from app.services import audit
 from app.services.forms import read_form_files
+from app.services.transaction import atomic
 from handlers import REGISTRY
 
 
@@ -57,33 +58,36 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
     return DeployResult(version, created=True)
 
 
+def _require_deployer(actor: User | None) -> None:
+    """Only process owners and admins deploy; None is the operator at the command line."""
+    if actor is not None and not actor.has_role("admin", "process_owner"):
+        raise PermissionDenied("Only process owners deploy procedures.")
+
+
 def deploy_file(data: bytes, filename: str, actor: User | None, change_note: str = "") -> DeployResult:
     """Validate one BPMN upload and deploy it as the next version; identical content is a no-op."""
-    try:
-        result = _deploy_one(data, filename, actor, change_note, read_form_files(current_app.config["FORMS_DIR"]))
-    except Exception:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    return result
+    _require_deployer(actor)
+    with atomic():
+        return _deploy_one(data, filename, actor, change_note, read_form_files(current_app.config["FORMS_DIR"]))
 
 
 def deploy_directory(directory: Path, actor: User | None, change_note: str = "") -> list[DeployResult]:
     """Deploy every *.bpmn file of a directory in one transaction: all deploy, or none on any error."""
+    _require_deployer(actor)
     files = sorted(Path(directory).glob("*.bpmn"))
     if not files:
         raise NotFound(f"No .bpmn files in {directory}.")
     forms = read_form_files(current_app.config["FORMS_DIR"])
     results, problems = [], []
-    for path in files:
-        try:
-            results.append(_deploy_one(path.read_bytes(), path.name, actor, change_note, forms))
-        except InvalidBpmn as err:
-            problems.append(err)
-    if problems:
-        db.session.rollback()
-        raise InvalidBpmn([p for err in problems for p in err.problems], "; ".join(e.filename or "" for e in problems))
-    db.session.commit()
+    with atomic():
+        for path in files:
+            try:
+                results.append(_deploy_one(path.read_bytes(), path.name, actor, change_note, forms))
+            except InvalidBpmn as err:
+                problems.append(err)
+        if problems:
+            raise InvalidBpmn([p for err in problems for p in err.problems],
+                              "; ".join(e.filename or "" for e in problems))
     return results
 
 

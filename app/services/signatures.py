@@ -37,15 +37,21 @@ def gate_documents(task: Task) -> list[Document]:
     return list(latest.values())
 
 
+def signed_meaning(task: Task, data: dict) -> str:
+    """Return what a signature means: the gate's meaning, or "rejected" when the signer's decision rejects."""
+    return "rejected" if data.get("decision") == "reject" else task.signature_meaning
+
+
 def sign(task: Task, actor: User, data: dict, now: datetime) -> Signature:
     """Record the signature manifest for a completed gate task (no commit)."""
+    meaning = signed_meaning(task, data)
     documents = [{"id": d.id, "kind": d.kind, "filename": d.filename, "sha256": d.sha256}
                  for d in gate_documents(task)]
     signed_hash = engine.data_hash({"task": task.spiff_id, "instance": task.instance_id, "data": data,
-                                    "documents": documents, "meaning": task.signature_meaning,
+                                    "documents": documents, "meaning": meaning,
                                     "user": actor.username, "at": now.isoformat()})
     signature = Signature(instance_id=task.instance_id, task_id=task.id, user_id=actor.id,
-                          printed_name=actor.full_name, meaning=task.signature_meaning, signed_at=now,
+                          printed_name=actor.full_name, meaning=meaning, signed_at=now,
                           signed_hash=signed_hash, documents=documents)
     db.session.add(signature)
     db.session.flush()

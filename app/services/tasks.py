@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm.exc import StaleDataError
 
 from app import engine
 from app.exceptions import (
@@ -22,6 +21,7 @@ from app.models.types import utcnow
 from app.services import audit, forms, signatures
 from app.services.execution import engine_context
 from app.services.instances import record_outcome, require_worker
+from app.services.transaction import atomic
 
 
 @dataclass(frozen=True)
@@ -86,30 +86,30 @@ def _check_workable(task: Task, actor: User) -> None:
 
 def claim_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
     """Assign a ready task of one of my groups to me."""
-    require_worker(actor)
-    task = _locked_task(task_id)
-    _check_workable(task, actor)
-    if task.assignee_id != actor.id:
-        task.assignee_id = actor.id
-        audit.record(actor, "task.claimed", "task", task.spiff_id, instance_id=task.instance_id, at=now,
-                     old={"assignee": None}, new={"assignee": actor.username})
-    db.session.commit()
+    with atomic():
+        require_worker(actor)
+        task = _locked_task(task_id)
+        _check_workable(task, actor)
+        if task.assignee_id != actor.id:
+            task.assignee_id = actor.id
+            audit.record(actor, "task.claimed", "task", task.spiff_id, instance_id=task.instance_id, at=now,
+                         old={"assignee": None}, new={"assignee": actor.username})
     return task
 
 
 def release_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
     """Give a claimed task back to its group (the assignee or an admin)."""
-    task = _locked_task(task_id)
-    if task.state != "ready":
-        raise TaskNotClaimable("Only a waiting task can be released.")
-    if task.assignee_id is None:
-        raise Conflict("This task is not claimed.")
-    if task.assignee_id != actor.id and not actor.has_role("admin"):
-        raise PermissionDenied("Only the assignee or an administrator can release this task.")
-    audit.record(actor, "task.released", "task", task.spiff_id, instance_id=task.instance_id, at=now,
-                 old={"assignee": task.assignee.username}, new={"assignee": None})
-    task.assignee_id = None
-    db.session.commit()
+    with atomic():
+        task = _locked_task(task_id)
+        if task.state != "ready":
+            raise TaskNotClaimable("Only a waiting task can be released.")
+        if task.assignee_id is None:
+            raise Conflict("This task is not claimed.")
+        if task.assignee_id != actor.id and not actor.has_role("admin"):
+            raise PermissionDenied("Only the assignee or an administrator can release this task.")
+        audit.record(actor, "task.released", "task", task.spiff_id, instance_id=task.instance_id, at=now,
+                     old={"assignee": task.assignee.username}, new={"assignee": None})
+        task.assignee_id = None
     return task
 
 
@@ -123,23 +123,26 @@ def task_form(task: Task) -> tuple[dict, dict | None]:
 
 
 def complete_task(task_id: int, data: dict, actor: User, *, password: str | None = None,
-                  now: datetime | None = None) -> Task:
-    """Complete a ready task as actor: validate its form, sign it when it is a gate, run the engine on."""
+                  now: datetime | None = None, lang: str | None = None) -> Task:
+    """Complete a ready task as actor: validate its form, sign it when it is a gate, run the engine on.
+
+    Form messages come in `lang` (the page's language), by default the instance's.
+    """
     now = now or utcnow()
-    require_worker(actor)
-    task = _locked_task(task_id)
-    _check_workable(task, actor)
-    schema, _ = task_form(task)
-    forms.validate(schema, data, lang=task.instance.language)
-    instance = task.instance
-    if task.signature_meaning:
-        try:
-            signatures.authenticate_signer(actor, password, now)
-        except SignatureRejected:
-            db.session.commit()  # keep the failed-attempt count and its audit row, nothing else changed
-            raise
-    old = {key: instance.data.get(key) for key in data}
-    try:
+    with atomic():
+        require_worker(actor)
+        task = _locked_task(task_id)
+        _check_workable(task, actor)
+        schema, _ = task_form(task)
+        instance = task.instance
+        forms.validate(schema, data, lang=lang or instance.language)
+        if task.signature_meaning:
+            try:
+                signatures.authenticate_signer(actor, password, now)
+            except SignatureRejected:
+                db.session.commit()  # keep the failed-attempt count and its audit row; nothing else changed yet
+                raise
+        old = {key: instance.data.get(key) for key in data}
         task.state, task.completed_at, task.completed_by_id = "completed", now, actor.id
         task.assignee_id, task.data, task.data_hash = actor.id, data, engine.data_hash(data)
         outcome = engine.complete(instance, task, data, engine_context(now))
@@ -148,11 +151,4 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         if task.signature_meaning:
             signatures.sign(task, actor, data, now)
         record_outcome(actor, instance, outcome, now)
-        db.session.commit()
-    except StaleDataError as err:
-        db.session.rollback()
-        raise TaskAlreadyCompleted("Someone completed this step at the same time; nothing was saved.") from err
-    except Exception:
-        db.session.rollback()
-        raise
     return task

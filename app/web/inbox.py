@@ -69,7 +69,7 @@ def complete(task_id: int):
     schema, ui_schema = tasks.task_form(task)
     data = forms.parse_submission(schema, request.form, ui_schema)
     try:
-        tasks.complete_task(task_id, data, current_user, password=request.form.get("password"))
+        tasks.complete_task(task_id, data, current_user, password=request.form.get("password"), lang=ui_lang())
     except FormInvalid as err:
         return _render_task(tasks.get_task(task_id), data, err.errors,
                             _("The form has errors; nothing was saved."), 422)

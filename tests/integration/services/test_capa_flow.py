@@ -132,6 +132,7 @@ def test_rejected_approval_loops_back_and_the_second_pass_renders_revision_2(use
     signatures = db.session.scalars(db.select(Signature).where(Signature.instance_id == instance.id)
                                     .order_by(Signature.id)).all()
     assert [[d["sha256"] for d in s.documents] for s in signatures] == [[first.sha256], [revised.sha256]]
+    assert [s.meaning for s in signatures] == ["rejected", "approved"]  # a rejection is never signed "approved"
 
 
 def test_invalid_form_data_is_refused_and_changes_nothing(user):
