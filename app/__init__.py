@@ -43,6 +43,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     from app import cli, errors
     from app.api import register_api
     from app.extensions import babel, csrf, db, login_manager, migrate
+    from app.services import audit
     from app.web import register_web
 
     app = Flask(__name__, instance_relative_config=False)
@@ -55,6 +56,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".", exist_ok=True)
 
     db.init_app(app)
+    audit.watch_sessions()
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)

@@ -164,7 +164,12 @@ def retry(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
     for spiff_task in failed:
         spiff_task._set_state(TaskState.READY)
     instance.status = "running"
-    return _run(instance, workflow, ctx)
+    outcome = _run(instance, workflow, ctx)
+    if outcome.incident is None:
+        for incident in db.session.scalars(
+                select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None))):
+            incident.resolved_at = ctx.now
+    return outcome
 
 
 def cancel(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
@@ -251,10 +256,6 @@ def _save(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext)
     instance.state_json = dump_state(workflow)
     instance.next_timer_at = _next_timer_at(workflow)
     instance.data = _json_safe(_latest_data(workflow))
-    if instance.status != "incident":
-        for incident in db.session.scalars(
-                select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None))):
-            incident.resolved_at = ctx.now
 
 
 def _latest_data(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -285,8 +286,11 @@ def _next_timer_at(workflow: BpmnWorkflow) -> datetime | None:
 
 
 def _open_rows(instance: ProcessInstance) -> list[Task]:
-    return list(db.session.scalars(
-        select(Task).where(Task.instance_id == instance.id, Task.state == "ready")))
+    """Return the instance's ready task rows, as changed in this session (pending changes win)."""
+    # No autoflush: rows already loaded keep their unflushed state, and all writes go out once at commit.
+    with db.session.no_autoflush:
+        rows = db.session.scalars(select(Task).where(Task.instance_id == instance.id, Task.state == "ready"))
+        return [row for row in rows if row.state == "ready"]
 
 
 def _sync_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, automated: list[SpiffTask],

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as orm_event
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, User
@@ -33,29 +35,54 @@ def _plain(value: Any) -> Any:
     return None if value is None else json.loads(json.dumps(value, default=str))
 
 
+_CHAIN = "qualiflow_audit_chain"  # session.info key: [last id, last hash] of this transaction's appends
+
+
 def record(actor: User | None, action: str, object_type: str = "", object_id: Any = "", *,
            instance_id: int | None = None, old: Any = None, new: Any = None, reason: str = "",
            at: datetime | None = None, actor_name: str | None = None) -> AuditEvent:
-    """Append one event to the chain in the current transaction (the caller commits)."""
+    """Append one event to the chain in the current transaction (the caller commits).
+
+    The first append of a transaction locks the head row (an UPDATE takes the write lock), so concurrent
+    transactions chain one after another; later appends of the same transaction chain in memory and
+    the head is written once, just before commit (see write_chain_head).
+    """
     session = db.session
-    # Updating the head row first takes the write lock, so concurrent appends chain one after another.
-    head_id = session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id + 1)
-                              .returning(AuditHead.last_id)).scalar_one_or_none()
-    if head_id is None:
-        session.add(AuditHead(id=1, last_id=1, last_hash=GENESIS))
-        session.flush()
-        head_id = 1
-    head = session.get(AuditHead, 1, populate_existing=True)
+    chain = session.info.get(_CHAIN)
+    if chain is None:
+        with session.no_autoflush:  # pending writes go out together at commit
+            head = session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id)
+                                   .returning(AuditHead.last_id, AuditHead.last_hash)).one()
+        chain = session.info[_CHAIN] = [head.last_id, head.last_hash]
     event = AuditEvent(
-        id=head_id, at=at or utcnow(), actor_id=actor.id if actor else None,
+        id=chain[0] + 1, at=at or utcnow(), actor_id=actor.id if actor else None,
         actor_name=actor_name if actor_name is not None else (actor.full_name if actor else "system"),
         action=action, object_type=object_type, object_id=str(object_id), instance_id=instance_id,
-        old=_plain(old), new=_plain(new), reason=reason, prev_hash=head.last_hash)
-    event.hash = _digest(head.last_hash, event)
-    head.last_hash = event.hash
+        old=_plain(old), new=_plain(new), reason=reason, prev_hash=chain[1])
+    event.hash = _digest(chain[1], event)
+    chain[:] = [event.id, event.hash]
     session.add(event)
-    session.flush()
     return event
+
+
+def write_chain_head(session: Session) -> None:
+    """Before a commit, move the head to this transaction's last event (a session event hook)."""
+    chain = session.info.pop(_CHAIN, None)
+    if chain is not None:
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=chain[0], last_hash=chain[1]))
+
+
+def forget_chain(session: Session, previous_transaction) -> None:
+    """After the outer transaction rolls back, its unwritten appends are gone: start again from the head."""
+    if previous_transaction.parent is None:
+        session.info.pop(_CHAIN, None)
+
+
+def watch_sessions() -> None:
+    """Hook write_chain_head and forget_chain into every ORM session (once per process)."""
+    for name, hook in (("before_commit", write_chain_head), ("after_soft_rollback", forget_chain)):
+        if not orm_event.contains(Session, name, hook):
+            orm_event.listen(Session, name, hook)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import contains_eager
 
 from app import engine
 from app.exceptions import (
@@ -60,9 +61,11 @@ def get_task(task_id: int) -> Task:
 
 def _locked_task(task_id: int) -> Task:
     """Load a task and lock its instance row, so concurrent completions of one instance queue up."""
-    task = get_task(task_id)
-    db.session.execute(select(ProcessInstance.id).where(ProcessInstance.id == task.instance_id).with_for_update())
-    db.session.refresh(task)
+    task = db.session.scalar(
+        select(Task).join(Task.instance).options(contains_eager(Task.instance)).where(Task.id == task_id)
+        .with_for_update(of=[Task, ProcessInstance]).execution_options(populate_existing=True))
+    if task is None:
+        raise NotFound(f"No task {task_id}.")
     return task
 
 
@@ -113,9 +116,20 @@ def release_task(task_id: int, actor: User, now: datetime | None = None) -> Task
     return task
 
 
+_FORMS_CACHE: dict[tuple[int, str], dict] = {}
+
+
+def _version_forms(version: ProcessVersion) -> dict:
+    """Return a version's frozen forms; versions never change, so they are read from the database once."""
+    key = (version.id, version.content_hash)
+    if key not in _FORMS_CACHE:
+        _FORMS_CACHE[key] = version.forms
+    return _FORMS_CACHE[key]
+
+
 def task_form(task: Task) -> tuple[dict, dict | None]:
     """Return the (JSON schema, UI schema) frozen with the task's process version."""
-    version_forms = task.instance.version.forms
+    version_forms = _version_forms(task.instance.version)
     schema = version_forms.get(task.form) if task.form else {"type": "object", "properties": {}}
     if schema is None:
         raise NotFound(f"Form {task.form!r} is missing from process version {task.instance.version.version}.")
