@@ -211,7 +211,7 @@ def bench_app(workdir: Path) -> Iterator[Any]:
     from app import create_app
     from app.extensions import db
     from app.models.audit import install_append_only
-    from app.services import demo, users
+    from app.services import demo
 
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{workdir / 'bench.sqlite'}",
                                  "SMTP_PORT": 1})
@@ -219,12 +219,7 @@ def bench_app(workdir: Path) -> Iterator[Any]:
         db.create_all()
         with db.engine.begin() as connection:
             install_append_only(connection)
-        for name, label, label_zh in demo.GROUPS:
-            users.ensure_group(name, label, label_zh)
-        for username, full_name, roles, groups, language in demo.USERS:
-            users.ensure_user(username, full_name=full_name, password=demo.DEMO_PASSWORD,
-                              email=f"{username}@qualiflow.example", roles=roles, groups=groups, language=language)
-        db.session.commit()
+        demo.seed_people()
         try:
             yield app
         finally:

@@ -58,12 +58,7 @@ def runner(app):
 @pytest.fixture
 def seeded(app):
     """Demo groups and users and the shipped processes, without demo instances."""
-    for name, label, label_zh in demo.GROUPS:
-        users.ensure_group(name, label, label_zh)
-    for username, full_name, roles, groups, language in demo.USERS:
-        users.ensure_user(username, full_name=full_name, password=demo.DEMO_PASSWORD,
-                          email=f"{username}@qualiflow.example", roles=roles, groups=groups, language=language)
-    db.session.commit()
+    demo.seed_people()
     from app.services import processes
     processes.deploy_directory(ROOT / "processes", None, "test setup")
     return app

@@ -9,6 +9,7 @@ from app.extensions import db
 from app.models import ProcessInstance
 from app.services import processes
 from app.services.instances import start_instance
+from app.services.transaction import atomic
 from app.services.users import ensure_group, ensure_user, get_by_username
 
 DEMO_PASSWORD = "qualiflow-demo"
@@ -32,16 +33,23 @@ USERS = [
 ]
 
 
+def seed_people() -> int:
+    """Create missing demo groups and users in one transaction; return how many users were created."""
+    with atomic():
+        for name, label, label_zh in GROUPS:
+            ensure_group(name, label, label_zh)
+        created = 0
+        for username, full_name, roles, groups, language in USERS:
+            _, new = ensure_user(username, full_name=full_name, password=DEMO_PASSWORD,
+                                 email=f"{username}@qualiflow.example", roles=roles, groups=groups,
+                                 language=language)
+            created += new
+    return created
+
+
 def load_demo(processes_dir: Path) -> str:
     """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
-    for name, label, label_zh in GROUPS:
-        ensure_group(name, label, label_zh)
-    created = 0
-    for username, full_name, roles, groups, language in USERS:
-        _, new = ensure_user(username, full_name=full_name, password=DEMO_PASSWORD,
-                             email=f"{username}@qualiflow.example", roles=roles, groups=groups, language=language)
-        created += new
-    db.session.commit()
+    created = seed_people()
     deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load") if r.created]
     started = 0
     if not db.session.scalar(select(func.count(ProcessInstance.id))):

@@ -39,6 +39,17 @@ def count(model, *where) -> int:
     return db.session.scalar(db.select(db.func.count()).select_from(model).where(*where))
 
 
+def user_task(element_id: str, name: str, form: str = "capa_escalation.schema.json") -> str:
+    """Return a user task element with a form property, for test diagrams."""
+    return f"""<bpmn:userTask id="{element_id}" name="{name}">
+      <bpmn:extensionElements>
+        <spiffworkflow:properties>
+          <spiffworkflow:property name="formJsonSchemaFilename" value="{form}"/>
+        </spiffworkflow:properties>
+      </bpmn:extensionElements>
+    </bpmn:userTask>"""
+
+
 def diagram(process_id: str, body: str, lane_nodes: Iterable[str] = ()) -> bytes:
     """Wrap flow elements in a deployable BPMN file, with the given nodes in lane 'qa'."""
     refs = "".join(f"<bpmn:flowNodeRef>{node}</bpmn:flowNodeRef>" for node in lane_nodes)

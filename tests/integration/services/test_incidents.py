@@ -10,18 +10,12 @@ from app.extensions import db
 from app.models import AuditEvent, Incident, OutboxMessage, ProcessInstance, Task
 from app.services import demo, instances, tasks, users
 from tests.conftest import T0
-from tests.integration.services.scenarios import count, deploy, diagram
+from tests.integration.services.scenarios import count, deploy, diagram, user_task
 
-GHOST_NOTICE = diagram("ghost_notice", """
+GHOST_NOTICE = diagram("ghost_notice", f"""
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="decide"/>
-    <bpmn:userTask id="decide" name="Decide">
-      <bpmn:extensionElements>
-        <spiffworkflow:properties>
-          <spiffworkflow:property name="formJsonSchemaFilename" value="capa_escalation.schema.json"/>
-        </spiffworkflow:properties>
-      </bpmn:extensionElements>
-    </bpmn:userTask>
+    {user_task('decide', 'Decide')}
     <bpmn:sequenceFlow id="f2" sourceRef="decide" targetRef="notify_ghosts"/>
     <bpmn:serviceTask id="notify_ghosts" name="Tell the ghosts">
       <bpmn:extensionElements>

@@ -5,24 +5,18 @@ from app.extensions import db
 from app.models import Incident, ProcessInstance, Task
 from app.services import instances, tasks
 from tests.conftest import T0
-from tests.integration.services.scenarios import count, deploy, diagram
+from tests.integration.services.scenarios import count, deploy, diagram, user_task
 
 LOOPS = 300
 
-INSPECTION_LOOP = diagram("inspection_loop", """
+INSPECTION_LOOP = diagram("inspection_loop", f"""
     <bpmn:startEvent id="start"/>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="init"/>
     <bpmn:scriptTask id="init" name="Reset counter"><bpmn:script>done = 0</bpmn:script></bpmn:scriptTask>
     <bpmn:sequenceFlow id="f2" sourceRef="init" targetRef="again"/>
     <bpmn:exclusiveGateway id="again"/>
     <bpmn:sequenceFlow id="f3" sourceRef="again" targetRef="inspect"/>
-    <bpmn:userTask id="inspect" name="Inspect sample">
-      <bpmn:extensionElements>
-        <spiffworkflow:properties>
-          <spiffworkflow:property name="formJsonSchemaFilename" value="capa_escalation.schema.json"/>
-        </spiffworkflow:properties>
-      </bpmn:extensionElements>
-    </bpmn:userTask>
+    {user_task('inspect', 'Inspect sample')}
     <bpmn:sequenceFlow id="f4" sourceRef="inspect" targetRef="count"/>
     <bpmn:scriptTask id="count" name="Count"><bpmn:script>done += 1</bpmn:script></bpmn:scriptTask>
     <bpmn:sequenceFlow id="f5" sourceRef="count" targetRef="more"/>
