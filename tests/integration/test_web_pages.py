@@ -1,7 +1,11 @@
 """The browser pages through Flask's test client: sign-in, inbox, task forms, signatures, instance page."""
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from flask import g
 
 from app.extensions import db
 from app.models import AuditEvent, Task
@@ -100,3 +104,20 @@ def test_cancel_instance_needs_role_and_reason(client, seeded, user, username, r
         assert _ready(instance.id, "describe_problem") is None
         event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "instance.cancelled"))
         assert event.reason == reason
+
+
+def test_forms_without_csrf_token_are_refused(app, client, seeded):
+    app.config["WTF_CSRF_ENABLED"] = True
+    response = client.post("/login", data={"username": "qa", "password": demo.DEMO_PASSWORD})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+
+
+def test_idle_session_expires(app, client, seeded):
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=1)
+    login(client, "qa")
+    assert client.get("/").status_code == 200
+    time.sleep(2.1)
+    g.pop("_login_user", None)  # the fixture's app context (and so g) outlives requests; a server's does not
+    response = client.get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
