@@ -121,3 +121,32 @@ def test_idle_session_expires(app, client, seeded):
     g.pop("_login_user", None)  # the fixture's app context (and so g) outlives requests; a server's does not
     response = client.get("/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+@pytest.mark.parametrize("path", ["/admin/incidents", "/admin/outbox"])
+@pytest.mark.parametrize("username,status", [("admin", 200), ("qa", 403), ("auditor", 403)])
+def test_admin_pages_are_for_admins(client, seeded, path, username, status):
+    login(client, username)
+    assert client.get(path).status_code == status
+
+
+def test_inbox_pages_through_many_tasks(app, client, seeded, user):
+    app.config["PAGE_SIZE"] = 2
+    for number in range(3):
+        instances.start_instance("capa", user("qa"), title=f"Paged CAPA {number}")
+    login(client, "qa")
+    first = client.get("/?lang=en").get_data(as_text=True)
+    assert "Page 1 of 2" in first and first.count("Paged CAPA") == 2
+    second = client.get("/?page=2").get_data(as_text=True)
+    assert second.count("Paged CAPA") == 1
+    assert "Paged CAPA" not in client.get("/?q=nothing-matches").get_data(as_text=True)
+
+
+def test_auditor_reads_instances_but_cannot_claim(client, seeded, user):
+    instance = instances.start_instance("capa", user("qa"), title="Audited")
+    task = _ready(instance.id, "describe_problem")
+    login(client, "auditor")
+    assert "Audited" in client.get(f"/instances/{instance.id}").get_data(as_text=True)
+    assert client.post(f"/tasks/{task.id}/claim").status_code == 403
+    db.session.refresh(task)
+    assert task.assignee_id is None
