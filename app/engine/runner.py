@@ -328,7 +328,7 @@ def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContex
     due_in = props.get("dueIn")
     row = Task(
         instance_id=instance.id, spiff_id=str(spiff_task.id), element_id=spec.bpmn_id or spec.name,
-        name=spec.bpmn_name or spec.bpmn_id or spec.name, kind=_kind(spiff_task),
+        name=spec.bpmn_name or spec.bpmn_id or spec.name, name_zh=props.get("name:zh-CN"), kind=_kind(spiff_task),
         state="ready",
         lane=spec.lane, group_name=spec.lane, form=props.get("formJsonSchemaFilename"),
         ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning"),

@@ -51,6 +51,7 @@ class Task(db.Model):
     spiff_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(120))
     name: Mapped[str] = mapped_column(String(300), default="")
+    name_zh: Mapped[str | None] = mapped_column(String(300))  # from the diagram's "name:zh-CN" property
     kind: Mapped[str] = mapped_column(String(40))  # user, service, script, manual
     state: Mapped[str] = mapped_column(String(20))
     lane: Mapped[str | None] = mapped_column(String(120))

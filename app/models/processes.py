@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
@@ -33,8 +33,8 @@ class ProcessVersion(db.Model):
     version: Mapped[int]
     filename: Mapped[str] = mapped_column(String(255))
     # Deferred: instances load their version on every step, but these two are read once per process (cached).
-    bpmn_xml: Mapped[str] = deferred(mapped_column(Text))
-    forms: Mapped[dict] = deferred(mapped_column(JSON, default=dict))  # form file name -> JSON, frozen with it
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
+    forms: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)  # form file name -> JSON, frozen with it
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     change_note: Mapped[str] = mapped_column(Text, default="")
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

@@ -52,5 +52,10 @@ def register_web(app: Flask) -> None:
         return label[1] if ui_lang() == "zh-CN" else label[0]
 
     @app.template_global()
+    def task_name(task) -> str:
+        """Return the step's name in the page language when the diagram gives one."""
+        return task.name_zh if ui_lang() == "zh-CN" and task.name_zh else task.name
+
+    @app.template_global()
     def is_admin() -> bool:
         return current_user.is_authenticated and current_user.has_role("admin")

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from flask import g
+from flask_babel import refresh
 
 from app.extensions import db
 from app.models import AuditEvent, Task
@@ -150,3 +151,11 @@ def test_auditor_reads_instances_but_cannot_claim(client, seeded, user):
     assert client.post(f"/tasks/{task.id}/claim").status_code == 403
     db.session.refresh(task)
     assert task.assignee_id is None
+
+
+def test_step_names_follow_the_page_language(client, seeded, user):
+    instances.start_instance("capa", user("qa"), title="Named steps")
+    login(client, "qa")
+    assert "问题描述" in client.get("/?lang=zh_CN").get_data(as_text=True)
+    refresh()  # the fixture's app context outlives requests; Flask-Babel caches the locale in it
+    assert "Describe the problem" in client.get("/?lang=en").get_data(as_text=True)
