@@ -27,6 +27,7 @@ from app.engine.clock import engine_time
 from app.engine.pruning import hidden_open_task, open_tasks, prune_history
 from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
+from app.engine.serializer import dump_state, load_state
 from app.engine.validation import extension_properties, parse_duration
 from app.engine.working_days import add_working_days, working_days_between
 from app.exceptions import Conflict, ScriptRejected, TaskAlreadyCompleted, TaskNotClaimable
@@ -109,8 +110,6 @@ def _script_engine(instance: ProcessInstance, ctx: EngineContext) -> QualiflowSc
 
 
 def _load(instance: ProcessInstance, ctx: EngineContext) -> BpmnWorkflow:
-    from app.engine.serializer import load_state
-
     spec, subprocess_specs = load_spec(instance.version)
     workflow = load_state(instance.state_json, spec, subprocess_specs)
     workflow.script_engine = _script_engine(instance, ctx)  # not serialized: reattach on every load
@@ -251,8 +250,6 @@ def _record_incident(instance: ProcessInstance, element_id: str | None, message:
 
 
 def _save(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> None:
-    from app.engine.serializer import dump_state
-
     instance.state_json = dump_state(workflow)
     instance.next_timer_at = _next_timer_at(workflow)
     instance.data = _json_safe(_latest_data(workflow))

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, request, session
+from flask import Flask, g, request, session
 from flask_babel import get_locale
 from flask_login import current_user
 
 from app.extensions import login_manager
 from app.models.types import utcnow
+from app.services import users
 
 
 def ui_lang() -> str:
@@ -44,8 +45,9 @@ def register_web(app: Flask) -> None:
 
     @app.template_global()
     def group_label(name: str | None) -> str:
-        from app.services.users import group_labels
-        labels = group_labels()
+        if "group_labels" not in g:  # one query per page, not per row
+            g.group_labels = users.group_labels()
+        labels = g.group_labels
         label = labels.get(name or "")
         if label is None:
             return name or "—"
