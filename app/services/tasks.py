@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, selectinload
 
 from app import engine
 from app.exceptions import (
@@ -38,7 +38,9 @@ def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 2
     now = now or utcnow()
     mine = Task.assignee_id == actor.id
     offered = Task.group_name.in_(actor.group_names) & Task.assignee_id.is_(None)
-    query = (select(Task).join(ProcessInstance).join(ProcessVersion).join(ProcessDefinition)
+    query = (select(Task).join(Task.instance).join(ProcessInstance.version).join(ProcessVersion.definition)
+             .options(contains_eager(Task.instance).contains_eager(ProcessInstance.version)
+                      .contains_eager(ProcessVersion.definition), selectinload(Task.assignee))
              .where(Task.state == "ready", Task.kind == "user"))
     query = query.where({"mine": mine, "unassigned": offered}.get(filters.scope, or_(mine, offered)))
     if filters.process_key:
@@ -47,7 +49,8 @@ def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 2
         query = query.where(Task.due_at < now)
     if filters.search:
         pattern = f"%{filters.search}%"
-        query = query.where(or_(Task.name.ilike(pattern), ProcessInstance.title.ilike(pattern)))
+        query = query.where(or_(Task.name.ilike(pattern), Task.name_zh.ilike(pattern),
+                                ProcessInstance.title.ilike(pattern)))
     query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
