@@ -165,10 +165,14 @@ def retry(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
     instance.status = "running"
     outcome = _run(instance, workflow, ctx)
     if outcome.incident is None:
-        for incident in db.session.scalars(
-                select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None))):
-            incident.resolved_at = ctx.now
+        _resolve_incidents(instance, ctx)
     return outcome
+
+
+def _resolve_incidents(instance: ProcessInstance, ctx: EngineContext) -> None:
+    for incident in db.session.scalars(
+            select(Incident).where(Incident.instance_id == instance.id, Incident.resolved_at.is_(None))):
+        incident.resolved_at = ctx.now
 
 
 def cancel(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
@@ -181,6 +185,7 @@ def cancel(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
     for row in _open_rows(instance):
         row.state = "cancelled"
         outcome.cancelled.append(row)
+    _resolve_incidents(instance, ctx)  # nothing is left to retry
     instance.status = "cancelled"
     instance.completed_at = ctx.now
     instance.next_timer_at = None

@@ -136,3 +136,10 @@ def test_script_escape_is_rejected_as_an_incident(user, tmp_path, escape):
     assert incident.element_id == "compute"
     assert "rejected" in incident.message.lower()
     assert not target.exists()
+
+
+def test_cancelling_an_instance_with_an_incident_closes_the_incident(stuck, user):
+    incident = _open_incident(stuck.id)
+    instances.cancel_instance(stuck.id, user("admin"), "Obsolete: the ghosts were never a real group")
+    db.session.refresh(incident)
+    assert stuck.status == "cancelled" and incident.resolved_at is not None
