@@ -58,10 +58,10 @@ def start_instance(process_key: str, actor: User, data: dict | None = None, *, t
     """Start the latest version of a process as actor and run it to its first wait."""
     require_worker(actor)
     now = now or utcnow()
-    version = processes.get_version(process_key)
-    instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
-                               started_at=now, language=language or actor.language, status="running")
-    with atomic():
+    with atomic():  # an unknown process rolls back too, so no read transaction (and lock) is left open
+        version = processes.get_version(process_key)
+        instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
+                                   started_at=now, language=language or actor.language, status="running")
         db.session.add(instance)
         db.session.flush()
         outcome = engine.start(instance, dict(data or {}), engine_context(now))
