@@ -45,7 +45,8 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
 
     The first append of a transaction locks the head row (an UPDATE takes the write lock), so concurrent
     transactions chain one after another; later appends of the same transaction chain in memory and
-    the head is written once, just before commit (see write_chain_head).
+    the head is written once, just before commit (see write_chain_head). Never append inside a savepoint
+    that may roll back on its own (handlers do not audit): the chain in memory would run ahead of the rows.
     """
     session = db.session
     chain = session.info.get(_CHAIN)
