@@ -17,6 +17,26 @@ class QualiflowError(Exception):
         return {"error": self.__class__.__name__, "message": self.message}
 
 
+class ValidationFailed(QualiflowError):
+    """The request is not valid; nothing was changed."""
+
+    status = 400
+
+
+class ImportRefused(QualiflowError):
+    """Some rows of an import are invalid; nothing was imported."""
+
+    status = 422
+
+    def __init__(self, errors: list[dict], total_errors: int, message: str = "") -> None:
+        super().__init__(message or f"{total_errors} row error(s); nothing was imported.")
+        self.errors = errors
+        self.total_errors = total_errors
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "errors": self.errors, "total_errors": self.total_errors}
+
+
 class NotFound(QualiflowError):
     """The requested record does not exist."""
 

@@ -2,7 +2,20 @@
 from app.models.audit import AuditEvent, AuditHead
 from app.models.evidence import Document, Signature
 from app.models.instances import Incident, ProcessInstance, Task
-from app.models.lots import Customer, GenealogyEdge, MaterialLot, Product, ProductLot, Shipment, Supplier
+from app.models.lots import (
+    Customer,
+    GenealogyEdge,
+    ImportJob,
+    Inspection,
+    InstanceLot,
+    MaterialLot,
+    Product,
+    ProductLot,
+    SerialNumber,
+    Shipment,
+    StockLevel,
+    Supplier,
+)
 from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.users import ROLES, ApiToken, Group, User
@@ -10,5 +23,6 @@ from app.models.users import ROLES, ApiToken, Group, User
 __all__ = [
     "ROLES", "ApiToken", "AuditEvent", "AuditHead", "Document", "Group", "Incident",
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
-    "Customer", "GenealogyEdge", "MaterialLot", "Product", "ProductLot", "Shipment", "Supplier",
+    "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
+    "SerialNumber", "Shipment", "StockLevel", "Supplier",
 ]

@@ -1,17 +1,21 @@
 """Lot data the procedures decide about: products, suppliers, material and product lots, genealogy,
-customers and shipments (issue 4; the first slice: the tables forward and backward trace need)."""
+inspections, stock, serials, customers and shipments, and which instances concern which lots."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
 
 LOT_STATUSES = ("quarantine", "released", "hold", "recalled", "expired", "scrapped")
 SUPPLIER_STATUSES = ("approved", "conditional", "suspended")
 CUSTOMER_KINDS = ("distributor", "hospital", "end_user")
+INSPECTION_STAGES = ("incoming", "in_process", "final")
+INSPECTION_RESULTS = ("pass", "fail")
+DEVICE_CLASSES = ("I", "II", "III")
 
 
 class Product(db.Model):
@@ -24,6 +28,7 @@ class Product(db.Model):
     registration_no: Mapped[str] = mapped_column(String(120), default="")
     registration_expiry: Mapped[date | None]
     device_class: Mapped[str] = mapped_column(String(10), default="")
+    sterile: Mapped[bool] = mapped_column(default=False)  # a sterile product's lots need a sterilization batch
 
 
 class Supplier(db.Model):
@@ -45,6 +50,7 @@ class MaterialLot(db.Model):
     expiry_on: Mapped[date | None]
     status: Mapped[str] = mapped_column(String(20), default="quarantine")
     supplier: Mapped[Supplier] = relationship()
+    kind = "material"
 
 
 class ProductLot(db.Model):
@@ -58,7 +64,10 @@ class ProductLot(db.Model):
     expiry_on: Mapped[date | None]
     sterilization_batch: Mapped[str | None] = mapped_column(String(60), index=True)
     status: Mapped[str] = mapped_column(String(20), default="quarantine")
+    batch_record_complete: Mapped[bool] = mapped_column(default=False)
+    labels_checked: Mapped[bool] = mapped_column(default=False)  # labels with UDI printed and verified
     product: Mapped[Product] = relationship()
+    kind = "product"
 
 
 class GenealogyEdge(db.Model):
@@ -84,7 +93,9 @@ class Customer(db.Model):
     region: Mapped[str] = mapped_column(String(120), default="")
     contact: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
+    country: Mapped[str] = mapped_column(String(2), default="CN")  # ISO 3166 alpha-2: recall markets
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    parent: Mapped[Customer | None] = relationship(remote_side=[id])
 
 
 class Shipment(db.Model):
@@ -99,4 +110,83 @@ class Shipment(db.Model):
     from_customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
     quantity: Mapped[int]
     shipped_on: Mapped[date]
-    document_no: Mapped[str] = mapped_column(String(60), default="")
+    document_no: Mapped[str] = mapped_column(String(60), default="", index=True)
+    product_lot: Mapped[ProductLot] = relationship()
+    customer: Mapped[Customer] = relationship(foreign_keys=[customer_id])
+    from_customer: Mapped[Customer | None] = relationship(foreign_keys=[from_customer_id])
+
+
+class Inspection(db.Model):
+    """An incoming, in-process or final inspection of a material or product lot; a failed final starts a CAPA."""
+
+    __tablename__ = "inspections"
+    __table_args__ = (
+        CheckConstraint("(material_lot_id IS NULL) != (product_lot_id IS NULL)", name="one_lot"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    material_lot_id: Mapped[int | None] = mapped_column(ForeignKey("material_lots.id"), index=True)
+    product_lot_id: Mapped[int | None] = mapped_column(ForeignKey("product_lots.id"), index=True)
+    result: Mapped[str] = mapped_column(String(10))
+    results: Mapped[str] = mapped_column(Text, default="")
+    inspected_on: Mapped[date]
+    inspector: Mapped[str] = mapped_column(String(200), default="")
+    capa_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    material_lot: Mapped[MaterialLot | None] = relationship()
+    product_lot: Mapped[ProductLot | None] = relationship()
+
+
+class StockLevel(db.Model):
+    """Quantity of a product lot held at one location (warehouse, quarantine area, consignment)."""
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (UniqueConstraint("product_lot_id", "location"),
+                      CheckConstraint("quantity >= 0", name="quantity_not_negative"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_lot_id: Mapped[int] = mapped_column(ForeignKey("product_lots.id"))
+    location: Mapped[str] = mapped_column(String(120))
+    quantity: Mapped[int]
+    product_lot: Mapped[ProductLot] = relationship()
+
+
+class SerialNumber(db.Model):
+    """A serialized unit (GS1 AI 21) and the lot it belongs to, so a scanned UDI finds its lot."""
+
+    __tablename__ = "serial_numbers"
+    __table_args__ = (UniqueConstraint("serial", "product_lot_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(20), index=True)
+    product_lot_id: Mapped[int] = mapped_column(ForeignKey("product_lots.id"), index=True)
+    product_lot: Mapped[ProductLot] = relationship()
+
+
+class InstanceLot(db.Model):
+    """A lot a procedure instance concerns (CAPA subject, recall scope, change hold), for both directions."""
+
+    __tablename__ = "instance_lots"
+    __table_args__ = (
+        CheckConstraint("(material_lot_id IS NULL) != (product_lot_id IS NULL)", name="one_lot"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)
+    material_lot_id: Mapped[int | None] = mapped_column(ForeignKey("material_lots.id"), index=True)
+    product_lot_id: Mapped[int | None] = mapped_column(ForeignKey("product_lots.id"), index=True)
+    role: Mapped[str] = mapped_column(String(40), default="subject")
+
+
+class ImportJob(db.Model):
+    """One file import: who, what, how far, and every refused row (nothing is written unless all rows pass)."""
+
+    __tablename__ = "import_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running, succeeded, failed
+    total_rows: Mapped[int] = mapped_column(default=0)
+    imported_rows: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list] = mapped_column(JSON, default=list)
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

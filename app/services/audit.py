@@ -45,8 +45,8 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
 
     The first append of a transaction locks the head row (an UPDATE takes the write lock), so concurrent
     transactions chain one after another; later appends of the same transaction chain in memory and
-    the head is written once, just before commit (see write_chain_head). Never append inside a savepoint
-    that may roll back on its own (handlers do not audit): the chain in memory would run ahead of the rows.
+    the head is written once, just before commit (see write_chain_head). Code that appends inside a
+    savepoint which may roll back on its own (handlers) must rewind the chain with `rewind(position())`.
     """
     session = db.session
     chain = session.info.get(_CHAIN)
@@ -64,6 +64,20 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
     chain[:] = [event.id, event.hash]
     session.add(event)
     return event
+
+
+def position() -> list | None:
+    """Return where this transaction's chain stands in memory, to rewind to after a savepoint rollback."""
+    chain = db.session.info.get(_CHAIN)
+    return list(chain) if chain is not None else None
+
+
+def rewind(mark: list | None) -> None:
+    """Forget the appends made since `position()` returned mark (their savepoint rolled back)."""
+    if mark is None:
+        db.session.info.pop(_CHAIN, None)
+    else:
+        db.session.info[_CHAIN] = list(mark)
 
 
 def write_chain_head(session: Session) -> None:

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from app.engine import EngineContext, HandlerCall
 from app.extensions import db
+from app.services import audit
 from handlers import REGISTRY, HandlerContext, HandlerError
 
 
@@ -25,8 +26,13 @@ def call_handler(call: HandlerCall, now: datetime) -> Any:
         session=db.session, instance=call.instance, element_id=call.element_id, spiff_id=call.spiff_id,
         data=call.data, now=now, templates_dir=current_app.config["DOCX_TEMPLATES_DIR"],
         base_url=current_app.config["BASE_URL"])
-    with db.session.begin_nested():
-        return handler.function(ctx, params)
+    mark = audit.position()
+    try:
+        with db.session.begin_nested():
+            return handler.function(ctx, params)
+    except BaseException:
+        audit.rewind(mark)  # the savepoint took the handler's audit rows with it
+        raise
 
 
 def engine_context(now: datetime) -> EngineContext:

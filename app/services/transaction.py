@@ -9,10 +9,25 @@ from sqlalchemy.orm.exc import StaleDataError
 from app.exceptions import Conflict
 from app.extensions import db
 
+_DEPTH = "qualiflow_atomic_depth"
+
 
 @contextmanager
 def atomic() -> Iterator[None]:
-    """Commit the session when the block succeeds; otherwise roll back and re-raise (stale writes as 409)."""
+    """Commit the session when the block succeeds; otherwise roll back and re-raise (stale writes as 409).
+
+    A use case called inside another (a failed inspection starting a CAPA) joins the outer
+    transaction: only the outermost block commits, so the two land or fail together.
+    """
+    info = db.session.info
+    if info.get(_DEPTH):
+        info[_DEPTH] += 1
+        try:
+            yield
+        finally:
+            info[_DEPTH] -= 1
+        return
+    info[_DEPTH] = 1
     try:
         yield
         db.session.commit()
@@ -22,3 +37,5 @@ def atomic() -> Iterator[None]:
     except BaseException:
         db.session.rollback()
         raise
+    finally:
+        info[_DEPTH] = 0

@@ -1,0 +1,303 @@
+"""Lot use cases: status changes with their rules and reasons, the expiry job, near-expiry warnings,
+failed final inspections that open a CAPA, release checks, and the lot pages' queries."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+
+from app.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from app.extensions import db
+from app.models import (
+    AuditEvent,
+    Customer,
+    GenealogyEdge,
+    Inspection,
+    InstanceLot,
+    MaterialLot,
+    ProcessInstance,
+    Product,
+    ProductLot,
+    SerialNumber,
+    Shipment,
+    StockLevel,
+    Supplier,
+    User,
+)
+from app.models.lots import LOT_STATUSES
+from app.models.types import utcnow
+from app.services import audit
+from app.services.instances import require_worker, start_instance
+from app.services.transaction import atomic
+
+# Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
+# lot can only be scrapped, a scrapped one never changes again.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "quarantine": ("released", "hold", "recalled", "expired", "scrapped"),
+    "released": ("quarantine", "hold", "recalled", "expired", "scrapped"),
+    "hold": ("quarantine", "released", "recalled", "expired", "scrapped"),
+    "recalled": ("quarantine", "hold", "scrapped", "expired"),
+    "expired": ("scrapped",),
+    "scrapped": (),
+}
+SHIPPABLE = ("released",)
+# Who may decide about a lot: QA (by group), releasers and admins; only releasers and admins release.
+STATUS_GROUPS = ("qa", "qa_management")
+RELEASE_ROLES = ("qa_releaser", "admin")
+
+LotModel = type[ProductLot] | type[MaterialLot]
+LOT_MODELS: dict[str, LotModel] = {"product": ProductLot, "material": MaterialLot}
+OPEN_STATES = ("running", "incident")
+
+
+def require_lot_authority(actor: User, new_status: str) -> None:
+    """Refuse a status change the actor is not entitled to make."""
+    require_worker(actor)
+    if new_status == "released":
+        if not actor.has_role(*RELEASE_ROLES):
+            raise PermissionDenied("Only an authorised releaser can release a lot.")
+        return
+    if not (actor.has_role("admin", "qa_releaser") or actor.group_names & set(STATUS_GROUPS)):
+        raise PermissionDenied("Only quality assurance can change a lot's status.")
+
+
+def shipping_refusal(lot: ProductLot | None, shipped_on: date | None = None) -> str | None:
+    """Say why goods of this lot cannot be shipped (None when they can)."""
+    if lot is None:
+        return None
+    if lot.status not in SHIPPABLE:
+        return f"lot {lot.lot_number} is {lot.status} and cannot be shipped"
+    if shipped_on and lot.expiry_on and shipped_on > lot.expiry_on:
+        return f"lot {lot.lot_number} expired on {lot.expiry_on.isoformat()}"
+    return None
+
+
+def get_lot(kind: str, lot_id: int) -> ProductLot | MaterialLot:
+    model = LOT_MODELS.get(kind)
+    lot = db.session.get(model, lot_id) if model else None
+    if lot is None:
+        raise NotFound(f"No {kind} lot {lot_id}.")
+    return lot
+
+
+def change_status(lot: ProductLot | MaterialLot, status: str, reason: str, actor: User | None,
+                  now: datetime, instance_id: int | None = None) -> bool:
+    """Move a lot to a status inside the caller's transaction, audited with reason; False if already there."""
+    if status not in LOT_STATUSES:
+        raise ValidationFailed(f"Unknown lot status {status!r}; use one of {', '.join(LOT_STATUSES)}.")
+    if not reason.strip():
+        raise ValidationFailed("A status change needs a reason.")
+    if lot.status == status:
+        return False
+    if status not in TRANSITIONS[lot.status]:
+        raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot become {status}.")
+    old = lot.status
+    lot.status = status
+    audit.record(actor, "lot.status_changed", f"{lot.kind}_lot", lot.id, instance_id=instance_id, at=now,
+                 old={"status": old}, new={"status": status, "lot_number": lot.lot_number}, reason=reason.strip())
+    return True
+
+
+def set_status(kind: str, lot_id: int, status: str, reason: str, actor: User,
+               now: datetime | None = None) -> ProductLot | MaterialLot:
+    """Change a lot's status as actor (one use case), refusing forbidden moves and missing reasons."""
+    now = now or utcnow()
+    with atomic():
+        require_lot_authority(actor, status)
+        lot = get_lot(kind, lot_id)
+        change_status(lot, status, reason, actor, now)
+    return lot
+
+
+def expire_lots(now: datetime | None = None) -> int:
+    """Lock every lot whose expiry date has passed (the scheduled job); return how many were expired."""
+    now = now or utcnow()
+    today = now.date()
+    expired = 0
+    with atomic():
+        for model in (ProductLot, MaterialLot):
+            due = db.session.scalars(select(model).where(
+                model.expiry_on < today, model.status.notin_(("expired", "scrapped"))).with_for_update())
+            for lot in due:
+                change_status(lot, "expired", f"expiry date {lot.expiry_on.isoformat()} passed", None, now)
+                expired += 1
+    return expired
+
+
+def near_expiry(today: date, days: int, *, page: int = 1, per_page: int = 20):
+    """Return a page of product lots still in stock that expire within `days` days, soonest first."""
+    query = (select(ProductLot).where(ProductLot.expiry_on >= today,
+                                      ProductLot.expiry_on <= today + timedelta(days=days),
+                                      ProductLot.status.notin_(("expired", "scrapped")))
+             .order_by(ProductLot.expiry_on, ProductLot.lot_number))
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def is_near_expiry(lot: ProductLot | MaterialLot, today: date, days: int) -> bool:
+    return (lot.expiry_on is not None and lot.status not in ("expired", "scrapped")
+            and today <= lot.expiry_on <= today + timedelta(days=days))
+
+
+def open_capa_for_inspection(inspection: Inspection, actor: User, now: datetime) -> ProcessInstance:
+    """Start a CAPA for a failed final inspection, linked to its lot, inside the caller's transaction."""
+    lot = inspection.product_lot
+    try:
+        instance = start_instance("capa", actor, {
+            "title": f"Failed final inspection of lot {lot.lot_number}",
+            "source": "inspection",
+            "lot_numbers": lot.lot_number,
+            "description": (f"Final inspection on {inspection.inspected_on.isoformat()} failed"
+                            f"{' by ' + inspection.inspector if inspection.inspector else ''}: "
+                            f"{inspection.results or 'no results recorded'}"),
+            "severity": "major",
+            "reported_on": inspection.inspected_on.isoformat(),
+            "inspection_id": inspection.id,
+        }, title=f"CAPA: failed final inspection, lot {lot.lot_number}", now=now)
+    except NotFound as err:
+        raise Conflict("A failed final inspection opens a CAPA, but the CAPA procedure is not deployed.") from err
+    inspection.capa_instance_id = instance.id
+    db.session.add(InstanceLot(instance_id=instance.id, product_lot_id=lot.id, role="subject"))
+    audit.record(actor, "inspection.capa_opened", "inspection", inspection.id, instance_id=instance.id, at=now,
+                 new={"lot_number": lot.lot_number, "instance": instance.id})
+    return instance
+
+
+def link_lots(instance_id: int, product_lot_ids: list[int], role: str) -> None:
+    """Record that an instance concerns these product lots (no duplicates per role)."""
+    existing = set(db.session.scalars(select(InstanceLot.product_lot_id).where(
+        InstanceLot.instance_id == instance_id, InstanceLot.role == role)))
+    db.session.add_all(InstanceLot(instance_id=instance_id, product_lot_id=lot_id, role=role)
+                       for lot_id in dict.fromkeys(product_lot_ids) if lot_id not in existing)
+
+
+@dataclass
+class ReleaseCheck:
+    """One release condition and whether the lot meets it."""
+
+    code: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class ReleaseReport:
+    lot_number: str
+    checks: list[ReleaseCheck] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ReleaseCheck]:
+        return [check for check in self.checks if not check.passed]
+
+    def as_dict(self) -> dict:
+        return {"lot_number": self.lot_number, "releasable": not self.failed,
+                "failed": [{"code": c.code, "detail": c.detail} for c in self.failed],
+                "checks": [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in self.checks]}
+
+
+def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None = None) -> ReleaseReport:
+    """Check a product lot against every release condition and list the ones it fails."""
+    inspections = list(db.session.scalars(select(Inspection).where(Inspection.product_lot_id == lot.id)))
+    finals = [i for i in inspections if i.stage == "final"]
+    failed_inspections = [i for i in inspections if i.result == "fail"]
+    open_instances = list(db.session.scalars(
+        select(ProcessInstance).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
+        .where(InstanceLot.product_lot_id == lot.id, ProcessInstance.status.in_(OPEN_STATES),
+               ProcessInstance.id != (exclude_instance_id or 0)).distinct()))
+    report = ReleaseReport(lot.lot_number)
+    report.checks = [
+        ReleaseCheck("batch_record_complete", lot.batch_record_complete,
+                     "" if lot.batch_record_complete else "batch record is not complete"),
+        ReleaseCheck("final_inspection_passed", bool(finals) and not failed_inspections,
+                     "no final inspection recorded" if not finals else
+                     ", ".join(f"{i.stage} inspection failed on {i.inspected_on.isoformat()}"
+                               for i in failed_inspections)),
+        ReleaseCheck("sterilization_record", not lot.product.sterile or bool(lot.sterilization_batch),
+                     "sterile product without a sterilization batch"
+                     if lot.product.sterile and not lot.sterilization_batch else ""),
+        ReleaseCheck("labels_udi", lot.labels_checked and bool(lot.product.gtin),
+                     "" if lot.labels_checked and lot.product.gtin else
+                     "labels with UDI not checked" if lot.product.gtin else "product has no UDI-DI (GTIN)"),
+        ReleaseCheck("no_open_capa_or_deviation", not open_instances,
+                     ", ".join(f"#{i.id} {i.title}" for i in open_instances)),
+        ReleaseCheck("not_expired", lot.status != "expired" and not (lot.expiry_on and lot.expiry_on < today),
+                     f"expired on {lot.expiry_on.isoformat()}" if lot.expiry_on and lot.expiry_on < today else ""),
+    ]
+    return report
+
+
+@dataclass
+class LotPage:
+    """Everything the product-lot page shows about one lot."""
+
+    lot: ProductLot
+    inspections: list[Inspection]
+    stock: list[StockLevel]
+    shipments: list[Shipment]
+    components: list[GenealogyEdge]
+    used_in: list[GenealogyEdge]
+    serial_count: int
+    instances: list[tuple[ProcessInstance, str]]
+    history: list[AuditEvent]
+
+
+def product_lot_page(lot_id: int) -> LotPage:
+    """Gather a product lot with its inspections, stock, shipments, genealogy, instances and status history."""
+    lot = get_lot("product", lot_id)
+    session = db.session
+    return LotPage(
+        lot=lot,
+        inspections=list(session.scalars(select(Inspection).where(Inspection.product_lot_id == lot_id)
+                                         .order_by(Inspection.inspected_on.desc()))),
+        stock=list(session.scalars(select(StockLevel).where(StockLevel.product_lot_id == lot_id)
+                                   .order_by(StockLevel.location))),
+        shipments=list(session.scalars(select(Shipment).where(Shipment.product_lot_id == lot_id)
+                                       .order_by(Shipment.shipped_on.desc(), Shipment.id).limit(200))),
+        components=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.product_lot_id == lot_id))),
+        used_in=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.component_lot_id == lot_id))),
+        serial_count=session.scalar(select(func.count()).where(SerialNumber.product_lot_id == lot_id)) or 0,
+        instances=list(session.execute(
+            select(ProcessInstance, InstanceLot.role).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
+            .where(InstanceLot.product_lot_id == lot_id).order_by(ProcessInstance.id.desc())).tuples()),
+        history=lot_history("product", lot_id),
+    )
+
+
+def lot_history(kind: str, lot_id: int) -> list[AuditEvent]:
+    """Return the audited events about one lot, newest first."""
+    return list(db.session.scalars(select(AuditEvent).where(
+        AuditEvent.object_type == f"{kind}_lot", AuditEvent.object_id == str(lot_id)).order_by(AuditEvent.id.desc())))
+
+
+def material_lot_page(lot_id: int) -> tuple[MaterialLot, list[Inspection], list[AuditEvent]]:
+    lot = get_lot("material", lot_id)
+    inspections = list(db.session.scalars(select(Inspection).where(Inspection.material_lot_id == lot_id)
+                                          .order_by(Inspection.inspected_on.desc())))
+    return lot, inspections, lot_history("material", lot_id)
+
+
+LIST_MODELS = {
+    "products": (Product, (Product.name, Product.model, Product.gtin), Product.name),
+    "suppliers": (Supplier, (Supplier.code, Supplier.name), Supplier.code),
+    "material_lots": (MaterialLot, (MaterialLot.lot_number, MaterialLot.material), MaterialLot.lot_number),
+    "product_lots": (ProductLot, (ProductLot.lot_number, ProductLot.sterilization_batch), ProductLot.lot_number),
+    "customers": (Customer, (Customer.code, Customer.name, Customer.region), Customer.code),
+    "shipments": (Shipment, (Shipment.document_no,), Shipment.shipped_on.desc()),
+    "inspections": (Inspection, (Inspection.inspector, Inspection.results), Inspection.inspected_on.desc()),
+    "stock": (StockLevel, (StockLevel.location,), StockLevel.location),
+}
+
+
+def list_records(kind: str, *, q: str = "", status: str = "", page: int = 1, per_page: int = 20):
+    """Return one page of a master-data list, filtered by a search text and (for lots) a status."""
+    if kind not in LIST_MODELS:
+        raise NotFound(f"No master data called {kind!r}.")
+    model, searchable, order = LIST_MODELS[kind]
+    query = select(model)
+    if q.strip():
+        pattern = f"%{q.strip()}%"
+        query = query.where(or_(*(column.ilike(pattern) for column in searchable)))
+    if status and hasattr(model, "status"):
+        query = query.where(model.status == status)
+    query = query.order_by(order, model.id)
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
