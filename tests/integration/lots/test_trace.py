@@ -1,6 +1,8 @@
 """Forward and backward trace on a small hand-built plant with multi-level and diamond genealogy."""
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date
 
 import pytest
@@ -84,3 +86,70 @@ def test_the_database_refuses_impossible_rows(plant, bad_row):
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
+
+
+@pytest.mark.parametrize(("query", "matched", "lots", "consignees"), [
+    ("C", {"C"}, {"C", "E"}, {"X", "H1", "H2"}),                  # a lot number: the lot and what used it
+    ("ST-D", {"D"}, {"D"}, {"H3"}),                              # a sterilization batch
+    ("DN-E-H2", set(), {"E"}, {"H2"}),                           # a shipment's document number
+    ("(01)06901234567892(17)271100(10)A", {"A"}, {"A", "C", "E"}, {"X", "H1", "H2"}),  # a scanned UDI
+])
+def test_search_finds_where_to_start_and_traces_both_ways(plant, query, matched, lots, consignees):
+    report = trace.trace_report(query)
+    assert _names(report.match.product_lots) == matched
+    assert _names(report.forward.product_lots) == lots
+    assert {line.customer.code for line in report.consignees} == consignees
+    assert report.backward is not None
+
+
+def test_a_material_lot_number_traces_forward_only(plant):
+    report = trace.trace_report("M3")
+    assert _names(report.match.material_lots) == {"M3"}
+    assert _names(report.forward.product_lots) == {"D"}
+    assert report.backward is None
+
+
+def test_consignee_lines_sum_quantities_per_consignee(plant):
+    report = trace.trace_report("M1")
+    quantities = {line.customer.code: (line.quantity, line.shipments) for line in report.consignees}
+    assert quantities == {"X": (10, 1), "H1": (10, 1), "H2": (10, 1)}
+    assert report.counts["quantity_shipped"] == 20  # X's onward shipment to H1 is not shipped twice by us
+
+
+def test_a_udi_with_a_bad_check_digit_is_refused(plant):
+    from app.exceptions import ValidationFailed
+    with pytest.raises(ValidationFailed, match="check digit"):
+        trace.search("(01)06901234567893(10)A")
+
+
+def test_nothing_found_is_an_empty_report(plant):
+    report = trace.trace_report("NO-SUCH-LOT")
+    assert report.match.empty
+    assert report.forward.product_lots == [] and report.backward is None
+
+
+@pytest.mark.parametrize(("criteria", "lots"), [
+    ({"sterilization_batches": ["ST-A"]}, {"A", "C", "E"}),
+    ({"product_lot_ids": ["D"]}, {"D"}),
+    ({"material_lot_ids": ["M2"], "sterilization_batches": ["ST-D"]}, {"B", "C", "D", "E"}),
+])
+def test_find_affected_unions_its_criteria(plant, criteria, lots):
+    materials, product_lots = plant
+    if "product_lot_ids" in criteria:
+        criteria["product_lot_ids"] = [product_lots[name].id for name in criteria["product_lot_ids"]]
+    if "material_lot_ids" in criteria:
+        criteria["material_lot_ids"] = [materials[name].id for name in criteria["material_lot_ids"]]
+    result = trace.find_affected(**criteria).as_dict()
+    assert {lot["lot_number"] for lot in result["lots"]} == lots
+    assert result["totals"]["lots"] == len(lots)
+
+
+def test_exports_carry_every_table(plant):
+    from openpyxl import load_workbook
+    report = trace.trace_report("M1")
+    workbook = load_workbook(io.BytesIO(trace.export_xlsx(report)))
+    assert workbook.sheetnames[:4] == ["Summary", "Product lots", "Shipments", "Consignees"]
+    assert {row[0] for row in workbook["Product lots"].iter_rows(min_row=2, values_only=True)} == {"A", "B", "C", "E"}
+    rows = list(csv.reader(io.StringIO(trace.export_csv(report))))
+    shipments = {row[1] for row in rows if row[0] == "Shipments"}
+    assert shipments == {"document_no", "DN-C-X", "DN-C-H1", "DN-E-H2"}  # the section's header, then its rows
