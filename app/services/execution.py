@@ -7,15 +7,16 @@ from typing import Any
 from flask import current_app
 from marshmallow import ValidationError
 
+import handlers
 from app.engine import EngineContext, HandlerCall
 from app.extensions import db
 from app.services import audit
-from handlers import REGISTRY, HandlerContext, HandlerError
+from handlers.base import HandlerContext, HandlerError
 
 
 def call_handler(call: HandlerCall, now: datetime) -> Any:
     """Validate parameters and run one handler; its writes roll back alone if it fails."""
-    handler = REGISTRY.get(call.operator)
+    handler = handlers.REGISTRY.get(call.operator)
     if handler is None:
         raise HandlerError(f"no handler registered as {call.operator!r}")
     try:
