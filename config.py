@@ -32,6 +32,7 @@ class Config:
     SCRIPT_TIME_LIMIT = float(os.environ.get("QUALIFLOW_SCRIPT_TIME_LIMIT", 1.0))
     SCHEDULER_ENABLED = _bool("QUALIFLOW_SCHEDULER", True)
     SCHEDULER_TIMER_SECONDS = int(os.environ.get("QUALIFLOW_TIMER_SECONDS", 5))
+    EXPIRY_CHECK_MINUTES = int(os.environ.get("QUALIFLOW_EXPIRY_CHECK_MINUTES", 60))
     SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
     SMTP_PORT = int(os.environ.get("SMTP_PORT", 8025))
     SMTP_SENDER = os.environ.get("SMTP_SENDER", "qualiflow@localhost")
@@ -40,6 +41,7 @@ class Config:
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "zh_CN"]
     PAGE_SIZE = 20
+    LOT_NEAR_EXPIRY_DAYS = int(os.environ.get("QUALIFLOW_NEAR_EXPIRY_DAYS", 90))
     API_TITLE = "Qualiflow API"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

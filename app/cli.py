@@ -36,6 +36,7 @@ timers_cli = AppGroup("timers", help="Fire due BPMN timers.")
 outbox_cli = AppGroup("outbox", help="Send queued e-mail.")
 demo_cli = AppGroup("demo", help="Demo users and data.")
 scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler.")
+lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
 
 
 @processes_cli.command("deploy")
@@ -126,6 +127,53 @@ def scheduler_command() -> None:
     run_forever(current_app._get_current_object())
 
 
+@lots_cli.command("import")
+@click.argument("kind")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--user", "username", default="admin", show_default=True,
+              help="The user the import is recorded as (audit trail, CAPAs opened by failed inspections).")
+def import_command(kind: str, path: Path, username: str) -> None:
+    """Import a CSV or XLSX file of KIND (all rows or none); KIND is one of the master-data kinds."""
+    from app.services import imports, users
+    try:
+        actor = users.get_by_username(username)
+        if not actor.active:
+            _fail(f"the account {username!r} is disabled")
+        job = imports.start_import(kind, path.name, path.read_bytes(), actor)
+        with click.progressbar(length=max(imports.count_rows(imports.stored_file(job)), 1),
+                               label=f"Importing {path.name}", file=sys.stderr) as bar:
+            done = [0]
+
+            def advance(read: int, _expected: int) -> None:
+                bar.update(read - done[0])
+                done[0] = read
+            job = imports.run_import(job.id, progress=advance)
+    except QualiflowError as err:
+        _fail(err.message)
+    if job.status != "succeeded":
+        for error in job.errors:
+            click.echo(f"  line {error['line']}, {error['column'] or '-'}: {error['reason']}", err=True)
+        _fail(f"{job.message} ({path.name})")
+    click.echo(f"Imported {job.imported_rows} {kind} row(s) from {path.name}.")
+
+
+@lots_cli.command("expire")
+@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone); default: now.")
+def expire_command(now_text: str | None) -> None:
+    """Lock every lot whose expiry date has passed (status expired, audited)."""
+    from app.services import lots
+    click.echo(f"{lots.expire_lots(_parse_now(now_text))} lot(s) expired.")
+
+
+@lots_cli.command("kinds")
+def kinds_command() -> None:
+    """List the importable kinds and their columns (* = required)."""
+    from app.services import imports
+    for kind in imports.KINDS.values():
+        columns = ", ".join(f"{c.name}{'*' if c.required else ''}" for c in kind.columns)
+        click.echo(f"{kind.name}: {columns}")
+
+
 def register(app: Flask) -> None:
-    for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli):
+    for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli):
         app.cli.add_command(group)

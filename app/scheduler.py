@@ -1,8 +1,9 @@
-"""APScheduler jobs for timers and the outbox: in the web process by default, or `flask scheduler run`."""
+"""APScheduler jobs for timers, the outbox and lot expiry: in the web process by default, or `flask scheduler run`."""
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
@@ -11,12 +12,14 @@ log = logging.getLogger(__name__)
 
 
 def _job(app: Flask, name: str) -> None:
-    from app.services import notifications, timers
+    from app.services import lots, notifications, timers
 
     with app.app_context():
         try:
             if name == "timers":
                 timers.fire_due_timers()
+            elif name == "expiry":
+                lots.expire_lots()
             else:
                 notifications.send_due()
         except Exception:  # a failing tick must not kill the scheduler; the next tick retries
@@ -31,6 +34,8 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                       max_instances=1, coalesce=True)
     scheduler.add_job(_job, "interval", seconds=seconds * 2, args=[app, "outbox"], id="outbox",
                       max_instances=1, coalesce=True)
+    scheduler.add_job(_job, "interval", minutes=app.config["EXPIRY_CHECK_MINUTES"], args=[app, "expiry"],
+                      id="expiry", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.start()
     app.extensions["qualiflow_scheduler"] = scheduler
     return scheduler
