@@ -7,8 +7,11 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ProcessInstance
+from app.models.types import utcnow
 from app.services import processes
+from app.services.demo_lots import load_demo_lots
 from app.services.instances import start_instance
+from app.services.lots import expire_lots
 from app.services.transaction import atomic
 from app.services.users import ensure_group, ensure_user, get_by_username
 
@@ -51,10 +54,12 @@ def load_demo(processes_dir: Path) -> str:
     """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
     created = seed_people()
     deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load") if r.created]
+    lot_rows = load_demo_lots(get_by_username("admin"), utcnow())
+    expire_lots()  # the demo plant has a few lots past their expiry: lock them as the hourly job would
     started = 0
     if not db.session.scalar(select(func.count(ProcessInstance.id))):
         qa = get_by_username("qa")
         start_instance("capa", qa, title="CAPA: burr on catheter hub (demo)")
         started = 1
     return (f"demo: {created} user(s) created, {len(deployed)} process version(s) deployed, "
-            f"{started} instance(s) started")
+            f"{started} instance(s) started, {lot_rows} lot data row(s) loaded")

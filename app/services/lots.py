@@ -25,10 +25,9 @@ from app.models import (
     Supplier,
     User,
 )
-from app.models.lots import LOT_STATUSES
+from app.models.lots import LOT_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
-from app.services import audit
-from app.services.instances import require_worker, start_instance
+from app.services import audit, instances
 from app.services.transaction import atomic
 
 # Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
@@ -53,7 +52,7 @@ OPEN_STATES = ("running", "incident")
 
 def require_lot_authority(actor: User, new_status: str) -> None:
     """Refuse a status change the actor is not entitled to make."""
-    require_worker(actor)
+    instances.require_worker(actor)
     if new_status == "released":
         if not actor.has_role(*RELEASE_ROLES):
             raise PermissionDenied("Only an authorised releaser can release a lot.")
@@ -110,6 +109,29 @@ def set_status(kind: str, lot_id: int, status: str, reason: str, actor: User,
     return lot
 
 
+def set_supplier_status(supplier_id: int, status: str, reason: str, actor: User,
+                        now: datetime | None = None) -> Supplier:
+    """Approve, make conditional or suspend a supplier, with a reason; a suspended one delivers no new lots."""
+    now = now or utcnow()
+    with atomic():
+        instances.require_worker(actor)
+        if not (actor.has_role("admin") or actor.group_names & set(STATUS_GROUPS)):
+            raise PermissionDenied("Only quality assurance can change a supplier's status.")
+        if status not in SUPPLIER_STATUSES:
+            raise ValidationFailed(f"Unknown supplier status {status!r}; use one of {', '.join(SUPPLIER_STATUSES)}.")
+        if not reason.strip():
+            raise ValidationFailed("A status change needs a reason.")
+        supplier = db.session.get(Supplier, supplier_id)
+        if supplier is None:
+            raise NotFound(f"No supplier {supplier_id}.")
+        if supplier.status != status:
+            audit.record(actor, "supplier.status_changed", "supplier", supplier.id, at=now,
+                         old={"status": supplier.status}, new={"status": status, "code": supplier.code},
+                         reason=reason.strip())
+            supplier.status = status
+    return supplier
+
+
 def expire_lots(now: datetime | None = None) -> int:
     """Lock every lot whose expiry date has passed (the scheduled job); return how many were expired."""
     now = now or utcnow()
@@ -143,7 +165,7 @@ def open_capa_for_inspection(inspection: Inspection, actor: User, now: datetime)
     """Start a CAPA for a failed final inspection, linked to its lot, inside the caller's transaction."""
     lot = inspection.product_lot
     try:
-        instance = start_instance("capa", actor, {
+        instance = instances.start_instance("capa", actor, {
             "title": f"Failed final inspection of lot {lot.lot_number}",
             "source": "inspection",
             "lot_numbers": lot.lot_number,
@@ -258,7 +280,7 @@ def product_lot_page(lot_id: int) -> LotPage:
         serial_count=session.scalar(select(func.count()).where(SerialNumber.product_lot_id == lot_id)) or 0,
         instances=list(session.execute(
             select(ProcessInstance, InstanceLot.role).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
-            .where(InstanceLot.product_lot_id == lot_id).order_by(ProcessInstance.id.desc())).tuples()),
+            .where(InstanceLot.product_lot_id == lot_id).order_by(ProcessInstance.id.desc()))),
         history=lot_history("product", lot_id),
     )
 

@@ -63,3 +63,22 @@ def test_expire_locks_lots_past_their_expiry(runner, seeded, user):
 def test_kinds_lists_columns_with_required_marks(runner, app):
     output = runner.invoke(args=["lots", "kinds"]).output
     assert "product_lots: gtin*, lot_number*, quantity*" in output
+
+
+def test_demo_load_fills_the_lot_pages_once(runner, app):
+    from app.models import Customer, Shipment
+    from app.services import audit, trace
+    first = runner.invoke(args=["demo", "load"])
+    assert first.exit_code == 0 and "lot data row(s) loaded" in first.output
+    lots = db.session.scalar(db.select(db.func.count(ProductLot.id)))
+    assert lots == 200
+    provinces = set(db.session.scalars(db.select(Customer.region).where(Customer.kind == "hospital")))
+    assert len(provinces) >= 5
+    onward = db.session.scalar(db.select(db.func.count(Shipment.id)).where(Shipment.from_customer_id.is_not(None)))
+    assert onward > 0
+    report = trace.trace_report("ML-PP-202500")  # the first resin lot went into syringes and infusion sets
+    assert len(report.forward.product_lots) > 1 and report.consignees
+    assert audit.verify().ok
+    second = runner.invoke(args=["demo", "load"])
+    assert "0 lot data row(s) loaded" in second.output
+    assert db.session.scalar(db.select(db.func.count(ProductLot.id))) == lots
