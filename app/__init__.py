@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import event
 
@@ -22,7 +22,12 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
 def _sqlite_begin(connection) -> None:
     # BEGIN IMMEDIATE takes SQLite's write lock up front, so two use cases never both read an old
     # snapshot and then fail to write; PostgreSQL gets row locks (SELECT ... FOR UPDATE) instead.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Page and API reads (GET) only read: a deferred BEGIN reads a WAL snapshot without waiting, so
+    # pages (an import's progress bar) stay live while a long import holds the write lock.
+    if has_request_context() and request.method in ("GET", "HEAD"):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def select_locale() -> str:
