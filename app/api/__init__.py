@@ -5,9 +5,11 @@ from app.extensions import api, csrf
 
 
 def register_api(app: Flask) -> None:
+    from app.api.lots import blp as lots_blp
     from app.api.routes import blp
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
-    csrf.exempt(blp)
-    api.register_blueprint(blp)
+    for blueprint in (blp, lots_blp):
+        csrf.exempt(blueprint)
+        api.register_blueprint(blueprint)

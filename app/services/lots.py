@@ -243,7 +243,8 @@ def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None
         ReleaseCheck("no_open_capa_or_deviation", not open_instances,
                      ", ".join(f"#{i.id} {i.title}" for i in open_instances)),
         ReleaseCheck("not_expired", lot.status != "expired" and not (lot.expiry_on and lot.expiry_on < today),
-                     f"expired on {lot.expiry_on.isoformat()}" if lot.expiry_on and lot.expiry_on < today else ""),
+                     f"expired on {lot.expiry_on.isoformat()}" if lot.expiry_on and lot.expiry_on < today else
+                     "lot status is expired" if lot.status == "expired" else ""),
     ]
     return report
 
@@ -308,6 +309,15 @@ LIST_MODELS = {
     "inspections": (Inspection, (Inspection.inspector, Inspection.results), Inspection.inspected_on.desc()),
     "stock": (StockLevel, (StockLevel.location,), StockLevel.location),
 }
+
+
+def get_record(kind: str, record_id: int):
+    """Return one master-data record of a listed kind, or raise NotFound."""
+    model = LIST_MODELS[kind][0] if kind in LIST_MODELS else None
+    record = db.session.get(model, record_id) if model else None
+    if record is None:
+        raise NotFound(f"No {kind} record {record_id}.")
+    return record
 
 
 def list_records(kind: str, *, q: str = "", status: str = "", page: int = 1, per_page: int = 20):

@@ -9,7 +9,7 @@ import json
 import docx
 import pytest
 
-from app.services import demo, instances, tasks, users
+from app.services import demo, instances, tasks
 from tests.integration.capa_steps import STEPS, ready_task, run_capa_to_approval
 from tests.integration.diagrams import (
     LONGER_DUE_IN,
@@ -23,16 +23,6 @@ from tests.integration.diagrams import (
 
 API = "/api/v1"
 PROBLEM = STEPS[0][2]  # valid data of the first CAPA task, describe_problem
-
-
-@pytest.fixture
-def auth(seeded):
-    """Return a function giving the Authorization header of a fresh API token for a demo user."""
-
-    def headers(username: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {users.issue_token(username)}"}
-
-    return headers
 
 
 def _start_capa(user, title: str = "Burr on hub") -> int:
