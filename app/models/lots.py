@@ -82,6 +82,9 @@ class GenealogyEdge(db.Model):
     material_lot_id: Mapped[int | None] = mapped_column(ForeignKey("material_lots.id"), index=True)
     component_lot_id: Mapped[int | None] = mapped_column(ForeignKey("product_lots.id"), index=True)
     quantity: Mapped[float] = mapped_column(default=0)
+    product_lot: Mapped[ProductLot] = relationship(foreign_keys=[product_lot_id])
+    material_lot: Mapped[MaterialLot | None] = relationship()
+    component_lot: Mapped[ProductLot | None] = relationship(foreign_keys=[component_lot_id])
 
 
 class Customer(db.Model):

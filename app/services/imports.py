@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
@@ -121,6 +123,7 @@ def text(limit: int) -> Parser:
         if len(value) > limit:
             raise RowProblem("too_long", limit=limit)
         return value
+    parse.limit = limit  # read by the entry form to size its control
     return parse
 
 
@@ -141,11 +144,12 @@ def integer(minimum: int = 0) -> Parser:
             number = float(value) if not isinstance(value, int) else value
         except (TypeError, ValueError):
             raise RowProblem("bad_integer") from None
-        if number != int(number):
+        if isinstance(number, float) and not math.isfinite(number) or number != int(number):  # "nan", "inf"
             raise RowProblem("bad_integer")
         if number < minimum:
             raise RowProblem("negative" if minimum == 0 else "not_positive")
         return int(number)
+    parse.minimum = minimum
     return parse
 
 
@@ -154,6 +158,8 @@ def decimal_quantity(value: Any) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise RowProblem("bad_number") from None
+    if not math.isfinite(number):
+        raise RowProblem("bad_number")
     if number < 0:
         raise RowProblem("negative")
     return number
@@ -165,6 +171,7 @@ def choice(choices: tuple[str, ...]) -> Parser:
         if value not in choices:
             raise RowProblem("bad_choice", choices=", ".join(choices))
         return value
+    parse.choices = choices
     return parse
 
 
@@ -320,7 +327,7 @@ def _material_lots(state: ImportState, rows: list[Row]) -> None:
     suppliers = _lookup(state.session, Supplier.code, (r.values["supplier_code"] for r in rows), Supplier.status)
     pairs = {(r.values["material"], r.values["lot_number"]) for r in rows}
     taken = set(state.session.execute(select(MaterialLot.material, MaterialLot.lot_number).where(
-        tuple_(MaterialLot.material, MaterialLot.lot_number).in_(pairs))).tuples()) if pairs else set()
+        tuple_(MaterialLot.material, MaterialLot.lot_number).in_(pairs)))) if pairs else set()
     records = []
     for row in rows:
         values = row.values
@@ -482,7 +489,7 @@ def _serials(state: ImportState, rows: list[Row]) -> None:
     pairs = {(r.values["serial"], lots_by_number[r.values["product_lot"]].id)
              for r in rows if r.values["product_lot"] in lots_by_number}
     taken = set(state.session.execute(select(SerialNumber.serial, SerialNumber.product_lot_id).where(
-        tuple_(SerialNumber.serial, SerialNumber.product_lot_id).in_(pairs))).tuples()) if pairs else set()
+        tuple_(SerialNumber.serial, SerialNumber.product_lot_id).in_(pairs)))) if pairs else set()
     records = []
     for row in rows:
         lot = lots_by_number.get(row.values["product_lot"])
@@ -722,33 +729,28 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def read_table(path: Path) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """Open a CSV or XLSX file; return its normalized header and an iterator of (line number, row dict)."""
+@contextmanager
+def read_table(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict]]]]:
+    """Open a CSV or XLSX file; yield its normalized header and an iterator of (line number, row dict).
+
+    The file is closed when the block ends, also when the header is refused before any row was read.
+    """
     if path.suffix.lower() == ".xlsx":
         from openpyxl import load_workbook
         workbook = load_workbook(path, read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-        rows = sheet.iter_rows(values_only=True)
-        header = [_normalize_header(v) for v in next(rows, ())]
-
-        def xlsx_rows() -> Iterator[tuple[int, dict]]:
-            try:
-                for line, values in enumerate(rows, start=2):
-                    if any(v not in (None, "") for v in values):
-                        yield line, {name: _cell(v) for name, v in zip(header, values, strict=False) if name}
-            finally:
-                workbook.close()
-        return header, xlsx_rows()
-    handle = path.open(encoding="utf-8-sig", newline="")
-    reader = csv.reader(handle)
-    header = [_normalize_header(v) for v in next(reader, [])]
-
-    def csv_rows() -> Iterator[tuple[int, dict]]:
-        with handle:
-            for values in reader:
-                if any(v.strip() for v in values):
-                    yield reader.line_num, dict(zip(header, values, strict=False))
-    return header, csv_rows()
+        try:
+            rows = workbook.worksheets[0].iter_rows(values_only=True)
+            header = [_normalize_header(v) for v in next(rows, ())]
+            yield header, ((line, {name: _cell(v) for name, v in zip(header, values, strict=False) if name})
+                           for line, values in enumerate(rows, start=2) if any(v not in (None, "") for v in values))
+        finally:
+            workbook.close()
+        return
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = [_normalize_header(v) for v in next(reader, [])]
+        yield header, ((reader.line_num, dict(zip(header, values, strict=False)))
+                       for values in reader if any(v.strip() for v in values))
 
 
 def count_rows(path: Path) -> int:
@@ -838,9 +840,9 @@ def run_import(job_id: int, now: datetime | None = None,
     state = ImportState(db.session, actor, now)
     try:
         with atomic():
-            header, rows = read_table(path)
-            _check_header(kind, header, state)
-            import_rows(kind, rows, state, report)
+            with read_table(path) as (header, rows):
+                _check_header(kind, header, state)
+                import_rows(kind, rows, state, report)
             job = db.session.get(ImportJob, job_id)
             job.status, job.total_rows, job.imported_rows = "succeeded", state.written, state.written
             job.message, job.finished_at = "", utcnow()

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
 
 from app.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
@@ -276,8 +277,10 @@ def product_lot_page(lot_id: int) -> LotPage:
                                    .order_by(StockLevel.location))),
         shipments=list(session.scalars(select(Shipment).where(Shipment.product_lot_id == lot_id)
                                        .order_by(Shipment.shipped_on.desc(), Shipment.id).limit(200))),
-        components=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.product_lot_id == lot_id))),
-        used_in=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.component_lot_id == lot_id))),
+        components=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.product_lot_id == lot_id).options(
+            joinedload(GenealogyEdge.material_lot), joinedload(GenealogyEdge.component_lot)))),
+        used_in=list(session.scalars(select(GenealogyEdge).where(GenealogyEdge.component_lot_id == lot_id)
+                                     .options(joinedload(GenealogyEdge.product_lot)))),
         serial_count=session.scalar(select(func.count()).where(SerialNumber.product_lot_id == lot_id)) or 0,
         instances=list(session.execute(
             select(ProcessInstance, InstanceLot.role).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)

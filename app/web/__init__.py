@@ -1,4 +1,4 @@
-"""Browser pages, one blueprint per area: auth, inbox, instances, processes, admin."""
+"""Browser pages, one blueprint per area: auth, inbox, instances, processes, lots (and trace), admin."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -18,10 +18,11 @@ def ui_lang() -> str:
 
 
 def register_web(app: Flask) -> None:
-    from app.web import admin, auth, inbox, instances, processes
+    from app.web import admin, auth, inbox, instances, lots, processes
 
-    for module in (auth, inbox, instances, processes, admin):
+    for module in (auth, inbox, instances, processes, lots, admin):
         app.register_blueprint(module.bp)
+    app.register_blueprint(lots.trace_bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
