@@ -5,8 +5,10 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+import flask_babel
 import pytest
 from argon2 import PasswordHasher
+from flask import g, request_started
 from sqlalchemy import text
 
 from app import create_app
@@ -45,9 +47,18 @@ def app(tmp_path):
         db.engine.dispose()
 
 
+def _fresh_request_state(sender, **extra) -> None:
+    """Forget per-request state cached on `g`: the test client shares one app context across requests,
+    where a real server starts each request afresh (the page language, the loaded user)."""
+    flask_babel.refresh()
+    g.pop("_login_user", None)
+
+
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    request_started.connect(_fresh_request_state, app)
+    yield app.test_client()
+    request_started.disconnect(_fresh_request_state, app)
 
 
 @pytest.fixture

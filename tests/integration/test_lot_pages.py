@@ -181,11 +181,11 @@ def test_product_lot_page_shows_everything_about_the_lot(client, plant):
 
 def test_status_change_with_reason_is_shown_in_the_history(client, plant):
     login(client, "qa")
-    response = client.post(f"/lots/product-lots/{plant['lot']}/status",
+    response = client.post(f"/lots/product-lots/{plant['lot']}/status?lang=en",
                            data={"status": "hold", "reason": "Burr found on the hub"})
     assert response.status_code == 302
     assert _lot_status(plant["lot"]) == "hold"
-    page = _text(client.get(response.headers["Location"] + "?lang=en"))
+    page = _text(client.get(response.headers["Location"]))
     history = page.split('data-testid="lot-history"')[1]
     assert "Burr found on the hub" in history and "released → hold" in history and "Li Na" in history
     assert "Status changed to hold" in page
