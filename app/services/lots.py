@@ -223,10 +223,10 @@ def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None
     inspections = list(db.session.scalars(select(Inspection).where(Inspection.product_lot_id == lot.id)))
     finals = [i for i in inspections if i.stage == "final"]
     failed_inspections = [i for i in inspections if i.result == "fail"]
-    open_instances = list(db.session.scalars(
-        select(ProcessInstance).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
-        .where(InstanceLot.product_lot_id == lot.id, ProcessInstance.status.in_(OPEN_STATES),
-               ProcessInstance.id != (exclude_instance_id or 0)).distinct()))
+    open_instances = list(db.session.scalars(select(ProcessInstance).where(
+        ProcessInstance.id.in_(select(InstanceLot.instance_id).where(InstanceLot.product_lot_id == lot.id)),
+        ProcessInstance.status.in_(OPEN_STATES), ProcessInstance.id != (exclude_instance_id or 0))
+        .order_by(ProcessInstance.id)))
     report = ReleaseReport(lot.lot_number)
     report.checks = [
         ReleaseCheck("batch_record_complete", lot.batch_record_complete,
