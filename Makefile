@@ -49,6 +49,8 @@ test-e2e: setup
 
 bench: setup
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/trace.py
+	$(BIN)/python bench/imports.py
 
 lint: venv
 	$(BIN)/ruff check .
