@@ -308,26 +308,26 @@ def _date_order(state: ImportState, row: Row, earlier: str, later: str) -> bool:
 
 # --- the kinds -------------------------------------------------------------------------------------------------------
 
-def _products(state: ImportState, rows: list[Row]) -> None:
-    taken = _existing(state.session, Product.gtin, (r.values["gtin"] for r in rows))
-    records = []
+def _not_taken(state: ImportState, rows: list[Row], column, name: str) -> Iterator[Row]:
+    """Yield the rows whose `name` value is not in the database yet; refuse the others as existing."""
+    taken = _existing(state.session, column, (r.values[name] for r in rows))
     for row in rows:
-        if row.values["gtin"] in taken:
-            state.refuse(row.line, "gtin", "exists", value=row.values["gtin"])
-            continue
-        records.append({k: v for k, v in row.values.items() if v is not None})
-    state.write(Product, records)
+        if row.values[name] in taken:
+            state.refuse(row.line, name, "exists", value=row.values[name])
+        else:
+            yield row
+
+
+def _present(values: dict, *without: str) -> dict:
+    return {k: v for k, v in values.items() if v is not None and k not in without}
+
+
+def _products(state: ImportState, rows: list[Row]) -> None:
+    state.write(Product, [_present(row.values) for row in _not_taken(state, rows, Product.gtin, "gtin")])
 
 
 def _suppliers(state: ImportState, rows: list[Row]) -> None:
-    taken = _existing(state.session, Supplier.code, (r.values["code"] for r in rows))
-    records = []
-    for row in rows:
-        if row.values["code"] in taken:
-            state.refuse(row.line, "code", "exists", value=row.values["code"])
-            continue
-        records.append(row.values)
-    state.write(Supplier, records)
+    state.write(Supplier, [row.values for row in _not_taken(state, rows, Supplier.code, "code")])
 
 
 def _material_lots(state: ImportState, rows: list[Row]) -> None:
@@ -357,21 +357,13 @@ def _material_lots(state: ImportState, rows: list[Row]) -> None:
 
 def _product_lots(state: ImportState, rows: list[Row]) -> None:
     products = _lookup(state.session, Product.gtin, (r.values["gtin"] for r in rows))
-    taken = _existing(state.session, ProductLot.lot_number, (r.values["lot_number"] for r in rows))
     records = []
-    for row in rows:
-        values = row.values
-        product = products.get(values["gtin"])
+    for row in _not_taken(state, rows, ProductLot.lot_number, "lot_number"):
+        product = products.get(row.values["gtin"])
         if product is None:
-            state.refuse(row.line, "gtin", "unknown_product", value=values["gtin"])
-            continue
-        if values["lot_number"] in taken:
-            state.refuse(row.line, "lot_number", "exists", value=values["lot_number"])
-            continue
-        if not _date_order(state, row, "manufactured_on", "expiry_on"):
-            continue
-        record = {k: v for k, v in values.items() if k != "gtin" and v is not None}
-        records.append({**record, "product_id": product.id})
+            state.refuse(row.line, "gtin", "unknown_product", value=row.values["gtin"])
+        elif _date_order(state, row, "manufactured_on", "expiry_on"):
+            records.append({**_present(row.values, "gtin"), "product_id": product.id})
     state.write(ProductLot, records)
 
 
@@ -511,15 +503,11 @@ def _serials(state: ImportState, rows: list[Row]) -> None:
 
 
 def _customers(state: ImportState, rows: list[Row]) -> None:
-    taken = _existing(state.session, Customer.code, (r.values["code"] for r in rows))
     records = []
-    for row in rows:
-        if row.values["code"] in taken:
-            state.refuse(row.line, "code", "exists", value=row.values["code"])
-            continue
+    for row in _not_taken(state, rows, Customer.code, "code"):
         if row.values.get("parent_code"):
             state.pending.append((row.line, row.values["code"], row.values["parent_code"]))
-        records.append({k: v for k, v in row.values.items() if k != "parent_code" and v is not None})
+        records.append(_present(row.values, "parent_code"))
     state.write(Customer, records)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal, or_, select, union
+from sqlalchemy import Select, and_, literal, or_, select, text, true, union
 from sqlalchemy.orm import joinedload
 
 from app.exceptions import ValidationFailed
@@ -135,9 +135,19 @@ def _reached_shipments(lots):
     first = select(Shipment.id.label("shipment_id"), Shipment.customer_id, Shipment.product_lot_id).where(
         Shipment.product_lot_id.in_(select(lots.c.lot_id)), Shipment.from_customer_id.is_(None))
     reached = first.cte("reached", recursive=True)
-    onward = select(Shipment.id, Shipment.customer_id, Shipment.product_lot_id).join(
-        reached, (Shipment.from_customer_id == reached.c.customer_id)
-        & (Shipment.product_lot_id == reached.c.product_lot_id))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL guesses a recursive worktable at 10x its first step and then hash-joins it against every
+        # shipment (a full scan per level, seconds); a LATERAL subquery fenced with OFFSET 0 stays an index probe
+        # on ix_shipments_from_lot per reached shipment. SQLite already plans the join below that way.
+        probe = (select(Shipment.id, Shipment.customer_id, Shipment.product_lot_id)
+                 .where(Shipment.from_customer_id == reached.c.customer_id,
+                        Shipment.product_lot_id == reached.c.product_lot_id).offset(0).lateral("onward"))
+        onward = select(probe.c.id, probe.c.customer_id, probe.c.product_lot_id).select_from(reached).join(
+            probe, true())
+    else:
+        onward = select(Shipment.id, Shipment.customer_id, Shipment.product_lot_id).join(
+            reached, (Shipment.from_customer_id == reached.c.customer_id)
+            & (Shipment.product_lot_id == reached.c.product_lot_id))
     return reached.union(onward)
 
 
@@ -145,23 +155,27 @@ def _forward(material_lot_ids: list[int], start_lots: Select | None) -> ForwardT
     lots = _affected_lots(material_lot_ids, start_lots)
     reached = _reached_shipments(lots)
     session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        # the recursive CTEs' row guesses are huge, so PostgreSQL would JIT-compile the query (~0.25 s) for nothing
+        session.execute(text("SET LOCAL jit = off"))
+    # lots first: each shipment's product_lot then comes from the session's identity map, with no join of
+    # product_lots (PostgreSQL hash-joins all of it when it overestimates the recursive CTE's rows)
+    product_lots = list(session.scalars(select(ProductLot).where(ProductLot.id.in_(select(lots.c.lot_id)))
+                                        .options(joinedload(ProductLot.product)).order_by(ProductLot.lot_number)))
     shipments = list(session.scalars(
         select(Shipment).where(Shipment.id.in_(select(reached.c.shipment_id)))
-        .options(joinedload(Shipment.product_lot), joinedload(Shipment.customer), joinedload(Shipment.from_customer))
+        .options(joinedload(Shipment.customer), joinedload(Shipment.from_customer))
         .order_by(Shipment.shipped_on, Shipment.id)))
-    totals = (select(Shipment.customer_id, func.sum(Shipment.quantity).label("quantity"),
-                     func.count().label("shipments"))
-              .where(Shipment.id.in_(select(reached.c.shipment_id))).group_by(Shipment.customer_id).subquery())
-    lines = [ConsigneeLine(customer, quantity, count) for customer, quantity, count in session.execute(
-        select(Customer, totals.c.quantity, totals.c.shipments).join(totals, totals.c.customer_id == Customer.id)
-        .order_by(Customer.code))]
-    return ForwardTrace(
-        product_lots=list(session.scalars(select(ProductLot).where(ProductLot.id.in_(select(lots.c.lot_id)))
-                                          .options(joinedload(ProductLot.product)).order_by(ProductLot.lot_number))),
-        shipments=shipments,
-        consignees=[line.customer for line in lines],
-        consignee_lines=lines,
-    )
+    totals: dict[int, ConsigneeLine] = {}
+    for shipment in shipments:  # from the shipments already loaded: no second run of the recursive CTEs
+        line = totals.get(shipment.customer_id)
+        if line is None:
+            line = totals[shipment.customer_id] = ConsigneeLine(shipment.customer, 0, 0)
+        line.quantity += shipment.quantity
+        line.shipments += 1
+    lines = sorted(totals.values(), key=lambda line: line.customer.code)
+    return ForwardTrace(product_lots=product_lots, shipments=shipments,
+                        consignees=[line.customer for line in lines], consignee_lines=lines)
 
 
 def forward(material_lot_ids: list[int], product_lot_ids: list[int] | None = None) -> ForwardTrace:
