@@ -505,18 +505,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def bench_main(parse: Callable[[list[str] | None], Any], run_bench: Callable[[Any], dict],
+               table: Callable[[dict], None], argv: list[str] | None = None) -> int:
+    """Run a benchmark command: one JSON object with --json, else a table; a BenchError exits 1."""
+    args = parse(argv)
     try:
-        result = run(args)
+        result = run_bench(args)
     except BenchError as err:
         print(f"bench: error: {err}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result))
     else:
-        print_table(result)
+        table(result)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(parse_args, run, print_table, argv)
 
 
 if __name__ == "__main__":

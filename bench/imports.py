@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import csv
-import json
 import os
 import platform
 import pstats
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/imports.py` puts bench/ first on the path, not the project
 
-from bench.engine import BenchError, bench_app  # noqa: E402 - needs the project on the path
+from bench.engine import BenchError, bench_app, bench_main  # noqa: E402 - needs the project on the path
 
 QUICK_ROWS = 20_000
 GTIN_BODIES = ("0690123456001", "0690123456002", "0690123456003", "0690123456004", "0690123456005")
@@ -201,17 +200,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except BenchError as err:
-        print(f"bench: error: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-    return 0
+    return bench_main(parse_args, run, print_table, argv)
 
 
 if __name__ == "__main__":

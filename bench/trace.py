@@ -68,6 +68,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/trace.py` puts bench/ first on the path, not the project
 
+from bench.engine import BenchError, bench_main  # noqa: E402 - needs the project on the path
+
 GENERATOR_VERSION = 1  # bump when the generated data changes, so old files are rebuilt
 FORWARD_GOAL_MS = 1000.0
 FORWARD_AIM_MS = 100.0
@@ -84,10 +86,6 @@ DATES = [(DAY0 + timedelta(days=i)).isoformat() for i in range(4600)]
 MATERIALS = ("PVC resin", "Polyurethane tubing", "Stainless wire 304", "Silicone LSR", "Polycarbonate",
              "Medical adhesive", "Tyvek lid", "PE pouch film", "Nitinol wire", "Latex-free balloon")
 REGIONS = ("North", "East", "South", "West", "Central", "Northeast", "Northwest", "Southwest")
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not measure what it claims to (exit status 1)."""
 
 
 @dataclass(frozen=True)
@@ -913,17 +911,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        result = run(args)
-    except BenchError as err:
-        print(f"bench: error: {err}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
-    return 0
+    return bench_main(parse_args, run, print_table, argv)
 
 
 if __name__ == "__main__":
