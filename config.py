@@ -23,6 +23,7 @@ class Config:
     FORMS_DIR = Path(os.environ.get("QUALIFLOW_FORMS_DIR", BASE_DIR / "forms"))
     DOCX_TEMPLATES_DIR = Path(os.environ.get("QUALIFLOW_DOCX_TEMPLATES_DIR", BASE_DIR / "templates"))
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    IMPORT_MAX_BYTES = int(os.environ.get("QUALIFLOW_IMPORT_MAX_BYTES", 200 * 1024 * 1024))  # lot data files
     BPMN_MAX_BYTES = int(os.environ.get("QUALIFLOW_BPMN_MAX_BYTES", 2_000_000))
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("QUALIFLOW_SESSION_MINUTES", 30)))
     SESSION_COOKIE_HTTPONLY = True

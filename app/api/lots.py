@@ -6,7 +6,7 @@ import io
 import json
 from collections.abc import Callable
 
-from flask import Request, send_file
+from flask import Request, current_app, send_file
 from flask_smorest import Blueprint
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
@@ -56,6 +56,7 @@ class UploadParser(FlaskParser):
     (flask-smorest documents only one of two `arguments` on form and files)."""
 
     def load_files(self, req: Request, schema: Schema) -> MultiDictProxy:
+        req.max_content_length = current_app.config["IMPORT_MAX_BYTES"]  # the only upload here: lot data files
         return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
 
 

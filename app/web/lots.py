@@ -278,6 +278,7 @@ def _run_import_in_background(app: Flask, job_id: int) -> None:
 def import_file():
     error, status = None, 200
     if request.method == "POST":
+        request.max_content_length = current_app.config["IMPORT_MAX_BYTES"]  # a lot file can be large
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             error, status = _("Choose a .csv or .xlsx file to upload."), 400

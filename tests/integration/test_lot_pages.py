@@ -350,3 +350,13 @@ def test_trace_exports_xlsx_and_csv(client, plant):
     text = response.data.decode("utf-8-sig")
     assert "L-100" in text and "City Hospital" in text
     assert client.get("/trace/export.csv?q=").status_code == 400
+
+
+def test_a_lot_file_may_be_larger_than_other_uploads_up_to_its_own_limit(app, client, seeded):
+    login(client, "qa")
+    padding = "x" * (app.config["MAX_CONTENT_LENGTH"] + 1024)  # bigger than any other upload may be
+    response = _upload(client, "products", [["gtin", "name", "notes"], [GTIN, padding, ""]])
+    assert response.status_code == 302  # accepted: the job then refuses the unknown column, not the size
+    assert _wait_for_import(client, response.headers["Location"])["status"] == "failed"
+    app.config["IMPORT_MAX_BYTES"] = 1024
+    assert _upload(client, "products", [["gtin", "name"], [GTIN, padding]]).status_code == 413
