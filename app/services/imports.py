@@ -338,9 +338,8 @@ def _material_lots(state: ImportState, rows: list[Row]) -> None:
     records = []
     for row in rows:
         values = row.values
-        supplier = suppliers.get(values["supplier_code"])
+        supplier = _known(state, row, suppliers, "supplier_code", "unknown_supplier")
         if supplier is None:
-            state.refuse(row.line, "supplier_code", "unknown_supplier", value=values["supplier_code"])
             continue
         if supplier.status == "suspended":
             state.refuse(row.line, "supplier_code", "supplier_suspended", value=values["supplier_code"])
@@ -370,6 +369,14 @@ def _product_lots(state: ImportState, rows: list[Row]) -> None:
 def _product_lot_map(state: ImportState, rows: list[Row], *names: str, extra=()) -> dict[str, Any]:
     return _lookup(state.session, ProductLot.lot_number,
                    (r.values.get(name) for r in rows for name in names), *extra)
+
+
+def _known(state: ImportState, row: Row, found: dict[str, Any], column: str, code: str = "unknown_lot") -> Any:
+    """Return the looked-up row a column names, or refuse the row (unknown lot, customer, ...) and return None."""
+    match = found.get(row.values[column])
+    if match is None:
+        state.refuse(row.line, column, code, value=row.values[column])
+    return match
 
 
 def _material_lot_map(state: ImportState, rows: list[Row]) -> dict[str, list]:
@@ -403,15 +410,13 @@ def _genealogy(state: ImportState, rows: list[Row]) -> None:
         if bool(values.get("material_lot")) == bool(values.get("component_lot")):
             state.refuse(row.line, "material_lot", "one_component")
             continue
-        lot = lots_by_number.get(values["product_lot"])
+        lot = _known(state, row, lots_by_number, "product_lot")
         if lot is None:
-            state.refuse(row.line, "product_lot", "unknown_lot", value=values["product_lot"])
             continue
         record = {"product_lot_id": lot.id, "quantity": values.get("quantity") or 0}
         if values.get("component_lot"):
-            component = lots_by_number.get(values["component_lot"])
+            component = _known(state, row, lots_by_number, "component_lot")
             if component is None:
-                state.refuse(row.line, "component_lot", "unknown_lot", value=values["component_lot"])
                 continue
             if component.id == lot.id:
                 state.refuse(row.line, "component_lot", "self_component")
@@ -438,9 +443,8 @@ def _inspections(state: ImportState, rows: list[Row]) -> None:
         record = {k: values[k] for k in ("stage", "result", "results", "inspected_on", "inspector")
                   if values.get(k) is not None}
         if values.get("product_lot"):
-            lot = lots_by_number.get(values["product_lot"])
+            lot = _known(state, row, lots_by_number, "product_lot")
             if lot is None:
-                state.refuse(row.line, "product_lot", "unknown_lot", value=values["product_lot"])
                 continue
             record["product_lot_id"] = lot.id
         else:
@@ -471,9 +475,8 @@ def _stock(state: ImportState, rows: list[Row]) -> None:
     lots_by_number = _product_lot_map(state, rows, "product_lot")
     records = []
     for row in rows:
-        lot = lots_by_number.get(row.values["product_lot"])
+        lot = _known(state, row, lots_by_number, "product_lot")
         if lot is None:
-            state.refuse(row.line, "product_lot", "unknown_lot", value=row.values["product_lot"])
             continue
         records.append({"product_lot_id": lot.id, "location": row.values["location"],
                         "quantity": row.values["quantity"]})
@@ -491,9 +494,8 @@ def _serials(state: ImportState, rows: list[Row]) -> None:
         tuple_(SerialNumber.serial, SerialNumber.product_lot_id).in_(pairs)))) if pairs else set()
     records = []
     for row in rows:
-        lot = lots_by_number.get(row.values["product_lot"])
+        lot = _known(state, row, lots_by_number, "product_lot")
         if lot is None:
-            state.refuse(row.line, "product_lot", "unknown_lot", value=row.values["product_lot"])
             continue
         if (row.values["serial"], lot.id) in taken:
             state.refuse(row.line, "serial", "exists", value=row.values["serial"])
@@ -541,13 +543,11 @@ def _shipments(state: ImportState, rows: list[Row]) -> None:
     records = []
     for row in rows:
         values = row.values
-        lot = lots_by_number.get(values["product_lot"])
+        lot = _known(state, row, lots_by_number, "product_lot")
         if lot is None:
-            state.refuse(row.line, "product_lot", "unknown_lot", value=values["product_lot"])
             continue
-        customer = customers.get(values["customer_code"])
+        customer = _known(state, row, customers, "customer_code", "unknown_customer")
         if customer is None:
-            state.refuse(row.line, "customer_code", "unknown_customer", value=values["customer_code"])
             continue
         sender = customers.get(values.get("from_customer_code") or "")
         if values.get("from_customer_code") and sender is None:
