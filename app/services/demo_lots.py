@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
+from biip.checksums import gs1_standard_check_digit
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -44,10 +45,9 @@ PROVINCES = ["Zhejiang", "Jiangsu", "Guangdong", "Beijing", "Shanghai", "Sichuan
 
 
 def _gtin(stem: str) -> str:
-    """Complete a GTIN-14 stem with its GS1 mod-10 check digit."""
+    """Complete a GTIN-14 stem with its GS1 check digit."""
     body = stem.rjust(13, "0")
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return body + str((10 - total % 10) % 10)
+    return body + str(gs1_standard_check_digit(body))
 
 
 def _rows(records: list[dict]) -> Iterator[tuple[int, dict]]:

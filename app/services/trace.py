@@ -44,8 +44,16 @@ class ForwardTrace:
 
     product_lots: list[ProductLot] = field(default_factory=list)
     shipments: list[Shipment] = field(default_factory=list)
-    consignees: list[Customer] = field(default_factory=list)
     consignee_lines: list[ConsigneeLine] = field(default_factory=list)
+
+    @property
+    def consignees(self) -> list[Customer]:
+        return [line.customer for line in self.consignee_lines]
+
+    @property
+    def quantity_shipped(self) -> int:
+        """Return what we shipped ourselves (a distributor's onward shipment is the same goods again)."""
+        return sum(s.quantity for s in self.shipments if s.from_customer_id is None)
 
     def as_dict(self) -> dict[str, Any]:
         """Describe the affected lots, shipments and consignees as plain data (a handler's result)."""
@@ -57,7 +65,7 @@ class ForwardTrace:
             "totals": {"lots": len(self.product_lots), "shipments": len(self.shipments),
                        "consignees": len(self.consignee_lines),
                        "quantity_made": sum(lot.quantity for lot in self.product_lots),
-                       "quantity_shipped": sum(s.quantity for s in self.shipments if s.from_customer_id is None)},
+                       "quantity_shipped": self.quantity_shipped},
         }
 
 
@@ -174,8 +182,7 @@ def _forward(material_lot_ids: list[int], start_lots: Select | None) -> ForwardT
         line.quantity += shipment.quantity
         line.shipments += 1
     lines = sorted(totals.values(), key=lambda line: line.customer.code)
-    return ForwardTrace(product_lots=product_lots, shipments=shipments,
-                        consignees=[line.customer for line in lines], consignee_lines=lines)
+    return ForwardTrace(product_lots=product_lots, shipments=shipments, consignee_lines=lines)
 
 
 def forward(material_lot_ids: list[int], product_lot_ids: list[int] | None = None) -> ForwardTrace:
@@ -330,7 +337,7 @@ class TraceReport:
                 "matched_shipments": len(self.match.shipments),
                 "product_lots": len(self.forward.product_lots), "shipments": len(self.forward.shipments),
                 "consignees": len(self.forward.consignee_lines),
-                "quantity_shipped": sum(s.quantity for s in self.forward.shipments if s.from_customer_id is None),
+                "quantity_shipped": self.forward.quantity_shipped,
                 "component_lots": max(len(backward.product_lots) - len(self.match.product_lots), 0),
                 "material_lots": len(backward.material_lots), "suppliers": len(backward.suppliers),
                 "inspections": len(backward.inspections)}
