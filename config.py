@@ -1,6 +1,6 @@
 """Configuration classes read from environment variables; pick one with QUALIFLOW_CONFIG."""
 import os
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -12,6 +12,10 @@ def _bool(name: str, default: bool) -> bool:
 
 
 DEV_SECRET_KEY = "dev-only-change-me"
+
+
+def _dates(text: str) -> tuple[date, ...]:
+    return tuple(sorted(date.fromisoformat(part) for part in text.replace(",", " ").split()))
 
 
 class Config:
@@ -43,6 +47,11 @@ class Config:
     LANGUAGES = ["en", "zh_CN"]
     PAGE_SIZE = 20
     LOT_NEAR_EXPIRY_DAYS = int(os.environ.get("QUALIFLOW_NEAR_EXPIRY_DAYS", 90))
+    # Public holidays skipped by "working days" deadlines: ISO dates separated by commas or spaces.
+    HOLIDAYS = _dates(os.environ.get("QUALIFLOW_HOLIDAYS", ""))
+    COMPANY_NAME = os.environ.get("QUALIFLOW_COMPANY_NAME", "Qualiflow Demo Medical Co., Ltd.")
+    COMPANY_ADDRESS = os.environ.get("QUALIFLOW_COMPANY_ADDRESS", "1 Demo Road, Suzhou, China")
+    COMPANY_CONTACT = os.environ.get("QUALIFLOW_COMPANY_CONTACT", "QA hotline +86 512 0000 0000, qa@qualiflow.example")
     API_TITLE = "Qualiflow API"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

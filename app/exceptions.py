@@ -124,3 +124,9 @@ class InstanceStuck(QualiflowError):
     """The engine lost sight of an unfinished task; the instance is held as an incident."""
 
     status = 500
+
+
+class Gone(QualiflowError):
+    """This link has expired."""
+
+    status = 410

@@ -1,4 +1,5 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
+from handlers import deadlines, recalls
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -26,6 +27,23 @@ REGISTRY: dict[str, Handler] = {
                                    "Check a product lot's release conditions and list the failed ones"),
     "lots.trace_backward": Handler(trace_backward, LotParams,
                                    "Trace a product lot back to components, material lots, suppliers and inspections"),
+    "recall.find_affected": Handler(recalls.find_affected, recalls.ScopeParams,
+                                    "Trace a recall's lots, serials, batches or UDI forward and store the affected "
+                                    "lots, consignees and quantities"),
+    "recall.recall_lots": Handler(recalls.recall_lots, recalls.RecallLotsParams,
+                                  "Set every affected lot of the recall to recalled (blocked from shipment)"),
+    "recall.send_notices": Handler(recalls.send_notices, recalls.NoticeParams,
+                                   "Render and queue one notice per consignee with a single-use acknowledgment link"),
+    "recall.send_reminders": Handler(recalls.send_reminders, recalls.ReminderParams,
+                                     "Remind consignees who have not acknowledged after N days"),
+    "recall.render": Handler(recalls.render, recalls.RecallRenderParams,
+                             "Render a recall document with lots, consignees, quantities, deadlines and checks"),
+    "recall.draw_sample": Handler(recalls.draw_sample, recalls.SampleParams,
+                                  "Draw the effectiveness-check sample (levels A-E) from the consignee list"),
+    "deadlines.start": Handler(deadlines.start, deadlines.StartParams,
+                               "Start regulatory deadlines (durations or working days) met by named steps"),
+    "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,
+                                  "Mark a missed deadline escalated and e-mail the escalation"),
 }
 
 __all__ = ["REGISTRY", "Handler", "HandlerContext", "HandlerError"]

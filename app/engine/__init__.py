@@ -13,8 +13,10 @@ from app.engine.runner import (
     start,
 )
 from app.engine.validation import ParsedDiagram, parse_diagram, parse_duration
+from app.engine.working_days import add_working_days, working_days_between
 
 __all__ = [
     "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
-    "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start",
+    "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
+    "working_days_between",
 ]

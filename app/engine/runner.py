@@ -54,6 +54,7 @@ class EngineContext:
     now: datetime
     call_handler: Any  # Callable[[HandlerCall], Any]; runs inside the caller's transaction
     script_time_limit: float = 1.0
+    holidays: tuple[date, ...] = ()  # skipped by add_working_days / working_days_between in scripts
 
 
 @dataclass
@@ -94,7 +95,8 @@ def load_spec(version: ProcessVersion) -> tuple[Any, dict]:
 def _script_helpers(ctx: EngineContext) -> dict[str, Any]:
     return {
         "date": date, "datetime": datetime, "timedelta": timedelta,
-        "add_working_days": add_working_days, "working_days_between": working_days_between,
+        "add_working_days": lambda start, days: add_working_days(start, days, ctx.holidays),
+        "working_days_between": lambda start, end: working_days_between(start, end, ctx.holidays),
         "now": lambda: ctx.now, "today": lambda: ctx.now.date(),
     }
 

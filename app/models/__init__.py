@@ -18,11 +18,12 @@ from app.models.lots import (
 )
 from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
+from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.users import ROLES, ApiToken, Group, User
 
 __all__ = [
     "ROLES", "ApiToken", "AuditEvent", "AuditHead", "Document", "Group", "Incident",
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
-    "SerialNumber", "Shipment", "StockLevel", "Supplier",
+    "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
 ]

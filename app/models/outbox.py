@@ -25,3 +25,5 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A rendered document sent as the message's attachment (a recall notice).
+    attachment_document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))

@@ -22,16 +22,18 @@ GROUPS = [
     ("production", "Production", "生产"),
     ("qa_management", "Head of QA", "质量负责人"),
     ("regulatory", "Regulatory affairs", "法规事务"),
+    ("responsible_person", "Responsible person (management representative)", "管理者代表"),
 ]
 
 USERS = [
     # username, printed name, roles, groups, language
-    ("admin", "Ada Admin", ["admin"], ["qa", "production", "qa_management", "regulatory"], "en"),
+    ("admin", "Ada Admin", ["admin"], ["qa", "production", "qa_management", "regulatory", "responsible_person"], "en"),
     ("owner", "Oliver Owner", ["process_owner", "staff"], ["qa"], "en"),
-    ("qa", "Li Na", ["staff"], ["qa"], "zh-CN"),
+    ("qa", "Li Na", ["staff"], ["qa", "regulatory"], "zh-CN"),
     ("prod", "Wang Wei", ["staff"], ["production"], "zh-CN"),
     ("head", "Helen Head", ["staff"], ["qa_management", "qa"], "en"),
     ("releaser", "Rita Releaser", ["qa_releaser", "staff"], ["qa_management", "qa"], "en"),
+    ("rp", "Zhang Min", ["staff"], ["responsible_person"], "zh-CN"),
     ("auditor", "Arthur Auditor", ["auditor"], [], "en"),
 ]
 

@@ -3,6 +3,7 @@ in a sandboxed, autoescaping Jinja environment so task data stays literal text."
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date, datetime
 from io import BytesIO
 from pathlib import Path
@@ -12,8 +13,11 @@ from docxtpl import DocxTemplate
 from jinja2 import ChainableUndefined, Undefined, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import func, select
 
 from app.exceptions import NotFound
+from app.extensions import db
+from app.models import Document, ProcessInstance
 
 FALLBACK_LANGUAGE = "en"
 
@@ -46,6 +50,25 @@ def render_docx(path: Path, context: dict[str, Any]) -> bytes:
     output = BytesIO()
     template.save(output)
     return output.getvalue()
+
+
+def store_document(instance: ProcessInstance, *, templates_dir: Path, template: str, kind: str, language: str,
+                   context: dict[str, Any], now: datetime, task_spiff_id: str | None = None,
+                   element_id: str | None = None) -> Document:
+    """Render a template and keep the file as the next revision of its kind, with its hash and data (no commit)."""
+    path = template_path(templates_dir, template, language)
+    content = render_docx(path, context)
+    revision = 1 + (db.session.scalar(select(func.max(Document.revision)).where(
+        Document.instance_id == instance.id, Document.kind == kind)) or 0)
+    document = Document(
+        instance_id=instance.id, task_spiff_id=task_spiff_id, element_id=element_id, kind=kind,
+        revision=revision, filename=f"{kind}-{instance.id}-r{revision}.{language}.docx",
+        template_name=path.name, template_version=template_version(path), language=language,
+        sha256=hashlib.sha256(content).hexdigest(), size=len(content),
+        context=json.loads(json.dumps(context, default=str)), content=content, created_at=now)
+    db.session.add(document)
+    db.session.flush()
+    return document
 
 
 def _jinja_environment() -> SandboxedEnvironment:

@@ -26,7 +26,9 @@ def call_handler(call: HandlerCall, now: datetime) -> Any:
     ctx = HandlerContext(
         session=db.session, instance=call.instance, element_id=call.element_id, spiff_id=call.spiff_id,
         data=call.data, now=now, templates_dir=current_app.config["DOCX_TEMPLATES_DIR"],
-        base_url=current_app.config["BASE_URL"])
+        base_url=current_app.config["BASE_URL"], holidays=tuple(current_app.config["HOLIDAYS"]),
+        company={"name": current_app.config["COMPANY_NAME"], "address": current_app.config["COMPANY_ADDRESS"],
+                 "contact": current_app.config["COMPANY_CONTACT"]})
     mark = audit.position()
     try:
         with db.session.begin_nested():
@@ -39,4 +41,5 @@ def call_handler(call: HandlerCall, now: datetime) -> Any:
 def engine_context(now: datetime) -> EngineContext:
     """Return the engine inputs for one use case running at `now`."""
     return EngineContext(now=now, call_handler=lambda call: call_handler(call, now),
-                         script_time_limit=current_app.config["SCRIPT_TIME_LIMIT"])
+                         script_time_limit=current_app.config["SCRIPT_TIME_LIMIT"],
+                         holidays=tuple(current_app.config["HOLIDAYS"]))

@@ -48,9 +48,8 @@ from app.models.lots import (
     SUPPLIER_STATUSES,
 )
 from app.models.types import utcnow
-from app.services import audit, lots
+from app.services import audit, instances, lots
 from app.services.identifiers import gtin_problem, normalize_gtin
-from app.services.instances import require_worker
 from app.services.transaction import atomic
 
 CHUNK = 2000
@@ -791,7 +790,7 @@ _progress_lock = threading.Lock()
 
 def start_import(kind_name: str, filename: str, content: bytes, actor: User, now: datetime | None = None) -> ImportJob:
     """Store an uploaded file and open its import job (one transaction); run_import does the work."""
-    require_worker(actor)
+    instances.require_worker(actor)
     get_kind(kind_name)
     suffix = Path(filename).suffix.lower()
     if suffix not in EXTENSIONS:
@@ -883,7 +882,7 @@ def create_record(kind_name: str, data: dict[str, Any], actor: User, now: dateti
                   lang: str = "en") -> int:
     """Create one master-data record with the import's rules (one transaction); return its id."""
     kind = get_kind(kind_name)
-    require_worker(actor)
+    instances.require_worker(actor)
     now = now or utcnow()
     state = ImportState(db.session, actor, now, keep_objects=True)
     unknown = sorted(set(data) - {c.name for c in kind.columns})

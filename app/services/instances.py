@@ -21,7 +21,7 @@ from app.models import (
     User,
 )
 from app.models.types import utcnow
-from app.services import audit, processes
+from app.services import audit, deadlines, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
 
@@ -46,6 +46,7 @@ def record_outcome(actor: User | None, instance: ProcessInstance, outcome: engin
     for row in outcome.cancelled:
         audit.record(actor, "task.cancelled", "task", row.spiff_id, instance_id=instance.id, at=now,
                      new={"element": row.element_id})
+    deadlines.mark_met(instance.id, [row.element_id for row in outcome.automated], now)
     if outcome.incident is not None:
         audit.record(actor, "incident.raised", "instance", instance.id, instance_id=instance.id, at=now,
                      new={"element": outcome.incident.element_id, "message": outcome.incident.message})

@@ -19,7 +19,7 @@ from app.exceptions import (
 from app.extensions import db
 from app.models import ProcessDefinition, ProcessInstance, ProcessVersion, Task, User
 from app.models.types import utcnow
-from app.services import audit, forms, signatures
+from app.services import audit, deadlines, form_checks, forms, signatures
 from app.services.execution import engine_context
 from app.services.instances import record_outcome, require_worker
 from app.services.transaction import atomic
@@ -139,6 +139,14 @@ def task_form(task: Task) -> tuple[dict, dict | None]:
     return schema, version_forms.get(task.ui_form) if task.ui_form else None
 
 
+def form_values(task: Task, schema: dict) -> dict:
+    """Return what a task's form shows: its own answers once completed, else the instance's values for its fields."""
+    if task.data:
+        return task.data
+    data = task.instance.data or {}
+    return {name: data[name] for name in schema.get("properties", {}) if name in data}
+
+
 def complete_task(task_id: int, data: dict, actor: User, *, password: str | None = None,
                   now: datetime | None = None, lang: str | None = None) -> Task:
     """Complete a ready task as actor: validate its form, sign it when it is a gate, run the engine on.
@@ -153,6 +161,7 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         schema, _ = task_form(task)
         instance = task.instance
         forms.validate(schema, data, lang=lang or instance.language)
+        form_checks.run_checks(schema, instance, data, lang or instance.language)
         if task.signature_meaning:
             try:
                 signatures.authenticate_signer(actor, password, now)
@@ -167,5 +176,6 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
                      old=old, new={"element": task.element_id, "data": data})
         if task.signature_meaning:
             signatures.sign(task, actor, data, now)
+        deadlines.mark_met(instance.id, [task.element_id], now)
         record_outcome(actor, instance, outcome, now)
     return task

@@ -26,7 +26,7 @@ def index():
 
 def _render_task(task, values=None, errors=None, message=None, status=200):
     schema, ui_schema = tasks.task_form(task)
-    fields = forms.form_fields(schema, ui_schema, values if values is not None else (task.data or {}),
+    fields = forms.form_fields(schema, ui_schema, values if values is not None else tasks.form_values(task, schema),
                                errors or {}, lang=ui_lang())
     record = instances.instance_record(task.instance_id)
     return render_template("inbox/task.html", task=task, fields=fields, form_title=_form_title(schema),

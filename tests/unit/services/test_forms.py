@@ -67,6 +67,24 @@ VALID_PAYLOADS = {
     },
     "capa_approval.schema.json": {"decision": "approve", "approval_comment": "Effective; close."},
     "capa_escalation.schema.json": {"escalation_action": "Extra technician assigned; new due date 2024-06-15."},
+    "recall_trigger.schema.json": {
+        "source": "complaint", "material_lots": "M1", "description": "Leaking infusion sets reported.",
+        "reporter": "Dr Wu", "reported_on": "2026-11-20",
+    },
+    "recall_assessment.schema.json": {
+        "hazard": "Air embolism if the set leaks", "risk": "Serious", "population": "Infusion patients",
+        "recall_class": "I", "scope": "recall", "countries": "CN, us",
+    },
+    "recall_gate.schema.json": {"decision": "reject", "comment": "Assess children too."},
+    "recall_notices.schema.json": {"notice_contact": "QA hotline", "instructions": "Stop use and return all units.",
+                                   "forward_request": True},
+    "recall_submission.schema.json": {"authority": "Jiangsu MPA", "submitted_on": "2026-11-23"},
+    "recall_plan.schema.json": {"strategy": "Recover all units in 30 days", "depth": "hospital", "level": "B",
+                                "b_percent": 30, "plan_contact": "Li Na", "plan_submitted_on": "2026-11-24"},
+    "recall_monitor.schema.json": {"field_actions_done": True, "summary": "All consignees answered."},
+    "recall_effectiveness.schema.json": {"outcome": "exception", "justification": "Two hospitals closed."},
+    "recall_disposition.schema.json": {"disposition": [{"lot_number": "L1", "quantity": 5, "disposition": "destroy"}]},
+    "recall_escalation.schema.json": {"action": "Called the distributor; notices sent today."},
 }
 
 

@@ -1,0 +1,59 @@
+"""Drive the shipped recall through the service layer step by step (shared by service, API and page tests)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.extensions import db
+from app.models import ProcessInstance, Task
+from app.services import demo, instances, tasks
+
+TRIGGER = {"source": "complaint", "material_lots": "M1", "description": "Leaking infusion sets reported by a hospital",
+           "reporter": "Dr Wu", "reported_on": "2026-11-20"}
+ASSESSMENT = {"hazard": "Air embolism if the set leaks during infusion", "risk": "Serious harm possible",
+              "population": "Patients receiving infusions", "recall_class": "I", "scope": "recall",
+              "countries": "CN"}
+APPROVE = {"decision": "approve", "comment": "Agreed."}
+REJECT = {"decision": "reject", "comment": "Assess the paediatric population too."}
+NOTICES = {"notice_contact": "QA hotline 0512-0000", "instructions": "Stop use, quarantine and return all units.",
+           "forward_request": True}
+SUBMISSION = {"authority": "Jiangsu MPA", "submitted_on": "2026-11-23", "reference": "JS-2026-001"}
+PLAN = {"strategy": "Recover all units from distributors and hospitals", "depth": "hospital", "level": "A",
+        "plan_contact": "Li Na", "plan_submitted_on": "2026-11-24"}
+MONITOR = {"field_actions_done": True, "summary": "All consignees answered; returns recorded."}
+EFFECTIVE = {"outcome": "met"}
+DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 120, "disposition": "destroy", "record": "DR-1"}]}
+
+SIGNED = {"sign_assessment", "decision", "effectiveness", "final_approval"}
+WHO = {"trigger": "qa", "assessment": "qa", "sign_assessment": "qa", "decision": "rp", "prepare_notices": "qa",
+       "submit_event_report": "qa", "recall_plan": "qa", "fda_806_report": "qa", "eu_fsca_report": "qa",
+       "monitor": "qa", "effectiveness": "qa", "disposition": "qa", "final_approval": "head",
+       "submit_progress": "qa"}
+
+
+def ready(instance_id: int, element: str) -> Task | None:
+    return db.session.scalar(db.select(Task).where(Task.instance_id == instance_id, Task.element_id == element,
+                                                   Task.state == "ready"))
+
+
+def step(instance_id: int, element: str, data: dict, user, now: datetime) -> Task:
+    """Complete the ready task of element as the user the procedure assigns it to (signing gates)."""
+    task = ready(instance_id, element)
+    assert task is not None, f"no ready task {element}"
+    password = demo.DEMO_PASSWORD if element in SIGNED else None
+    return tasks.complete_task(task.id, data, user(WHO[element]), password=password, now=now)
+
+
+def start(user, now: datetime, trigger: dict = TRIGGER) -> ProcessInstance:
+    instance = instances.start_instance("recall", user("qa"), {"title": "Leaking infusion sets"},
+                                        title="Leaking infusion sets", now=now)
+    step(instance.id, "trigger", trigger, user, now)
+    return instance
+
+
+def decide(user, now: datetime, assessment: dict = ASSESSMENT, trigger: dict = TRIGGER) -> ProcessInstance:
+    """Start a recall and run it through the signed decision (lots recalled, deadlines started)."""
+    instance = start(user, now, trigger)
+    step(instance.id, "assessment", assessment, user, now)
+    step(instance.id, "sign_assessment", APPROVE, user, now)
+    step(instance.id, "decision", APPROVE, user, now)
+    return instance
