@@ -43,11 +43,10 @@ class RecallLotsParams(Schema):
 def recall_lots(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Set every affected lot to recalled (blocked from shipment); the time is the recall decision's."""
     try:
-        changed = recalls.recall_lots(ctx.instance, params["reason"], ctx.now)
+        decision = recalls.recall_lots(ctx.instance, params["reason"], ctx.now)
     except QualiflowError as err:
         raise HandlerError(err.message) from err
-    return {"changed": changed, "decided_at": ctx.now.isoformat(timespec="seconds"),
-            **recalls.affected_summary(ctx.instance.id)}
+    return {**decision, **recalls.affected_summary(ctx.instance.id)}
 
 
 def _notice_options(ctx: HandlerContext, params: dict[str, Any]) -> recalls.NoticeOptions:
@@ -67,8 +66,8 @@ class NoticeParams(Schema):
 
 def send_notices(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Render and queue one notice per consignee with a single-use acknowledgment link."""
-    return recalls.send_notices(ctx.instance, _notice_options(ctx, params), ctx.now, task_spiff_id=ctx.spiff_id,
-                                element_id=ctx.element_id)
+    return recalls.send_notices(ctx.instance, _notice_options(ctx, params), ctx.now, data=ctx.data,
+                                task_spiff_id=ctx.spiff_id, element_id=ctx.element_id)
 
 
 class ReminderParams(NoticeParams):
@@ -95,7 +94,8 @@ def render(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     kind = params["kind"] or params["template"]
     report_no = 1 + (ctx.session.scalar(select(func.count(Document.id)).where(
         Document.instance_id == ctx.instance.id, Document.kind == kind)) or 0)
-    context = recalls.document_context(ctx.instance, ctx.now, language, company=ctx.company, report_no=report_no)
+    context = recalls.document_context(ctx.instance, ctx.now, language, data=ctx.data, company=ctx.company,
+                                       report_no=report_no)
     return render_evidence(ctx, params, context)
 
 

@@ -14,6 +14,7 @@ Check = Callable[[ProcessInstance | None, dict[str, Any], str], dict[str, list[s
 CHECKS: dict[str, Check] = {
     "recall_trigger": recalls.check_trigger,
     "recall_effectiveness": recalls.check_effectiveness,
+    "recall_disposition": recalls.check_disposition,
 }
 
 

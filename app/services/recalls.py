@@ -31,6 +31,7 @@ from app.models import (
     RecallConsignee,
     RecallLine,
     SerialNumber,
+    Signature,
     User,
 )
 from app.models.types import utcnow
@@ -89,6 +90,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "verified as effective. Record the checks on the recall page or record a justified "
                             "exception.",
         "justification": "Give the justification for the exception.",
+        "not_affected": "Lot {lot} is not on the affected list.",
+        "above_returned": "More than the {returned} units of lot {lot} returned to us.",
     },
     "zh-CN": {
         "no_scope": "请至少填写一个产品批号、物料批号、灭菌批号、序列号或 UDI。",
@@ -103,6 +106,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sample_unchecked": "{level} 级需要检查 {size} 个收货方；抽样中有 {missing} 个尚未确认有效。"
                             "请在召回页面记录检查结果，或记录有理由的例外。",
         "justification": "请填写例外的理由。",
+        "not_affected": "批次 {lot} 不在受影响清单中。",
+        "above_returned": "超过了批次 {lot} 已退回的 {returned} 件。",
     },
 }
 
@@ -322,13 +327,19 @@ def _affected_lots(instance_id: int) -> list[ProductLot]:
         .options(selectinload(ProductLot.product)).order_by(ProductLot.lot_number)))
 
 
-def recall_lots(instance: ProcessInstance, reason: str, now: datetime) -> list[str]:
-    """Set every affected lot to recalled (blocked from shipment), audited for the instance; return the changed."""
+def recall_lots(instance: ProcessInstance, reason: str, now: datetime) -> dict[str, Any]:
+    """Set every affected lot to recalled (blocked from shipment), audited for the instance.
+
+    Return the lots changed and the decision: its time and who signed it (the latest approving signature).
+    """
     changed = []
     for lot in _affected_lots(instance.id):
         if lots.change_status(lot, "recalled", reason, None, now, instance_id=instance.id):
             changed.append(lot.lot_number)
-    return changed
+    signature = db.session.scalar(select(Signature).where(
+        Signature.instance_id == instance.id, Signature.meaning == "approved").order_by(Signature.id.desc()))
+    return {"changed": changed, "decided_at": now.isoformat(timespec="seconds"),
+            "decided_by": signature.printed_name if signature else ""}
 
 
 # --- notices, acknowledgments, reminders -------------------------------------------------------------------------
@@ -376,8 +387,8 @@ def _notice_mail(consignee: RecallConsignee, product: str, link: str, expires: d
     return subject, body
 
 
-def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetime, *, task_spiff_id: str = "",
-                 element_id: str = "") -> dict[str, int]:
+def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetime, *,
+                 data: dict[str, Any] | None = None, task_spiff_id: str = "", element_id: str = "") -> dict[str, int]:
     """Render one notice per consignee (template by consignee type and language), queue it with its
     acknowledgment link; consignees already notified are skipped, so a retry sends nothing twice."""
     view = recall_view(instance.id)
@@ -386,7 +397,7 @@ def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetim
         if consignee.notified_at is not None:
             continue
         link = _new_link(consignee, options, now)
-        context = document_context(instance, now, consignee.language, view=view, company=options.company)
+        context = document_context(instance, now, consignee.language, data=data, view=view, company=options.company)
         context["consignee"] = _consignee_dict(consignee, consignee.language, with_lines=True)
         context["notice"] = {"ack_url": link, "ack_expires_on": consignee.token_expires_at.date().isoformat(),
                              "forward_request": options.forward_request and consignee.customer.kind == "distributor",
@@ -667,9 +678,9 @@ class Effectiveness:
                 "checked": self.checked, "effective": self.effective, "met": self.met}
 
 
-def effectiveness(instance: ProcessInstance, consignees: list[RecallConsignee]) -> Effectiveness:
+def effectiveness(level: str, consignees: list[RecallConsignee]) -> Effectiveness:
     sample = [c for c in consignees if c.in_sample]
-    return Effectiveness(level=str(instance.data.get("level") or ""), population=len(consignees),
+    return Effectiveness(level=level, population=len(consignees),
                          sample_size=len(sample), checked=sum(c.checked_at is not None for c in sample),
                          effective=sum(bool(c.check_effective) for c in sample))
 
@@ -680,11 +691,30 @@ def check_effectiveness(instance: ProcessInstance | None, data: dict[str, Any], 
         return {}
     if data.get("outcome") == "exception":
         return {} if str(data.get("justification") or "").strip() else {"justification": [_msg(lang, "justification")]}
-    result = effectiveness(instance, recall_view(instance.id).consignees)
+    result = effectiveness(str(instance.data.get("level") or ""), recall_view(instance.id).consignees)
     if result.met:
         return {}
     return {"outcome": [_msg(lang, "sample_unchecked", level=result.level or "?", size=result.sample_size,
                              missing=result.sample_size - result.effective)]}
+
+
+def check_disposition(instance: ProcessInstance | None, data: dict[str, Any], lang: str) -> dict[str, list[str]]:
+    """Form check for the disposition: only affected lots, and no more per lot than was returned to us."""
+    if instance is None:
+        return {}
+    returned = {row.lot.lot_number: row.quantity_returned for row in recall_view(instance.id).lots}
+    errors: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
+    for index, row in enumerate(data.get("disposition") or []):
+        number = str(row.get("lot_number") or "")
+        if number not in returned:
+            errors[f"disposition.{index}.lot_number"] = [_msg(lang, "not_affected", lot=number)]
+            continue
+        totals[number] = totals.get(number, 0) + int(row.get("quantity") or 0)
+        if totals[number] > returned[number]:
+            errors[f"disposition.{index}.quantity"] = [_msg(lang, "above_returned", lot=number,
+                                                             returned=returned[number])]
+    return errors
 
 
 # --- what pages, the API, documents and the dashboard show ---------------------------------------------------------
@@ -738,7 +768,7 @@ class RecallView:
 
     @property
     def effectiveness(self) -> Effectiveness:
-        return effectiveness(self.instance, self.consignees)
+        return effectiveness(str((self.instance.data or {}).get("level") or ""), self.consignees)
 
     @property
     def notices_sent(self) -> bool:
@@ -796,14 +826,17 @@ def _iso(value: date | datetime | None) -> str:
     return value.isoformat(timespec="seconds") if isinstance(value, datetime) else value.isoformat()
 
 
-def document_context(instance: ProcessInstance, now: datetime, lang: str, *, view: RecallView | None = None,
-                     company: dict[str, str] | None = None, report_no: int | None = None) -> dict[str, Any]:
-    """The `recall` dict every recall document template reads (see the README's recall section)."""
+def document_context(instance: ProcessInstance, now: datetime, lang: str, *, data: dict[str, Any] | None = None,
+                     view: RecallView | None = None, company: dict[str, str] | None = None,
+                     report_no: int | None = None) -> dict[str, Any]:
+    """The `recall` dict every recall document template reads, from the running task's data (default: the
+    instance's last saved data)."""
     view = view or recall_view(instance.id)
-    data = instance.data or {}
+    data = data if data is not None else (instance.data or {})
+    decision = data.get("recall_decision") if isinstance(data.get("recall_decision"), dict) else {}
     product = view.lots[0].lot.product if view.lots else None
-    eff = view.effectiveness
-    level = eff.level or str(data.get("level") or "")
+    level = str(data.get("level") or "")
+    eff = effectiveness(level, view.consignees)
     b_percent = data.get("b_percent") or 50
     return {"recall": {
         "number": f"RC-{instance.id:06d}", "title": instance.title,
@@ -818,7 +851,7 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, vie
         "risk": data.get("risk", ""), "population": data.get("population", ""), "hazard": data.get("hazard", ""),
         "countries": data.get("markets") or [], "markets_text": ", ".join(data.get("markets") or []),
         "level": level, "level_text": _text(lang, f"level_{level}", percent=b_percent) if level else "",
-        "decided_at": data.get("decided_at", ""), "decided_by": data.get("decided_by", ""),
+        "decided_at": decision.get("decided_at", ""), "decided_by": decision.get("decided_by", ""),
         "lots": [{"lot_number": r.lot.lot_number, "product": r.lot.product.name,
                   "manufactured_on": _iso(r.lot.manufactured_on), "expiry_on": _iso(r.lot.expiry_on),
                   "quantity": r.lot.quantity, "quantity_shipped": r.quantity_shipped,

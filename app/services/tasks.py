@@ -171,11 +171,12 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         old = {key: instance.data.get(key) for key in data}
         task.state, task.completed_at, task.completed_by_id = "completed", now, actor.id
         task.assignee_id, task.data, task.data_hash = actor.id, data, engine.data_hash(data)
+        # The gate is signed before the engine runs on, so the steps it authorizes (recalling lots) can name the signer.
+        if task.signature_meaning:
+            signatures.sign(task, actor, data, now)
         outcome = engine.complete(instance, task, data, engine_context(now))
         audit.record(actor, "task.completed", "task", task.spiff_id, instance_id=instance.id, at=now,
                      old=old, new={"element": task.element_id, "data": data})
-        if task.signature_meaning:
-            signatures.sign(task, actor, data, now)
         deadlines.mark_met(instance.id, [task.element_id], now)
         record_outcome(actor, instance, outcome, now)
     return task

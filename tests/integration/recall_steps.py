@@ -21,7 +21,7 @@ PLAN = {"strategy": "Recover all units from distributors and hospitals", "depth"
         "plan_contact": "Li Na", "plan_submitted_on": "2026-11-24"}
 MONITOR = {"field_actions_done": True, "summary": "All consignees answered; returns recorded."}
 EFFECTIVE = {"outcome": "met"}
-DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 120, "disposition": "destroy", "record": "DR-1"}]}
+DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 80, "disposition": "destroy", "record": "DR-1"}]}
 
 SIGNED = {"sign_assessment", "decision", "effectiveness", "final_approval"}
 WHO = {"trigger": "qa", "assessment": "qa", "sign_assessment": "qa", "decision": "rp", "prepare_notices": "qa",
@@ -45,7 +45,7 @@ def step(instance_id: int, element: str, data: dict, user, now: datetime) -> Tas
 
 def start(user, now: datetime, trigger: dict = TRIGGER) -> ProcessInstance:
     instance = instances.start_instance("recall", user("qa"), {"title": "Leaking infusion sets"},
-                                        title="Leaking infusion sets", now=now)
+                                        title="Leaking infusion sets", language="en", now=now)
     step(instance.id, "trigger", trigger, user, now)
     return instance
 
