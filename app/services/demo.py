@@ -6,9 +6,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ProcessInstance
+from app.models import ProcessInstance, Shipment
 from app.models.types import utcnow
-from app.services import processes
+from app.services import processes, recalls
 from app.services.demo_lots import load_demo_lots
 from app.services.instances import start_instance
 from app.services.lots import expire_lots
@@ -62,6 +62,9 @@ def load_demo(processes_dir: Path) -> str:
     if not db.session.scalar(select(func.count(ProcessInstance.id))):
         qa = get_by_username("qa")
         start_instance("capa", qa, title="CAPA: burr on catheter hub (demo)")
-        started = 1
+        shipped_lot = db.session.scalar(select(Shipment.product_lot_id).order_by(Shipment.id))
+        if shipped_lot is not None:  # a recall waiting at its trigger, with the lot filled in
+            recalls.start_recall(qa, lot_id=shipped_lot)
+        started = 1 + (shipped_lot is not None)
     return (f"demo: {created} user(s) created, {len(deployed)} process version(s) deployed, "
             f"{started} instance(s) started, {lot_rows} lot data row(s) loaded")
