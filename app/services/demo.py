@@ -31,7 +31,7 @@ USERS = [
     ("owner", "Oliver Owner", ["process_owner", "staff"], ["qa"], "en"),
     ("qa", "Li Na", ["staff"], ["qa", "regulatory"], "zh-CN"),
     ("prod", "Wang Wei", ["staff"], ["production"], "zh-CN"),
-    ("head", "Helen Head", ["staff"], ["qa_management", "qa"], "en"),
+    ("head", "Helen Head", ["staff"], ["qa_management", "qa", "regulatory"], "en"),
     ("releaser", "Rita Releaser", ["qa_releaser", "staff"], ["qa_management", "qa"], "en"),
     ("rp", "Zhang Min", ["staff"], ["responsible_person"], "zh-CN"),
     ("auditor", "Arthur Auditor", ["auditor"], [], "en"),
