@@ -6,10 +6,12 @@ from app.extensions import api, csrf
 
 def register_api(app: Flask) -> None:
     from app.api.lots import blp as lots_blp
+    from app.api.recalls import ack_blp
+    from app.api.recalls import blp as recalls_blp
     from app.api.routes import blp
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
-    for blueprint in (blp, lots_blp):
+    for blueprint in (blp, lots_blp, recalls_blp, ack_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

@@ -264,7 +264,8 @@ def _save(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext)
 
 def _latest_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     tasks = list(workflow.tasks.values())
-    ready = [t for t in tasks if t.has_state(TaskState.READY | TaskState.WAITING | TaskState.ERROR)]
+    # A parallel join waiting for its other branches holds no data until it fires: it is no source.
+    ready = [t for t in tasks if t.has_state(TaskState.READY | TaskState.WAITING | TaskState.ERROR) and t.data]
     finished = [t for t in tasks if t.has_state(TaskState.COMPLETED)]
     source = ready or finished
     return dict(max(source, key=lambda t: t.last_state_change).data) if source else {}

@@ -10,6 +10,8 @@ from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
 
+DOCX_MIMETYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
 
 class Document(db.Model):
     """A rendered document; never overwritten - a re-render is a new revision."""

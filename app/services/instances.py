@@ -11,6 +11,7 @@ from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import (
     AuditEvent,
+    Deadline,
     Document,
     Incident,
     ProcessDefinition,
@@ -81,7 +82,7 @@ def get_instance(instance_id: int) -> ProcessInstance:
 
 @dataclass
 class InstanceRecord:
-    """Everything the instance page and the API show: tasks, evidence, incidents and the audit history."""
+    """Everything the instance page and the API show: tasks, evidence, incidents, deadlines and the audit history."""
 
     instance: ProcessInstance
     tasks: list[Task]
@@ -89,6 +90,7 @@ class InstanceRecord:
     signatures: list[Signature]
     incidents: list[Incident]
     audit: list[AuditEvent]
+    deadlines: list[Deadline]
 
 
 def instance_record(instance_id: int) -> InstanceRecord:
@@ -100,7 +102,7 @@ def instance_record(instance_id: int) -> InstanceRecord:
     return InstanceRecord(
         instance=instance, tasks=rows(Task, Task.id), documents=rows(Document, Document.id),
         signatures=rows(Signature, Signature.id), incidents=rows(Incident, Incident.id),
-        audit=rows(AuditEvent, AuditEvent.id))
+        audit=rows(AuditEvent, AuditEvent.id), deadlines=deadlines.instance_deadlines(instance_id))
 
 
 def list_instances(*, status: str | None = None, process_key: str | None = None, page: int = 1,

@@ -1,4 +1,5 @@
-"""The outbox sender: deliver queued e-mail over SMTP with retries and exponential backoff."""
+"""The outbox sender: deliver queued e-mail (with its document attached, if any) over SMTP with retries and
+exponential backoff."""
 from __future__ import annotations
 
 import smtplib
@@ -10,7 +11,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import OutboxMessage
+from app.models import Document, OutboxMessage
+from app.models.evidence import DOCX_MIMETYPE
 from app.models.types import utcnow
 
 
@@ -29,6 +31,10 @@ def _deliver(message: OutboxMessage) -> None:
     email["Subject"] = message.subject
     email["Message-ID"] = f"<outbox-{message.id}@qualiflow>"
     email.set_content(message.body)
+    if message.attachment_document_id is not None:
+        document = db.session.get(Document, message.attachment_document_id)
+        maintype, subtype = DOCX_MIMETYPE.split("/")
+        email.add_attachment(document.content, maintype=maintype, subtype=subtype, filename=document.filename)
     with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
         smtp.send_message(email)
 

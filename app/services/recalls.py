@@ -2,12 +2,15 @@
 reminders, returns, the effectiveness sample and the figures pages, documents and the dashboard show."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import random
 import re
 import secrets
-from collections.abc import Iterable
+import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -314,6 +317,11 @@ def edit_affected(instance_id: int, *, add: Iterable[str] = (), remove: Iterable
         if not target:
             raise FormInvalid({"remove": [_msg("en", "empty")]})
         build_affected(instance_id, trace.forward([], target))
+        if (instance.data or {}).get("recall_decision"):
+            # The decision recalled the lots listed then; a lot added after it must be blocked from shipment too.
+            for lot in _affected_lots(instance_id):
+                if lot.id in added_ids and "recalled" in lots.TRANSITIONS[lot.status]:
+                    lots.change_status(lot, "recalled", reason, actor, now, instance_id=instance_id)
         audit.record(actor, "recall.affected_edited", "instance", instance_id, instance_id=instance_id, at=now,
                      old={"lots": sorted(current)}, new={"lots": sorted(set(current) - set(remove) | set(add)),
                                                          "added": add, "removed": remove}, reason=reason)
@@ -572,6 +580,17 @@ def record_return(instance_id: int, customer_code: str, lot_number: str, returne
 RETURN_COLUMNS = ("customer", "lot", "returned", "destroyed")
 
 
+@contextmanager
+def _readable_table(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict]]]]:
+    """Read a CSV or XLSX file like imports.read_table; a file that cannot be read is refused, not a server error."""
+    try:
+        with imports.read_table(path) as table:
+            yield table
+    except (UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as err:
+        raise ValidationFailed(f"The file cannot be read ({err.__class__.__name__}): upload an .xlsx file or a CSV "
+                               "file saved as UTF-8.") from err
+
+
 def import_returns(instance_id: int, path: Path, actor: User, now: datetime | None = None) -> int:
     """Import returned/destroyed quantities (columns customer, lot, returned, destroyed): all rows or none."""
     now = now or utcnow()
@@ -580,7 +599,7 @@ def import_returns(instance_id: int, path: Path, actor: User, now: datetime | No
         _require_open(_recall_instance(instance_id, lock=True))
         errors: list[dict[str, Any]] = []
         count = 0
-        with imports.read_table(path) as (header, rows):
+        with _readable_table(path) as (header, rows):
             if missing := [c for c in RETURN_COLUMNS[:3] if c not in header]:
                 raise ValidationFailed(
                     f"Missing column(s): {', '.join(missing)}; expected {', '.join(RETURN_COLUMNS)}.")

@@ -1,15 +1,19 @@
-"""Browser pages, one blueprint per area: auth, inbox, instances, processes, lots (and trace), admin."""
+"""Browser pages, one blueprint per area: auth, inbox, instances, processes, lots (and trace), recalls (and the
+public acknowledgment page), admin."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from flask import Flask, g, request, session
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import login_manager
+from app.models import Deadline
 from app.models.types import utcnow
 from app.services import users
+from app.services.instances import WORKER_ROLES
 
 
 def ui_lang() -> str:
@@ -17,12 +21,37 @@ def ui_lang() -> str:
     return "zh-CN" if str(get_locale()).startswith("zh") else "en"
 
 
-def register_web(app: Flask) -> None:
-    from app.web import admin, auth, inbox, instances, lots, processes
+def as_datetime(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
-    for module in (auth, inbox, instances, processes, lots, admin):
+
+def time_span(seconds: float) -> str:
+    """Say a duration in its two largest units, whole minutes: "2 d 3 h", "5 h 10 min", "7 min"."""
+    minutes = int(abs(seconds) // 60)
+    days, hours, minutes = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        parts = [_("%(n)s d", n=days)] + ([_("%(n)s h", n=hours)] if hours else [])
+    elif hours:
+        parts = [_("%(n)s h", n=hours)] + ([_("%(n)s min", n=minutes)] if minutes else [])
+    else:
+        parts = [_("%(n)s min", n=minutes)]
+    return " ".join(parts)
+
+
+def countdown(due: datetime | str, now: datetime) -> str:
+    """Say how long until a due time, or how long it is overdue ("in 2 d 3 h", "5 h overdue")."""
+    seconds = (as_datetime(due) - now).total_seconds()
+    span = time_span(seconds)
+    return _("in %(time)s", time=span) if seconds >= 0 else _("%(time)s overdue", time=span)
+
+
+def register_web(app: Flask) -> None:
+    from app.web import admin, auth, inbox, instances, lots, processes, recalls
+
+    for module in (auth, inbox, instances, processes, lots, recalls, admin):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)
+    app.register_blueprint(recalls.ack_bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
@@ -39,6 +68,13 @@ def register_web(app: Flask) -> None:
     @app.template_filter("when")
     def when(value: datetime | None) -> str:
         return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+    app.add_template_filter(as_datetime, "as_datetime")
+
+    @app.template_filter("utc_iso")
+    def utc_iso(value: datetime | str) -> str:
+        """Return a UTC time as JavaScript's Date.parse reads it everywhere: 2026-11-23T09:00:00Z."""
+        return as_datetime(value).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     @app.template_filter("day")
     def day(value: datetime | None) -> str:
@@ -58,6 +94,17 @@ def register_web(app: Flask) -> None:
     def task_name(task) -> str:
         """Return the step's name in the page language when the diagram gives one."""
         return task.name_zh if ui_lang() == "zh-CN" and task.name_zh else task.name
+
+    app.add_template_global(countdown)
+
+    @app.template_global()
+    def deadline_label(deadline: Deadline) -> str:
+        return deadline.label_zh if ui_lang() == "zh-CN" and deadline.label_zh else deadline.label
+
+    @app.template_global()
+    def is_worker() -> bool:
+        """Say whether the user may change records (auditors read only)."""
+        return current_user.is_authenticated and current_user.has_role(*WORKER_ROLES)
 
     @app.template_global()
     def is_admin() -> bool:

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, QualiflowError
+from app.models.evidence import DOCX_MIMETYPE
 from app.services import instances, processes
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
@@ -76,7 +77,7 @@ def retry(instance_id: int):
 def document(document_id: int):
     document = instances.get_document(document_id)
     return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
-                     mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+                     mimetype=DOCX_MIMETYPE)
 
 
 @bp.post("/<int:instance_id>/cancel")

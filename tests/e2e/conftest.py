@@ -8,6 +8,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -65,24 +68,24 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def live_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve the demo on a free port from a fresh SQLite file; yield its base URL."""
-    workdir = tmp_path_factory.mktemp("live_server")
+@contextmanager
+def serve(workdir: Path, **extra_env: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """Serve the demo on a free port from a fresh SQLite file in workdir; yield its base URL and environment."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'qualiflow.sqlite'}",
-           "QUALIFLOW_CONFIG": "development", "SECRET_KEY": "test", "QUALIFLOW_SCHEDULER": "0"}
+           "QUALIFLOW_CONFIG": "development", "SECRET_KEY": "test", "QUALIFLOW_SCHEDULER": "0",
+           "QUALIFLOW_BASE_URL": url, **extra_env}
     _flask(env, "db", "upgrade")
     _flask(env, "demo", "load")
-    port = _free_port()
     log = workdir / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
             [str(BIN / "waitress-serve"), "--host", "127.0.0.1", "--port", str(port), "--call", "app:create_app"],
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, server, log)
-        yield url
+        yield url, env
     finally:
         server.terminate()
         try:
@@ -90,6 +93,46 @@ def live_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def flask_command(env: dict[str, str], *args: str) -> None:
+    """Run a flask CLI command against a served app's database and settings (e.g. outbox send)."""
+    _flask(env, *args)
+
+
+@pytest.fixture(scope="session")
+def live_server(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the demo on a free port from a fresh SQLite file; yield its base URL."""
+    with serve(tmp_path_factory.mktemp("live_server")) as (url, _):
+        yield url
+
+
+class Mailbox:
+    """aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.envelopes: list = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[Message]:
+        return [message_from_bytes(envelope.content) for envelope in self.envelopes]
+
+
+@pytest.fixture(scope="module")
+def smtp_sink() -> Iterator[tuple[int, Mailbox]]:
+    """Run a real SMTP server (aiosmtpd) on a free port; yield the port and its mailbox."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield controller.port, mailbox
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(scope="session")

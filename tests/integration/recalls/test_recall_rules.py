@@ -122,8 +122,9 @@ def test_returns_cannot_exceed_what_was_shipped(plant, user, tmp_path):
         recalls.import_returns(instance.id, path, qa, now=T0)
     assert [(e["line"], e["column"]) for e in refused.value.errors] == [(3, "returned"), (4, "lot"), (5, "returned")]
     db.session.expire_all()
-    lines = {(l.consignee.customer.code, l.product_lot.lot_number): (l.quantity_returned, l.quantity_destroyed)
-             for l in db.session.scalars(db.select(RecallLine))}
+    lines = {(line.consignee.customer.code, line.product_lot.lot_number): (line.quantity_returned,
+                                                                          line.quantity_destroyed)
+             for line in db.session.scalars(db.select(RecallLine))}
     assert lines[("D1", "L1")] == (60, 10) and lines[("H2", "L2")] == (0, 0)
     path.write_text("customer,lot,returned,destroyed\nH2,L2,50,0\nUS1,L2,20,5\n")
     assert recalls.import_returns(instance.id, path, qa, now=T0) == 2

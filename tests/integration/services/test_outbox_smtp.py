@@ -1,4 +1,5 @@
-"""The outbox sender against a real SMTP server (aiosmtpd): delivery, retries with backoff, giving up, recovery."""
+"""The outbox sender against a real SMTP server (aiosmtpd): delivery, retries with backoff, giving up, recovery,
+attached documents."""
 from __future__ import annotations
 
 import socket
@@ -10,7 +11,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from app.extensions import db
-from app.models import OutboxMessage
+from app.models import Document, OutboxMessage
+from app.models.evidence import DOCX_MIMETYPE
 from app.services.notifications import send_due
 from tests.conftest import T0
 from tests.integration.services.scenarios import close_capa
@@ -140,3 +142,19 @@ def test_restarted_server_receives_the_due_retry_exactly_once(user, smtp, notice
             for email in smtp.mailbox.messages()] == [False, True]
     db.session.refresh(retry)
     assert (retry.status, retry.attempts, retry.sent_at) == ("sent", 2, T0 + timedelta(hours=1, minutes=1))
+
+
+def test_a_message_with_a_document_carries_it_as_a_docx_attachment(smtp, notice):
+    report = db.session.scalar(db.select(Document).where(Document.instance_id == notice.instance_id))
+    notice.attachment_document_id = report.id
+    db.session.commit()
+    smtp.start()
+
+    assert send_due(T0).sent == 1
+
+    [email] = smtp.mailbox.messages()
+    [body, attachment] = email.get_payload()
+    assert f"/instances/{notice.instance_id}" in body.get_payload(decode=True).decode()
+    assert attachment.get_content_type() == DOCX_MIMETYPE
+    assert attachment.get_filename() == report.filename
+    assert attachment.get_payload(decode=True) == report.content
