@@ -95,6 +95,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "justification": "Give the justification for the exception.",
         "not_affected": "Lot {lot} is not on the affected list.",
         "above_returned": "More than the {returned} units of lot {lot} returned to us.",
+        "link_invalid": "This acknowledgment link is not valid. Use the latest link you received, or contact the "
+                        "manufacturer.",
+        "link_used": "This acknowledgment was already submitted; the link can be used only once.",
+        "link_expired": "This acknowledgment link has expired. Please contact the manufacturer.",
+        "say_received": "Tell whether you received the notice.",
+        "whole_number": "Enter a whole number.",
+        "not_negative": "Enter a number of at least 0.",
+        "above_shipped": "Returned and destroyed together ({total}) exceed the {shipped} shipped of lot {lot}.",
+        "contact": "Give a contact name and phone or e-mail.",
     },
     "zh-CN": {
         "no_scope": "请至少填写一个产品批号、物料批号、灭菌批号、序列号或 UDI。",
@@ -111,6 +120,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "justification": "请填写例外的理由。",
         "not_affected": "批次 {lot} 不在受影响清单中。",
         "above_returned": "超过了批次 {lot} 已退回的 {returned} 件。",
+        "link_invalid": "此确认链接无效。请使用您收到的最新链接，或联系生产企业。",
+        "link_used": "此回执已提交；该链接只能使用一次。",
+        "link_expired": "此确认链接已过期。请联系生产企业。",
+        "say_received": "请说明是否已收到召回通知。",
+        "whole_number": "请输入整数。",
+        "not_negative": "请输入不小于 0 的数。",
+        "above_shipped": "退回与销毁数量合计（{total}）超过了批次 {lot} 的发货数量 {shipped}。",
+        "contact": "请填写联系人姓名及电话或电子邮件。",
     },
 }
 
@@ -276,9 +293,15 @@ def _recall_instance(instance_id: int, *, lock: bool = False) -> ProcessInstance
     return instance
 
 
+def can_edit(actor: User) -> bool:
+    """Tell whether actor may change a recall's records (QA workers and admins)."""
+    return actor.has_role(*instances.WORKER_ROLES) and (
+        actor.has_role("admin") or bool(set(actor.group_names) & set(EDIT_GROUPS)))
+
+
 def _require_qa(actor: User) -> None:
     instances.require_worker(actor)
-    if not (actor.has_role("admin") or set(actor.group_names) & set(EDIT_GROUPS)):
+    if not can_edit(actor):
         raise PermissionDenied("Only QA can change a recall's records.")
 
 
@@ -466,32 +489,30 @@ def send_reminders(instance: ProcessInstance, options: NoticeOptions, after_days
 
 
 def consignee_for_token(token: str, now: datetime | None = None) -> RecallConsignee:
-    """Return the consignee a link belongs to; forged links are 404, used ones 409, expired ones 410."""
+    """Return the consignee a link belongs to; forged links are 404, used ones 409, expired ones 410
+    (the latter two in the consignee's language)."""
     now = now or utcnow()
     consignee = db.session.scalar(select(RecallConsignee).where(RecallConsignee.token_hash == _token_hash(token or ""))
                                   .options(selectinload(RecallConsignee.lines))) if token else None
     if consignee is None:
-        raise NotFound("This acknowledgment link is not valid. Use the latest link you received, or contact "
-                       "the manufacturer.")
+        raise NotFound(_msg("en", "link_invalid"))
     if consignee.acknowledged_at is not None:
-        raise Conflict("This acknowledgment was already submitted; the link can be used only once.")
+        raise Conflict(_msg(consignee.language, "link_used"))
     if consignee.token_expires_at is None or consignee.token_expires_at < now:
-        raise Gone("This acknowledgment link has expired. Please contact the manufacturer.")
+        raise Gone(_msg(consignee.language, "link_expired"))
     return consignee
 
 
-def _int(value: Any, name: str, errors: dict[str, list[str]], *, required: bool = False) -> int | None:
+def _int(value: Any, name: str, errors: dict[str, list[str]], lang: str) -> int | None:
     if value in (None, ""):
-        if required:
-            errors.setdefault(name, []).append("This field is required.")
         return None
     try:
         number = int(str(value).strip())
     except ValueError:
-        errors.setdefault(name, []).append("Enter a whole number.")
+        errors.setdefault(name, []).append(_msg(lang, "whole_number"))
         return None
     if number < 0:
-        errors.setdefault(name, []).append("Enter a number of at least 0.")
+        errors.setdefault(name, []).append(_msg(lang, "not_negative"))
     return number
 
 
@@ -502,24 +523,25 @@ def acknowledge(token: str, answers: dict[str, Any], now: datetime | None = None
         consignee = consignee_for_token(token, now)
         db.session.refresh(consignee, with_for_update=True)  # a second submit of the same link waits, then fails
         if consignee.acknowledged_at is not None:
-            raise Conflict("This acknowledgment was already submitted; the link can be used only once.")
+            raise Conflict(_msg(consignee.language, "link_used"))
         errors: dict[str, list[str]] = {}
+        lang = consignee.language
         received = answers.get("received")
         if received not in (True, False):
-            errors["received"] = ["Tell whether you received the notice."]
-        on_hand = _int(answers.get("on_hand"), "on_hand", errors)
+            errors["received"] = [_msg(lang, "say_received")]
+        on_hand = _int(answers.get("on_hand"), "on_hand", errors, lang)
         quantities = {}
         for line in consignee.lines:
-            returned = _int(answers.get(f"returned_{line.id}"), f"returned_{line.id}", errors) or 0
-            destroyed = _int(answers.get(f"destroyed_{line.id}"), f"destroyed_{line.id}", errors) or 0
+            returned = _int(answers.get(f"returned_{line.id}"), f"returned_{line.id}", errors, lang) or 0
+            destroyed = _int(answers.get(f"destroyed_{line.id}"), f"destroyed_{line.id}", errors, lang) or 0
             if returned + destroyed > line.quantity_shipped:
-                errors.setdefault(f"returned_{line.id}", []).append(
-                    f"Returned and destroyed together ({returned + destroyed}) exceed the {line.quantity_shipped} "
-                    f"shipped of lot {line.product_lot.lot_number}.")
+                errors.setdefault(f"returned_{line.id}", []).append(_msg(
+                    lang, "above_shipped", total=returned + destroyed, shipped=line.quantity_shipped,
+                    lot=line.product_lot.lot_number))
             quantities[line.id] = (returned, destroyed)
         contact = str(answers.get("contact") or "").strip()
         if not contact:
-            errors["contact"] = ["Give a contact name and phone or e-mail."]
+            errors["contact"] = [_msg(lang, "contact")]
         if errors:
             raise FormInvalid(errors)
         consignee.acknowledged_at = now

@@ -15,7 +15,6 @@ from werkzeug.utils import secure_filename
 from app.exceptions import FormInvalid, ImportRefused, QualiflowError
 from app.models import RecallConsignee
 from app.services import dashboards, recalls
-from app.services.instances import WORKER_ROLES
 
 bp = Blueprint("recalls", __name__, url_prefix="/recalls")
 ack_bp = Blueprint("ack", __name__, url_prefix="/ack")
@@ -43,19 +42,13 @@ def index():
 
 # --- the workspace ---------------------------------------------------------------------------------------------------
 
-def _can_edit() -> bool:
-    """Say whether the user may change a recall's records: QA workers (the service enforces the same rule)."""
-    return current_user.has_role(*WORKER_ROLES) and (
-        current_user.has_role("admin") or bool(current_user.group_names & set(recalls.EDIT_GROUPS)))
-
-
 def _render_workspace(instance_id: int, *, failed: str = "", message: str | None = None,
                       errors: dict[str, list[str]] | None = None, import_errors: list[dict] | None = None,
                       status: int = 200):
     """Render the workspace; after a refusal, `failed` names the form that was refused and keeps its input."""
     view = recalls.recall_view(instance_id)
     return render_template("recalls/detail.html", view=view, instance=view.instance,
-                           can_edit=_can_edit() and view.instance.status in recalls.OPEN_STATES,
+                           can_edit=recalls.can_edit(current_user) and view.instance.status in recalls.OPEN_STATES,
                            check_methods=recalls.CHECK_METHODS, failed=failed, message=message, errors=errors or {},
                            import_errors=import_errors or []), status
 

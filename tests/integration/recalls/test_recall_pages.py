@@ -404,14 +404,14 @@ def test_an_expired_link_is_gone(client, notified):
 
 
 @pytest.mark.parametrize("answers,field,message", [
-    ({"received": "yes", "contact": "Chen", "returned": "90", "destroyed": "20"}, "returned", "exceed the 100"),
+    ({"received": "yes", "contact": "Chen", "returned": "20", "destroyed": "20"}, "returned", "exceed the 30"),
     ({"received": "yes", "contact": "Chen", "returned": "many"}, "returned", "Enter a whole number"),
     ({"received": "yes", "contact": "Chen", "on_hand": "-3"}, "on_hand", "at least 0"),
     ({"received": "", "contact": "Chen"}, "received", "Tell whether you received"),
     ({"received": "yes", "contact": "  "}, "contact", "Give a contact"),
 ])
 def test_a_wrong_acknowledgment_saves_nothing(client, notified, answers, field, message):
-    d1 = _consignee(notified, "D1")
+    d1 = _consignee(notified, "US1")  # an English-speaking consignee: messages follow its language
     token, [line] = _token(d1), d1.lines
     form = {{"returned": f"returned_{line.id}", "destroyed": f"destroyed_{line.id}"}.get(k, k): v
             for k, v in answers.items()}
@@ -422,9 +422,15 @@ def test_a_wrong_acknowledgment_saves_nothing(client, notified, answers, field, 
     assert message in page.split(f'id="{name}-error"', 1)[1].split("</div>")[0]
     assert 'data-testid="ack-form"' in page
     assert ('value="Chen"' in page) is (field != "contact")  # what was typed stays
-    d1 = _consignee(notified, "D1")
+    d1 = _consignee(notified, "US1")
     assert d1.acknowledged_at is None and d1.lines[0].quantity_returned == 0
     assert client.get(f"/ack/{token}").status_code == 200  # the link still works
+
+
+def test_a_chinese_consignee_reads_the_errors_in_chinese(client, notified):
+    d1 = _consignee(notified, "D1")
+    response = client.post(f"/ack/{_token(d1)}", data={"received": "yes", "contact": " "})
+    assert response.status_code == 422 and "请填写联系人姓名及电话或电子邮件。" in _text(response)
 
 
 # --- starting a recall -----------------------------------------------------------------------------------------------
