@@ -195,6 +195,10 @@ def test_documents_carry_the_key_fields(plant, user):
     report = _documents(instance.id, "recall_event_report")[0]
     text = _text(report)
     assert "Infusion set" in text and "200" in text and "Jiangsu" in text and "Massachusetts" in text
+    for expected in ("Recall class\nI\n", "Decision date\n2026-11-23", "Decided by\nZhang Min",
+                     "Markets affected\nCN, US", "L1\nInfusion set\n2026-06-01\n2029-05-31\n500\n120",
+                     "L2\nInfusion set\n2026-06-01\n2029-05-31\n500\n80"):
+        assert expected in text
     assert report.context["recall"]["recall_class"] == "I"
     assert report.context["recall"]["totals"]["consignees"] == 4
     assert report.context["recall"]["decided_by"] == "Zhang Min"
