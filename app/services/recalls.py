@@ -503,6 +503,12 @@ def consignee_for_token(token: str, now: datetime | None = None) -> RecallConsig
     return consignee
 
 
+def link_language(token: str) -> str | None:
+    """Return the language of the consignee a link was sent to (also once used or expired), None if forged."""
+    return db.session.scalar(select(RecallConsignee.language).where(
+        RecallConsignee.token_hash == _token_hash(token or ""))) if token else None
+
+
 def _int(value: Any, name: str, errors: dict[str, list[str]], lang: str) -> int | None:
     if value in (None, ""):
         return None

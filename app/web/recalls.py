@@ -3,6 +3,7 @@ starting a recall from a lot or a CAPA, and the public acknowledgment page a con
 from __future__ import annotations
 
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
@@ -186,11 +187,14 @@ def _in_language(consignee: RecallConsignee, template: str, status: int = 200, *
         return render_template(template, consignee=consignee, company=_company(), **context), status
 
 
-def _closed(err: QualiflowError):
-    """Say why a link no longer opens the form: forged (404), already used (409) or expired (410)."""
+def _closed(err: QualiflowError, token: str):
+    """Say why a link no longer opens the form: forged (404), already used (409) or expired (410); a used or
+    expired link still answers in its consignee's language."""
     if err.status not in (404, 409, 410):
         raise err
-    return render_template("recalls/ack_closed.html", status=err.status, company=_company()), err.status
+    language = recalls.link_language(token)
+    with force_locale("zh_CN" if language == "zh-CN" else "en") if language else nullcontext():
+        return render_template("recalls/ack_closed.html", status=err.status, company=_company()), err.status
 
 
 @ack_bp.get("/<token>")
@@ -198,7 +202,7 @@ def acknowledge_form(token: str):
     try:
         consignee = recalls.consignee_for_token(token)
     except QualiflowError as err:
-        return _closed(err)
+        return _closed(err, token)
     return _in_language(consignee, "recalls/ack.html", token=token, values=MultiDict(), errors={})
 
 
@@ -212,5 +216,5 @@ def acknowledge(token: str):
         return _in_language(recalls.consignee_for_token(token), "recalls/ack.html", 422, token=token,
                             values=request.form, errors=err.errors)
     except QualiflowError as err:
-        return _closed(err)
+        return _closed(err, token)
     return _in_language(consignee, "recalls/ack_done.html")

@@ -146,11 +146,24 @@ def browser(chromium: Path):
         browser.close()
 
 
-@pytest.fixture
-def page(browser, live_server: str, request: pytest.FixtureRequest):
-    """Open a fresh browser context on the live server; save a screenshot when the test fails."""
-    context = browser.new_context(base_url=live_server, locale="en-US", accept_downloads=True)
+@pytest.fixture(scope="session")
+def server_url(live_server: str) -> str:
+    """The base URL the page fixture opens: the shared live server, unless a module overrides this fixture
+    (e.g. with a server of its own that sends e-mail to its smtp_sink)."""
+    return live_server
+
+
+def new_context(browser, base_url: str):
+    """A fresh browser context (no cookies) on base_url, in English, with downloads and a 10 s default timeout."""
+    context = browser.new_context(base_url=base_url, locale="en-US", accept_downloads=True)
     context.set_default_timeout(10_000)
+    return context
+
+
+@pytest.fixture
+def page(browser, server_url: str, request: pytest.FixtureRequest):
+    """Open a fresh browser context on the server; save a screenshot when the test fails."""
+    context = new_context(browser, server_url)
     page = context.new_page()
     yield page
     report = getattr(request.node, "rep_call", None)

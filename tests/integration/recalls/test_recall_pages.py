@@ -362,6 +362,15 @@ def test_acknowledgment_page_happy_path(client, notified):
     assert client.post(f"/ack/{token}", data={"received": "yes", "contact": "x"}).status_code == 409
 
 
+def test_a_used_link_answers_in_the_consignees_language(client, notified):
+    h1 = _consignee(notified, "H1")
+    token, [line] = _token(h1), h1.lines
+    client.post(f"/ack/{token}", data={"received": "yes", f"returned_{line.id}": "1", "contact": "Dr Wu"},
+                headers={"Accept-Language": "en"})
+    again = client.get(f"/ack/{token}", headers={"Accept-Language": "en"})
+    assert again.status_code == 409 and '<html lang="zh' in _text(again) and "召回确认回执" in _text(again)
+
+
 def test_the_public_form_works_with_csrf_protection_on(app, client, notified):
     app.config["WTF_CSRF_ENABLED"] = True
     h1 = _consignee(notified, "H1")
