@@ -822,6 +822,11 @@ class RecallView:
         return any(c.notified_at is not None for c in self.consignees)
 
 
+def recall_number(instance_id: int) -> str:
+    """The recall's number as documents, pages and e-mails print it."""
+    return f"RC-{instance_id:06d}"
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
@@ -886,7 +891,7 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
     eff = effectiveness(level, view.consignees)
     b_percent = data.get("b_percent") or 50
     return {"recall": {
-        "number": f"RC-{instance.id:06d}", "title": instance.title,
+        "number": recall_number(instance.id), "title": instance.title,
         "source": data.get("source", ""), "source_text": _text(lang, str(data.get("source") or "")),
         "description": data.get("description", ""), "reporter": data.get("reporter", ""),
         "reported_on": data.get("reported_on", ""),

@@ -30,9 +30,7 @@ def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{100 * rate:.1f}%"
 
 
-@bp.app_template_global()
-def recall_number(instance_id: int) -> str:
-    return f"RC-{instance_id:06d}"
+bp.add_app_template_global(recalls.recall_number, "recall_number")
 
 
 @bp.get("/")
