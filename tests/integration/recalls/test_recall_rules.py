@@ -245,3 +245,11 @@ def test_rejected_final_approval_goes_back_to_the_disposition(plant, user):
     steps.step(instance.id, "disposition", steps.DISPOSITION, user, T0 + HOUR)
     assert len(_documents(instance.id, "recall_summary")) == 2
     _ = io  # keep the import list honest for readers
+
+
+def test_an_eu_country_in_the_assessment_adds_the_fsca_report(plant, user):
+    instance = steps.decide(user, T0, assessment={**steps.ASSESSMENT, "recall_class": "II", "countries": "CN, de"})
+    due = {d.key: d.due_at for d in recalls.recall_view(instance.id).deadlines}
+    assert due["eu_fsca"] == due["consignee_notice"] == T0 + timedelta(days=3)
+    assert steps.ready(instance.id, "eu_fsca_report") is not None
+    assert instance.data["markets"] == ["CN", "DE", "US"]
