@@ -10,28 +10,14 @@ from playwright.sync_api import Page, expect
 
 from app.services.demo import DEMO_PASSWORD
 
+from .accounts import sign_in, sign_out
+
 pytestmark = pytest.mark.e2e
 
 INSTANCE_TITLE = "E2E: burr on catheter hub"
 PROBLEM_TITLE = "Burr on catheter hub, lot L2026-001"
 # Form messages follow the instance language (the starter's, zh-CN for "qa"), not the page language.
 REQUIRED = re.compile(r"This field is required\.")
-
-
-def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
-    """Sign in through the login page and switch the pages to English (qa and prod default to zh-CN)."""
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("current-user")).to_be_visible()
-    page.get_by_role("link", name="English").click()
-    expect(page.get_by_role("heading", name="Inbox", exact=True)).to_be_visible()
-
-
-def sign_out(page: Page) -> None:
-    page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_role("status")).to_have_text("You are signed out.")
 
 
 def open_task(page: Page, task_name: str) -> None:
