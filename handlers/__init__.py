@@ -1,5 +1,5 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
-from handlers import deadlines, recalls
+from handlers import deadlines, lots, recalls
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -25,6 +25,8 @@ REGISTRY: dict[str, Handler] = {
                                "Put product lots on hold, release, recall, quarantine or scrap them, with a reason"),
     "lots.release_checks": Handler(release_checks, LotParams,
                                    "Check a product lot's release conditions and list the failed ones"),
+    "lots.open_capa": Handler(lots.open_capa, lots.OpenCapaParams,
+                              "Start a CAPA about a product lot, linked to it (e.g. when release checks fail)"),
     "lots.trace_backward": Handler(trace_backward, LotParams,
                                    "Trace a product lot back to components, material lots, suppliers and inspections"),
     "recall.find_affected": Handler(recalls.find_affected, recalls.ScopeParams,

@@ -6,7 +6,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from app.models import Document
+from app.models import Document, Signature, Task
 from app.services.document_rendering import store_document
 from handlers.base import HandlerContext
 
@@ -41,7 +41,13 @@ def _render(ctx: HandlerContext, params: dict[str, Any], extra_context: dict[str
     context = {
         "instance_id": ctx.instance.id, "generated_at": ctx.now.isoformat(timespec="seconds"), "lang": language,
         "started_by": starter.full_name if starter else "", "data": ctx.data,
-        ctx.instance.version.definition.key: ctx.data, **extra_context,
+        ctx.instance.version.definition.key: ctx.data, "company": ctx.company,
+        "signatures": [{"element": element, "meaning": s.meaning, "printed_name": s.printed_name,
+                        "signed_at": s.signed_at.isoformat(timespec="seconds")}
+                       for s, element in ctx.session.execute(
+                           select(Signature, Task.element_id).join(Task, Task.id == Signature.task_id)
+                           .where(Signature.instance_id == ctx.instance.id).order_by(Signature.id))],
+        **extra_context,
     }
     return store_document(ctx.instance, templates_dir=ctx.templates_dir, template=params["template"],
                           kind=params["kind"] or params["template"], language=language, context=context,

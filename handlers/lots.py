@@ -114,7 +114,24 @@ class LotParams(Schema):
 def release_checks(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Check a product lot against the release conditions; the result lists every failed one."""
     lot = ctx.session.get(ProductLot, _product_lot_ids(ctx, [params["lot"]])[0])
+    lots.link_lots(ctx.instance.id, [lot.id], "subject")
     return lots.release_checks(lot, ctx.now.date(), exclude_instance_id=ctx.instance.id).as_dict()
+
+
+class OpenCapaParams(LotParams):
+    description = fields.Str(required=True, validate=validate.Length(min=10, max=8000))
+
+
+def open_capa(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Start a CAPA about the lot, linked to it, raised in the name of whoever started this procedure."""
+    lot = ctx.session.get(ProductLot, _product_lot_ids(ctx, [params["lot"]])[0])
+    if ctx.instance.started_by is None:
+        raise HandlerError("this instance has no starter to raise the CAPA in the name of")
+    try:
+        capa = lots.open_capa_for_lot(lot, ctx.instance.started_by, params["description"], ctx.now, ctx.instance.id)
+    except QualiflowError as err:
+        raise HandlerError(err.message) from err
+    return {"capa_instance_id": capa.id, "title": capa.title}
 
 
 def trace_backward(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:

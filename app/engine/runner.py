@@ -337,7 +337,7 @@ def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContex
         state="ready",
         lane=spec.lane, group_name=spec.lane, form=props.get("formJsonSchemaFilename"),
         ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning"),
-        evidence=props.get("evidence"), created_at=ctx.now,
+        evidence=props.get("evidence"), four_eyes_with=props.get("fourEyesWith"), created_at=ctx.now,
         due_at=ctx.now + parse_duration(due_in) if due_in else None,
     )
     db.session.add(row)

@@ -274,6 +274,9 @@ def _check_task_properties(task: etree._Element, properties: dict[str, str], pro
     meaning = properties.get("signatureMeaning")
     if meaning is not None and meaning not in SIGNATURE_MEANINGS:
         problems.append(_at(task, f"signatureMeaning {meaning!r} must be one of {', '.join(SIGNATURE_MEANINGS)}"))
+    four_eyes = properties.get("fourEyesWith")
+    if four_eyes is not None and not all(_IDENTIFIER.fullmatch(step.strip()) for step in four_eyes.split(",")):
+        problems.append(_at(task, f"fourEyesWith {four_eyes!r} must be a comma-separated list of step ids"))
     evidence = properties.get("evidence")
     if evidence is not None and not all(_IDENTIFIER.fullmatch(kind.strip()) for kind in evidence.split(",")):
         problems.append(_at(task, f"evidence {evidence!r} must be a comma-separated list of document kind identifiers"))

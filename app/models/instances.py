@@ -61,6 +61,8 @@ class Task(db.Model):
     ui_form: Mapped[str | None] = mapped_column(String(200))
     signature_meaning: Mapped[str | None] = mapped_column(String(40))
     evidence: Mapped[str | None] = mapped_column(String(200))
+    # Four-eyes: whoever signed one of these steps (element ids) of the instance may not sign this one.
+    four_eyes_with: Mapped[str | None] = mapped_column(String(300))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

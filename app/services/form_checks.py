@@ -7,7 +7,7 @@ from typing import Any
 
 from app.exceptions import FormInvalid
 from app.models import ProcessInstance
-from app.services import recalls
+from app.services import lots, recalls
 
 Check = Callable[[ProcessInstance | None, dict[str, Any], str], dict[str, list[str]]]
 
@@ -15,6 +15,7 @@ CHECKS: dict[str, Check] = {
     "recall_trigger": recalls.check_trigger,
     "recall_effectiveness": recalls.check_effectiveness,
     "recall_disposition": recalls.check_disposition,
+    "lot_release_request": lots.check_release_request,
 }
 
 

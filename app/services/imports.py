@@ -896,6 +896,8 @@ def create_record(kind_name: str, data: dict[str, Any], actor: User, now: dateti
             record_id = state.created_ids[0]
             audit.record(actor, "record.created", kind.name, record_id, at=now,
                          new={k: v for k, v in data.items() if v not in (None, "")})
+            if kind.name == "product_lots":
+                lots.lot_created(record_id, actor, now)
     except ImportRefused as refused:
         errors: dict[str, list[str]] = {}
         for error in refused.errors:

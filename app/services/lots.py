@@ -17,7 +17,9 @@ from app.models import (
     Inspection,
     InstanceLot,
     MaterialLot,
+    ProcessDefinition,
     ProcessInstance,
+    ProcessVersion,
     Product,
     ProductLot,
     SerialNumber,
@@ -28,7 +30,7 @@ from app.models import (
 )
 from app.models.lots import LOT_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
-from app.services import audit, instances
+from app.services import audit, instances, processes
 from app.services.transaction import atomic
 
 # Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
@@ -162,27 +164,103 @@ def is_near_expiry(lot: ProductLot | MaterialLot, today: date, days: int) -> boo
             and today <= lot.expiry_on <= today + timedelta(days=days))
 
 
+RELEASE_PROCESS = "lot_release"
+AWAITING_RELEASE = ("quarantine", "hold")
+
+RELEASE_MESSAGES = {
+    "en": {"unknown": "Unknown product lot {lot}.",
+           "not_awaiting": "Lot {lot} is {status}; only a lot in quarantine or on hold awaits release.",
+           "running": "Lot {lot} already has a release in progress (instance {instance})."},
+    "zh-CN": {"unknown": "未知的产品批号 {lot}。",
+              "not_awaiting": "批次 {lot} 的状态为 {status}；只有待验或暂停的批次才需要放行。",
+              "running": "批次 {lot} 已有进行中的放行流程（实例 {instance}）。"},
+}
+
+
+def _release_problem(number: str, lang: str, exclude_instance_id: int | None = None) -> str | None:
+    messages = RELEASE_MESSAGES["zh-CN" if lang == "zh-CN" else "en"]
+    lot = db.session.scalar(select(ProductLot).where(ProductLot.lot_number == number))
+    if lot is None:
+        return messages["unknown"].format(lot=number)
+    if lot.status not in AWAITING_RELEASE:
+        return messages["not_awaiting"].format(lot=number, status=lot.status)
+    running = db.session.scalar(
+        select(ProcessInstance.id).join(ProcessVersion).join(ProcessDefinition)
+        .join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
+        .where(ProcessDefinition.key == RELEASE_PROCESS, ProcessInstance.status.in_(OPEN_STATES),
+               InstanceLot.product_lot_id == lot.id, ProcessInstance.id != (exclude_instance_id or 0)))
+    return messages["running"].format(lot=number, instance=running) if running else None
+
+
+def check_release_request(instance: ProcessInstance | None, data: dict, lang: str) -> dict[str, list[str]]:
+    """Form check for a release request: the lot exists, awaits release and has no other release running."""
+    number = str(data.get("lot_number") or "").strip()
+    problem = _release_problem(number, lang, instance.id if instance else None)
+    return {"lot_number": [problem]} if problem else {}
+
+
+def start_release(lot_id: int, actor: User, now: datetime | None = None) -> ProcessInstance:
+    """Start the lot release procedure for a lot in quarantine or on hold (one use case)."""
+    now = now or utcnow()
+    with atomic():
+        lot = get_lot("product", lot_id)
+        if problem := _release_problem(lot.lot_number, "en"):
+            raise Conflict(problem)
+        title = f"Release of lot {lot.lot_number}"
+        instance = instances.start_instance(RELEASE_PROCESS, actor, {"title": title, "lot_number": lot.lot_number},
+                                            title=title, now=now)
+        link_lots(instance.id, [lot.id], "subject")
+    return instance
+
+
+def lot_created(lot_id: int, actor: User, now: datetime) -> ProcessInstance | None:
+    """Start the release of a lot entered in quarantine, when the lot release procedure is deployed."""
+    lot = db.session.get(ProductLot, lot_id)
+    if lot is None or lot.status != "quarantine" or not processes.is_deployed(RELEASE_PROCESS):
+        return None
+    return start_release(lot_id, actor, now)
+
+
+def _start_capa(lot: ProductLot, actor: User, data: dict, title: str, now: datetime) -> ProcessInstance:
+    """Start a CAPA about a lot, linked to it, inside the caller's transaction."""
+    try:
+        instance = instances.start_instance("capa", actor, {"lot_numbers": lot.lot_number, **data}, title=title,
+                                            now=now)
+    except NotFound as err:
+        raise Conflict("This step opens a CAPA, but the CAPA procedure is not deployed.") from err
+    db.session.add(InstanceLot(instance_id=instance.id, product_lot_id=lot.id, role="subject"))
+    return instance
+
+
 def open_capa_for_inspection(inspection: Inspection, actor: User, now: datetime) -> ProcessInstance:
     """Start a CAPA for a failed final inspection, linked to its lot, inside the caller's transaction."""
     lot = inspection.product_lot
-    try:
-        instance = instances.start_instance("capa", actor, {
-            "title": f"Failed final inspection of lot {lot.lot_number}",
-            "source": "inspection",
-            "lot_numbers": lot.lot_number,
-            "description": (f"Final inspection on {inspection.inspected_on.isoformat()} failed"
-                            f"{' by ' + inspection.inspector if inspection.inspector else ''}: "
-                            f"{inspection.results or 'no results recorded'}"),
-            "severity": "major",
-            "reported_on": inspection.inspected_on.isoformat(),
-            "inspection_id": inspection.id,
-        }, title=f"CAPA: failed final inspection, lot {lot.lot_number}", now=now)
-    except NotFound as err:
-        raise Conflict("A failed final inspection opens a CAPA, but the CAPA procedure is not deployed.") from err
+    instance = _start_capa(lot, actor, {
+        "title": f"Failed final inspection of lot {lot.lot_number}",
+        "source": "inspection",
+        "description": (f"Final inspection on {inspection.inspected_on.isoformat()} failed"
+                        f"{' by ' + inspection.inspector if inspection.inspector else ''}: "
+                        f"{inspection.results or 'no results recorded'}"),
+        "severity": "major",
+        "reported_on": inspection.inspected_on.isoformat(),
+        "inspection_id": inspection.id,
+    }, f"CAPA: failed final inspection, lot {lot.lot_number}", now)
     inspection.capa_instance_id = instance.id
-    db.session.add(InstanceLot(instance_id=instance.id, product_lot_id=lot.id, role="subject"))
     audit.record(actor, "inspection.capa_opened", "inspection", inspection.id, instance_id=instance.id, at=now,
                  new={"lot_number": lot.lot_number, "instance": instance.id})
+    return instance
+
+
+def open_capa_for_lot(lot: ProductLot, actor: User, description: str, now: datetime,
+                      from_instance_id: int) -> ProcessInstance:
+    """Start a CAPA about a lot from another procedure (a lot release whose checks failed)."""
+    instance = _start_capa(lot, actor, {
+        "title": f"Release checks failed for lot {lot.lot_number}", "source": "nonconforming_lot",
+        "description": description, "severity": "major", "reported_on": now.date().isoformat(),
+        "from_instance_id": from_instance_id,
+    }, f"CAPA: release checks failed, lot {lot.lot_number}", now)
+    audit.record(actor, "lot.capa_opened", "product_lot", lot.id, instance_id=from_instance_id, at=now,
+                 new={"lot_number": lot.lot_number, "capa": instance.id})
     return instance
 
 
@@ -207,13 +285,14 @@ class ReleaseCheck:
 class ReleaseReport:
     lot_number: str
     checks: list[ReleaseCheck] = field(default_factory=list)
+    lot: dict = field(default_factory=dict)  # the facts a release certificate prints
 
     @property
     def failed(self) -> list[ReleaseCheck]:
         return [check for check in self.checks if not check.passed]
 
     def as_dict(self) -> dict:
-        return {"lot_number": self.lot_number, "releasable": not self.failed,
+        return {"lot_number": self.lot_number, "releasable": not self.failed, "lot": self.lot,
                 "failed": [{"code": c.code, "detail": c.detail} for c in self.failed],
                 "checks": [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in self.checks]}
 
@@ -223,11 +302,17 @@ def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None
     inspections = list(db.session.scalars(select(Inspection).where(Inspection.product_lot_id == lot.id)))
     finals = [i for i in inspections if i.stage == "final"]
     failed_inspections = [i for i in inspections if i.result == "fail"]
-    open_instances = list(db.session.scalars(select(ProcessInstance).where(
+    open_instances = list(db.session.scalars(select(ProcessInstance).join(ProcessVersion).join(ProcessDefinition).where(
         ProcessInstance.id.in_(select(InstanceLot.instance_id).where(InstanceLot.product_lot_id == lot.id)),
-        ProcessInstance.status.in_(OPEN_STATES), ProcessInstance.id != (exclude_instance_id or 0))
+        ProcessInstance.status.in_(OPEN_STATES), ProcessInstance.id != (exclude_instance_id or 0),
+        ProcessDefinition.key != RELEASE_PROCESS)  # the lot's own release is no reason to hold it
         .order_by(ProcessInstance.id)))
-    report = ReleaseReport(lot.lot_number)
+    report = ReleaseReport(lot.lot_number, lot={
+        "lot_number": lot.lot_number, "product": lot.product.name, "model": lot.product.model,
+        "gtin": lot.product.gtin or "", "quantity": lot.quantity,
+        "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else "",
+        "expiry_on": lot.expiry_on.isoformat() if lot.expiry_on else "",
+        "sterilization_batch": lot.sterilization_batch or "", "status": lot.status})
     report.checks = [
         ReleaseCheck("batch_record_complete", lot.batch_record_complete,
                      "" if lot.batch_record_complete else "batch record is not complete"),

@@ -102,6 +102,12 @@ def get_definition(key: str) -> ProcessDefinition:
     return definition
 
 
+def is_deployed(key: str) -> bool:
+    """Tell whether a process has a deployed version."""
+    return db.session.scalar(select(ProcessVersion.id).join(ProcessDefinition).where(
+        ProcessDefinition.key == key).limit(1)) is not None
+
+
 def get_version(key: str, version: int | None = None) -> ProcessVersion:
     """Return a version of a process, the latest when `version` is None."""
     definition = get_definition(key)

@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import engine
-from app.exceptions import Conflict, SignatureRejected
+from app.exceptions import Conflict, PermissionDenied, SignatureRejected
 from app.extensions import db
 from app.models import Document, Signature, Task, User
 from app.services import audit
@@ -22,6 +22,18 @@ def authenticate_signer(actor: User, password: str | None, now: datetime) -> Non
     except LoginFailed as err:
         raise SignatureRejected(err.message if "locked" in err.message else
                                 "The password is wrong; the task was not signed.") from err
+
+
+def check_signer(task: Task, actor: User) -> None:
+    """Refuse a signer the gate does not allow: releases need the QA releaser role; four-eyes steps need
+    someone other than the signer of the steps they name."""
+    if task.signature_meaning == "released" and not actor.has_role("qa_releaser"):
+        raise PermissionDenied("Only an authorised releaser (QA releaser role) can sign a release.")
+    steps = [step.strip() for step in (task.four_eyes_with or "").split(",") if step.strip()]
+    if steps and db.session.scalar(select(Signature.id).join(Task, Task.id == Signature.task_id).where(
+            Signature.instance_id == task.instance_id, Signature.user_id == actor.id, Task.element_id.in_(steps))):
+        raise PermissionDenied("Four-eyes rule: you signed an earlier step this one must be checked against; "
+                               "another person has to sign it.")
 
 
 def gate_documents(task: Task) -> list[Document]:

@@ -163,6 +163,7 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         forms.validate(schema, data, lang=lang or instance.language)
         form_checks.run_checks(schema, instance, data, lang or instance.language)
         if task.signature_meaning:
+            signatures.check_signer(task, actor)
             try:
                 signatures.authenticate_signer(actor, password, now)
             except SignatureRejected:

@@ -23,7 +23,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import FormInvalid, QualiflowError, ValidationFailed
+from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
 from app.models.types import utcnow
 from app.services import imports, lots, trace
 from app.services.forms import Field
@@ -233,6 +233,20 @@ def material_lot(lot_id: int):
 @login_required
 def product_lot_status(lot_id: int):
     return _change_status("product", lot_id)
+
+
+@bp.post("/product-lots/<int:lot_id>/release")
+@login_required
+def start_release(lot_id: int):
+    try:
+        instance = lots.start_release(lot_id, current_user)
+    except Conflict as err:
+        flash(err.message, "warning")
+        return redirect(url_for("lots.product_lot", lot_id=lot_id))
+    flash(_("Lot release started: request it with the lot filled in."), "success")
+    first = next((t for t in instance.tasks if t.state == "ready"), None)
+    return redirect(url_for("inbox.task", task_id=first.id) if first else
+                    url_for("instances.detail", instance_id=instance.id))
 
 
 @bp.post("/material-lots/<int:lot_id>/status")

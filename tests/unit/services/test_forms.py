@@ -85,6 +85,10 @@ VALID_PAYLOADS = {
     "recall_effectiveness.schema.json": {"outcome": "exception", "justification": "Two hospitals closed."},
     "recall_disposition.schema.json": {"disposition": [{"lot_number": "L1", "quantity": 5, "disposition": "destroy"}]},
     "recall_escalation.schema.json": {"action": "Called the distributor; notices sent today."},
+    "lot_release_request.schema.json": {"lot_number": "Q1", "request_note": "Batch record closed."},
+    "lot_release_failed.schema.json": {"action": "open_capa", "comment": "Labels missing on pallet 3."},
+    "lot_release_review.schema.json": {"batch_record_reviewed": True, "review_comment": "Complete."},
+    "lot_release_decision.schema.json": {"decision": "approve"},
 }
 
 
