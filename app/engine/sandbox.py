@@ -284,6 +284,13 @@ def _run(code: CodeType, unavailable: Mapping[str, int], namespace: dict[str, An
         raise ScriptRejected(f"Line {lines[-1]}: {exc.message}").with_traceback(exc.__traceback__) from None
 
 
+def _getter(data: dict[str, Any]) -> Callable[..., Any]:
+    """Return get(name, default=None): a task-data value that may be absent (an optional form field)."""
+    def get(name: str, default: Any = None) -> Any:
+        return data.get(name, default)
+    return get
+
+
 class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
     """Script environment for SpiffWorkflow that runs every script and expression under the sandbox."""
 
@@ -295,7 +302,8 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
         """Return the value of expression, with task data, helpers and external context visible as names."""
         # eval() of a string ignores leading blanks; keep that for expressions copied from BPMN XML.
         code, unavailable = _compile(expression.lstrip(" \t"), "eval")
-        namespace = {**self.globals, **(external_context or {}), **context, "__builtins__": _BUILTINS}
+        namespace = {**self.globals, "get": _getter(context), **(external_context or {}), **context,
+                     "__builtins__": _BUILTINS}
         return _run(code, unavailable, namespace, self.time_limit)
 
     def execute(self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> bool:
@@ -304,6 +312,7 @@ class SandboxedEnvironment(BasePythonScriptEngineEnvironment):
         self._check_for_overwrite(context, external_context)
         code, unavailable = _compile(script, "exec")
         context.update(self.globals)
+        context.setdefault("get", _getter(dict(context)))
         context.update(external_context)
         context["__builtins__"] = _BUILTINS
         try:

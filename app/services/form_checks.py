@@ -16,6 +16,7 @@ CHECKS: dict[str, Check] = {
     "recall_effectiveness": recalls.check_effectiveness,
     "recall_disposition": recalls.check_disposition,
     "lot_release_request": lots.check_release_request,
+    "change_lots": lots.check_lot_numbers,
 }
 
 

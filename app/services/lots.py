@@ -199,6 +199,17 @@ def check_release_request(instance: ProcessInstance | None, data: dict, lang: st
     return {"lot_number": [problem]} if problem else {}
 
 
+def check_lot_numbers(instance: ProcessInstance | None, data: dict, lang: str) -> dict[str, list[str]]:
+    """Form check: every product lot named in lot_numbers (comma-separated) exists."""
+    numbers = list(dict.fromkeys(n.strip() for n in str(data.get("lot_numbers") or "").split(",") if n.strip()))
+    known = set(db.session.scalars(select(ProductLot.lot_number).where(ProductLot.lot_number.in_(numbers))))
+    missing = [n for n in numbers if n not in known]
+    if not missing:
+        return {}
+    text = "未知的产品批号：{lots}。" if lang == "zh-CN" else "Unknown product lot(s): {lots}."
+    return {"lot_numbers": [text.format(lots=", ".join(missing))]}
+
+
 def start_release(lot_id: int, actor: User, now: datetime | None = None) -> ProcessInstance:
     """Start the lot release procedure for a lot in quarantine or on hold (one use case)."""
     now = now or utcnow()

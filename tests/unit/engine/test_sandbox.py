@@ -347,3 +347,13 @@ def test_workflow_condition_escape_fails_the_gateway(sentinel: Path) -> None:
         run_triage("score = 5", condition=f"__import__('os').system('touch {sentinel}') == 0")
     assert failed.value.error_type == "ScriptRejected"
     assert not sentinel.exists()
+
+
+def test_get_reads_optional_task_data():
+    from app.engine.sandbox import SandboxedEnvironment
+    environment = SandboxedEnvironment()
+    assert environment.evaluate("get('lots', '') or 'none'", {}) == "none"
+    assert environment.evaluate("get('lots', '')", {"lots": "L1"}) == "L1"
+    data = {"a": 1}
+    environment.execute("b = get('a', 0) + get('missing', 10)", data)
+    assert data == {"a": 1, "b": 11}

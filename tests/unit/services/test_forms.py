@@ -89,6 +89,23 @@ VALID_PAYLOADS = {
     "lot_release_failed.schema.json": {"action": "open_capa", "comment": "Labels missing on pallet 3."},
     "lot_release_review.schema.json": {"batch_record_reviewed": True, "review_comment": "Complete."},
     "lot_release_decision.schema.json": {"decision": "approve"},
+    "change_request.schema.json": {"title": "New sealing temperature", "change_type": "process",
+                                   "description": "Raise the sealing temperature.", "reason": "Weak seals",
+                                   "requested_on": "2026-11-23", "lot_numbers": "C1"},
+    "change_classification.schema.json": {"classification": "minor", "classification_rationale": "No risk change",
+                                          "regulatory_filing": False, "new_udi_di": False},
+    "change_impact_qa.schema.json": {"qa_impact_text": "No impact", "qa_risk": "low", "qa_recommendation": "approve"},
+    "change_impact_ra.schema.json": {"ra_impact_text": "No filing", "ra_risk": "low", "ra_recommendation": "approve"},
+    "change_impact_production.schema.json": {"production_impact_text": "Retrain", "production_risk": "medium",
+                                             "production_recommendation": "approve"},
+    "change_approval.schema.json": {"decision": "reject", "comment": "Validate first."},
+    "change_close.schema.json": {"decision": "approve"},
+    "change_implementation.schema.json": {"actions": [{"action": "Set point", "owner": "prod", "done": True}],
+                                          "implementation_summary": "Done on line 2.", "implemented_on": "2026-11-30"},
+    "change_verification.schema.json": {"verification_method": "validation", "verification_result": "PQ passed",
+                                        "verification_record": "VAL-1", "verified_on": "2026-12-01"},
+    "change_effectiveness.schema.json": {"effectiveness_comment": "No failures.", "lot_decision": "keep",
+                                         "keep_reason": "More data needed.", "effective": False},
 }
 
 
