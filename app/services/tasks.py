@@ -140,9 +140,14 @@ def task_form(task: Task) -> tuple[dict, dict | None]:
 
 
 def form_values(task: Task, schema: dict) -> dict:
-    """Return what a task's form shows: its own answers once completed, else the instance's values for its fields."""
+    """Return what a task's form shows: its own answers once completed, else the instance's values for its fields.
+
+    An e-signed gate starts empty: a signer must choose the decision, never find an earlier one selected.
+    """
     if task.data:
         return task.data
+    if task.signature_meaning:
+        return {}
     data = task.instance.data or {}
     return {name: data[name] for name in schema.get("properties", {}) if name in data}
 

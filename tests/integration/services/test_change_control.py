@@ -133,3 +133,16 @@ def test_a_change_without_lots_holds_nothing_and_an_unknown_lot_is_refused(lots,
     _do(instance.id, "classify", CLASSIFY, user)
     assert _statuses() == {"C1": "released", "C2": "released"}
     assert _ready(instance.id, "impact_production") is not None
+
+
+def test_a_signature_step_never_opens_with_an_earlier_decision(lots, user):
+    instance = _to_approval(user)
+    _do(instance.id, "approval", {"decision": "reject", "comment": "Validate on line 1 too."}, user)
+    _do(instance.id, "request", REQUEST, user)
+    _do(instance.id, "classify", CLASSIFY, user)
+    assert tasks.form_values(_ready(instance.id, "impact_qa"), {"properties": {"qa_risk": {}}}) == {
+        "qa_risk": "medium"}  # ordinary steps show the instance's values
+    for dept in ("qa", "ra", "production"):
+        _do(instance.id, f"impact_{dept}", IMPACT[dept], user)
+    approval = _ready(instance.id, "approval")
+    assert tasks.form_values(approval, {"properties": {"decision": {}, "comment": {}}}) == {}
