@@ -1,5 +1,7 @@
-"""Signing in and out through the pages, shared by the browser tests."""
+"""Signing in and out and working on steps through the pages, shared by the browser tests."""
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from playwright.sync_api import Page, expect
 
@@ -20,3 +22,26 @@ def sign_in(page: Page, username: str, password: str = DEMO_PASSWORD) -> None:
 def sign_out(page: Page) -> None:
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("status")).to_have_text("You are signed out.")
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def complete(page: Page, button: str = "Complete") -> None:
+    """Submit the task form; the instance page opens with the confirmation."""
+    page.get_by_role("button", name=button, exact=True).click()
+    expect(page.get_by_role("status")).to_have_text("Task completed.")
+    expect(page.get_by_test_id("task-table")).to_be_visible()
+
+
+def sign_and_complete(page: Page) -> None:
+    """Re-enter the password of the e-signature and complete the gate."""
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    complete(page, "Sign and complete")
+
+
+def open_step(page: Page, task_name: str) -> None:
+    """Open a ready step from the instance page's step list (only ready steps are links)."""
+    page.get_by_test_id("task-table").get_by_role("link", name=task_name, exact=True).click()
+    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()

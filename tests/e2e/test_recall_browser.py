@@ -18,9 +18,7 @@ from babel import Locale
 from babel.support import Translations
 from playwright.sync_api import Page, expect
 
-from app.services.demo import DEMO_PASSWORD
-
-from .accounts import sign_in, sign_out
+from .accounts import complete, open_step, sign_and_complete, sign_in, sign_out, today
 from .conftest import ROOT, SCREENSHOTS, flask_command, new_context, serve
 
 pytestmark = pytest.mark.e2e
@@ -88,28 +86,14 @@ def server_url(recall_server: Server) -> str:
     return recall_server.url
 
 
-def today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 # --- steps ----------------------------------------------------------------------------------------------------------
 
-def complete(page: Page, button: str = "Complete") -> None:
-    """Submit the task form; the instance page opens with the confirmation."""
-    page.get_by_role("button", name=button, exact=True).click()
-    expect(page.get_by_role("status")).to_have_text("Task completed.")
-    expect(page.get_by_test_id("task-table")).to_be_visible()
 
 
-def sign_and_complete(page: Page) -> None:
-    page.get_by_label("Password").fill(DEMO_PASSWORD)
-    complete(page, "Sign and complete")
 
 
-def open_step(page: Page, task_name: str) -> None:
-    """Open a ready step from the instance page's step list."""
-    page.get_by_test_id("task-table").get_by_role("link", name=task_name, exact=True).click()
-    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
 
 
 def open_from_inbox(page: Page, search: str, task_name: str) -> None:
