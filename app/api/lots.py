@@ -41,6 +41,7 @@ from app.api.lot_schemas import (
     page_schema,
     record_schema,
 )
+from app.api.schemas import InstanceStartedSchema
 from app.exceptions import ImportRefused
 from app.models.types import utcnow
 from app.services import imports, lots, trace
@@ -167,6 +168,14 @@ def set_material_lot_status(args: dict, lot_id: int):
 def release_checks(lot_id: int):
     """Check a product lot against every release condition and list the ones it fails."""
     return lots.release_checks(lots.get_lot("product", lot_id), utcnow().date()).as_dict()
+
+
+@blp.route("/product-lots/<int:lot_id>/release", methods=["POST"])
+@blp.response(201, InstanceStartedSchema)
+@blp.alt_response(409, description="the lot does not await release, or its release is already running")
+def start_release(lot_id: int):
+    """Start the lot release procedure for a lot in quarantine or on hold."""
+    return lots.start_release(lot_id, api_user())
 
 
 # --- trace -----------------------------------------------------------------------------------------------------------

@@ -206,13 +206,6 @@ class StartRecallSchema(Schema):
             raise ValidationError("Give either lot_id or capa_instance_id.", "lot_id")
 
 
-class RecallStartedSchema(Schema):
-    id = fields.Int()
-    title = fields.Str()
-    status = fields.Str()
-    task_id = fields.Function(lambda i: next((t.id for t in i.tasks if t.state == "ready"), None),
-                              metadata={"type": "integer",
-                                        "description": "the trigger task, its form filled from the lot or CAPA"})
 
 
 def _lot_numbers(description: str) -> fields.List:

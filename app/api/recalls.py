@@ -18,7 +18,6 @@ from app.api.recall_schemas import (
     RecallConsigneeSchema,
     RecallDashboardSchema,
     RecallSchema,
-    RecallStartedSchema,
     ReturnLineSchema,
     ReturnSchema,
     ReturnsImportedSchema,
@@ -26,6 +25,7 @@ from app.api.recall_schemas import (
     ReturnsUploadSchema,
     StartRecallSchema,
 )
+from app.api.schemas import InstanceStartedSchema
 from app.exceptions import FormInvalid
 from app.models import RecallConsignee
 from app.services import dashboards, recalls
@@ -63,7 +63,7 @@ def get_recall(instance_id: int):
 
 @blp.route("/recalls/start", methods=["POST"])
 @blp.arguments(StartRecallSchema)
-@blp.response(201, RecallStartedSchema)
+@blp.response(201, InstanceStartedSchema)
 @blp.alt_response(404, description="no such product lot or CAPA instance")
 def start_recall(args: dict[str, Any]):
     """Start a recall from a product lot or a CAPA.

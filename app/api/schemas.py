@@ -149,3 +149,13 @@ class InstanceSchema(Schema):
     signatures = fields.List(fields.Nested(SignatureSchema))
     incidents = fields.List(fields.Nested(IncidentSchema))
     audit = fields.List(fields.Nested(AuditSchema))
+
+
+class InstanceStartedSchema(Schema):
+    """An instance started for a record (a recall from a lot or CAPA, a lot release): where to go next."""
+
+    id = fields.Int()
+    title = fields.Str()
+    status = fields.Str()
+    task_id = fields.Function(lambda i: next((t.id for t in i.tasks if t.state == "ready"), None),
+                              metadata={"type": "integer", "description": "the first task, its form filled in"})

@@ -164,3 +164,15 @@ def test_the_lot_page_starts_a_release_once(client, lot, user):
     again = client.post(f"/lots/product-lots/{lot.id}/release", follow_redirects=True)
     assert "already has a release in progress" in again.get_data(as_text=True)
     assert db.session.scalar(db.select(db.func.count(ProcessInstance.id))) == 1
+
+
+def test_the_api_starts_a_release_and_refuses_a_second(client, lot, user):
+    from app.services import users
+    token = users.issue_token("qa")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = client.post(f"/api/v1/product-lots/{lot.id}/release", headers=headers)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["title"] == "Release of lot Q1" and body["task_id"]
+    again = client.post(f"/api/v1/product-lots/{lot.id}/release", headers=headers)
+    assert again.status_code == 409 and "already has a release in progress" in again.get_json()["message"]
