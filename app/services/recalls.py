@@ -738,7 +738,7 @@ def check_effectiveness(instance: ProcessInstance | None, data: dict[str, Any], 
         return {}
     if data.get("outcome") == "exception":
         return {} if str(data.get("justification") or "").strip() else {"justification": [_msg(lang, "justification")]}
-    result = effectiveness(str(instance.data.get("level") or ""), recall_view(instance.id).consignees)
+    result = recall_view(instance.id).effectiveness
     if result.met:
         return {}
     return {"outcome": [_msg(lang, "sample_unchecked", level=result.level or "?", size=result.sample_size,
