@@ -62,4 +62,9 @@ def install_append_only(connection) -> None:
     """Create the triggers that make audit_events append-only, and the chain's head row."""
     for statement in APPEND_ONLY_SQL[connection.dialect.name]:
         connection.exec_driver_sql(statement)
+    start_chain(connection)
+
+
+def start_chain(connection) -> None:
+    """Insert the chain's head row of an empty audit trail (the genesis hash)."""
     connection.exec_driver_sql(f"INSERT INTO audit_head (id, last_id, last_hash) VALUES (1, 0, '{'0' * 64}')")
