@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 DEMO_DB ?= sqlite:///$(CURDIR)/instance/qualiflow.sqlite
 
-.PHONY: setup venv assets translations db run test test-unit test-integration test-e2e bench lint clean
+.PHONY: setup venv assets translations db run test test-unit test-integration test-e2e bench screenshots lint clean
 
 setup: venv assets translations
 
@@ -28,6 +28,10 @@ assets: node_modules/.installed
 	cp node_modules/bootstrap/dist/js/bootstrap.bundle.min.js app/static/vendor/bootstrap/js/
 	cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
 	   node_modules/swagger-ui-dist/swagger-ui-standalone-preset.js app/static/vendor/swagger-ui/
+	mkdir -p app/static/vendor/bpmn-js
+	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
+	   node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
+	cp -R node_modules/bpmn-js/dist/assets/bpmn-font app/static/vendor/bpmn-js/
 
 translations: venv
 	$(BIN)/pybabel compile -d app/translations
@@ -51,6 +55,9 @@ bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/imports.py
+
+screenshots: setup
+	$(BIN)/python -m tests.e2e.guide_screenshots
 
 lint: venv
 	$(BIN)/ruff check .

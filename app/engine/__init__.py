@@ -1,5 +1,6 @@
 """The engine facade; the only package that imports SpiffWorkflow."""
 from app.engine import clock as _clock  # noqa: F401  (routes SpiffWorkflow's timers through our clock)
+from app.engine.inspection import element_states, strongest
 from app.engine.runner import (
     EngineContext,
     HandlerCall,
@@ -17,6 +18,7 @@ from app.engine.working_days import add_working_days, working_days_between
 
 __all__ = [
     "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
+    "element_states", "strongest",
     "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
     "working_days_between",
 ]

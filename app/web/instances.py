@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import io
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, QualiflowError
 from app.models.evidence import DOCX_MIMETYPE
-from app.services import instances, processes
+from app.services import diagrams, instances, processes
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -59,6 +59,16 @@ def start():
 @login_required
 def detail(instance_id: int):
     return render_template("instances/detail.html", record=instances.instance_record(instance_id))
+
+
+@bp.get("/<int:instance_id>/diagram.json")
+@login_required
+def diagram_states(instance_id: int):
+    """Where the instance stands: the state of each diagram element, and where to fetch the diagram."""
+    found = diagrams.instance_diagram(instance_id)
+    version = found.instance.version
+    return jsonify(instance=instance_id, status=found.instance.status, states=found.states,
+                   diagram_url=url_for("processes.diagram", key=version.definition.key, version=version.version))
 
 
 @bp.post("/<int:instance_id>/retry")

@@ -1,0 +1,100 @@
+/* Draw the BPMN diagrams of a page with bpmn-js (window.BpmnJS, the navigated viewer): an instance's element
+   states as markers, a version's open-instance counts as badges (the heat map), and zoom buttons. */
+(function () {
+  'use strict';
+
+  var ZOOM_STEP = 1.25;
+  var STATES = ['completed', 'active', 'waiting', 'error'];
+
+  function load(url, json) {
+    return fetch(url, {
+      credentials: 'same-origin',
+      headers: { Accept: json ? 'application/json' : 'application/xml' }
+    }).then(function (response) {
+      if (!response.ok) {
+        throw new Error(url + ' answered ' + response.status);
+      }
+      return json ? response.json() : response.text();
+    });
+  }
+
+  function markStates(viewer, states) {
+    var canvas = viewer.get('canvas');
+    var registry = viewer.get('elementRegistry');
+    Object.keys(states).forEach(function (id) {
+      if (registry.get(id) && STATES.indexOf(states[id]) >= 0) {
+        canvas.addMarker(id, 'state-' + states[id]);
+      }
+    });
+  }
+
+  function showCounts(viewer, counts, label) {
+    var canvas = viewer.get('canvas');
+    var overlays = viewer.get('overlays');
+    var registry = viewer.get('elementRegistry');
+    var ids = Object.keys(counts).filter(function (id) { return registry.get(id); });
+    var most = ids.reduce(function (max, id) { return Math.max(max, counts[id]); }, 0);
+    ids.forEach(function (id) {
+      // Four heat levels, relative to the most crowded element.
+      var level = Math.max(1, Math.ceil(4 * counts[id] / most));
+      var badge = document.createElement('span');
+      badge.className = 'diagram-count heat-' + level;
+      badge.textContent = String(counts[id]);
+      badge.title = label.replace('{n}', counts[id]);
+      badge.setAttribute('data-element', id);
+      overlays.add(id, 'heat-map', { position: { top: -10, right: 10 }, html: badge });
+      canvas.addMarker(id, 'heat-' + level);
+    });
+  }
+
+  function bindZoom(figure, viewer) {
+    var canvas = viewer.get('canvas');
+    figure.querySelectorAll('[data-zoom]').forEach(function (button) {
+      button.addEventListener('click', function () {
+        var action = button.getAttribute('data-zoom');
+        if (action === 'fit') {
+          canvas.zoom('fit-viewport', 'auto');
+        } else {
+          canvas.zoom(canvas.zoom() * (action === 'in' ? ZOOM_STEP : 1 / ZOOM_STEP), 'auto');
+        }
+        figure.setAttribute('data-zoom-level', canvas.zoom().toFixed(3));
+      });
+    });
+  }
+
+  function failed(figure, error) {
+    figure.querySelector('[data-diagram-canvas]').hidden = true;
+    figure.querySelector('[data-diagram-error]').hidden = false;
+    figure.querySelectorAll('[data-zoom]').forEach(function (button) { button.disabled = true; });
+    figure.setAttribute('data-diagram-state', 'failed');
+    if (window.console) { window.console.error(error); }
+  }
+
+  function show(figure) {
+    if (typeof window.BpmnJS !== 'function') {
+      failed(figure, new Error('bpmn-js is not loaded'));
+      return;
+    }
+    var viewer = new window.BpmnJS({ container: figure.querySelector('[data-diagram-canvas]') });
+    var statesUrl = figure.getAttribute('data-states-url');
+    var heatUrl = figure.getAttribute('data-heat-url');
+    var states = statesUrl ? load(statesUrl, true) : Promise.resolve(null);
+    states.then(function (body) {
+      var diagramUrl = body ? body.diagram_url : figure.getAttribute('data-diagram-url');
+      return load(diagramUrl, false).then(function (xml) {
+        return viewer.importXML(xml);
+      }).then(function () {
+        viewer.get('canvas').zoom('fit-viewport', 'auto');
+        if (body) { markStates(viewer, body.states); }
+        return heatUrl ? load(heatUrl, true) : null;
+      });
+    }).then(function (heat) {
+      if (heat) { showCounts(viewer, heat.counts, figure.getAttribute('data-heat-label') || '{n}'); }
+      bindZoom(figure, viewer);
+      figure.setAttribute('data-zoom-level', viewer.get('canvas').zoom().toFixed(3));
+      figure.setAttribute('data-diagram-state', 'ready');
+    }).catch(function (error) { failed(figure, error); });
+  }
+
+  document.querySelectorAll('figure[data-diagram-url], figure[data-states-url]').forEach(show);
+}());
