@@ -40,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -140,17 +141,22 @@ LOOP_BPMN = f"""<?xml version="1.0" encoding="UTF-8"?>
 </bpmn:definitions>"""
 
 # The shipped CAPA's happy path (as tests/integration/capa_steps.py drives it), then the e-signed approval.
+# The action is due a month from the run (a due date in the past is refused); the verification period's timer
+# is fired in between, as the scheduler would, and not timed.
+_ACTION_DUE = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
 CAPA_STEPS: list[tuple[str, dict[str, Any]]] = [
-    ("describe_problem", {"title": "Burr on hub", "source": "complaint", "severity": "major",
-                          "description": "Burr found on the catheter hub", "reported_on": "2026-11-20",
-                          "lot_numbers": "L2026-001"}),
-    ("containment", {"containment_actions": "Hold lots L2026-001", "containment_done": True}),
-    ("investigation", {"why_1": "Tool worn", "root_cause_category": "machine",
-                       "root_cause": "Worn deburring tool at station 3"}),
-    ("action_plan", {"actions": [{"description": "Replace tool", "owner": "prod", "due_date": "2026-12-01"}]}),
-    ("implementation", {"implementation_summary": "Tool replaced", "completed_on": "2026-11-30"}),
-    ("effectiveness", {"effectiveness_criterion": "No burr in 3 lots", "effectiveness_result": "0 of 300",
-                       "effective": True}),
+    ("describe_problem", {"title": "Burr on hub", "source": "complaint", "source_reference": "CMP-1",
+                          "severity": "major", "description": "Burr found on the catheter hub",
+                          "reported_on": "2026-11-20"}),
+    ("containment", {"containment_actions": "Stock segregated and sorted", "containment_done": True}),
+    ("investigation", {"why_1": "Burr on hub", "why_2": "Tool worn", "why_3": "No tool-life check",
+                       "root_cause_category": "machine", "root_cause": "Worn deburring tool at station 3"}),
+    ("action_plan", {"actions": [{"description": "Replace tool", "type": "corrective", "owner": "prod",
+                                  "due_date": _ACTION_DUE}],
+                     "effectiveness_metric": "Burr complaints per 1000 hubs", "effectiveness_operator": "<=",
+                     "effectiveness_target": 0.5, "verification_period": "P30D"}),
+    ("do_action", {"action_done_note": "Tool replaced", "action_completed_on": "2026-11-30"}),
+    ("effectiveness", {"measured_value": 0.1, "measured_on": "2026-12-30", "measurement_note": "Complaint database"}),
     ("qa_approval", {"decision": "approve", "approval_comment": "Effective; close."}),
 ]
 CAPA_USERS = {"qa_management": "releaser"}  # the e-signed approval needs the QA releaser
@@ -357,12 +363,18 @@ def bench_capa(instances: int, user_ids: dict[str, int]) -> dict[str, Any]:
     latencies: list[float] = []
     runs: list[tuple[int, int]] = []
     started = time.perf_counter()
+    def actor(task: Any) -> int:  # an action task is assigned to its owner by the diagram
+        return task.assignee_id or user_ids[CAPA_USERS.get(task.group_name) or LANE_USERS[task.group_name]]
+
+    def step(instance_id: int) -> list[float]:
+        return run_steps(instance_id, actor, lambda task: steps_data[task.element_id],
+                         password=lambda task: demo.DEMO_PASSWORD if task.signature_meaning else None)
+
     for i in range(instances):
         instance_id = start("capa", user_ids["qa"], {}, f"bench CAPA #{i}")
-        steps = run_steps(
-            instance_id, lambda task: user_ids[CAPA_USERS.get(task.group_name) or LANE_USERS[task.group_name]],
-            lambda task: steps_data[task.element_id],
-            password=lambda task: demo.DEMO_PASSWORD if task.signature_meaning else None)
+        steps = step(instance_id)
+        _fire_timers(datetime.now(UTC) + timedelta(days=31))  # the verification period passes
+        steps += step(instance_id)
         latencies += steps
         runs.append((instance_id, len(steps)))
     elapsed = time.perf_counter() - started
@@ -372,6 +384,14 @@ def bench_capa(instances: int, user_ids: dict[str, int]) -> dict[str, Any]:
             "instances_per_s": round(instances / elapsed, 2), "steps_per_s": round(len(latencies) / elapsed, 2),
             **_latency_summary(latencies),
             "note": "includes a .docx render, an outbox e-mail and an argon2 password check for the e-signature"}
+
+
+def _fire_timers(now: datetime) -> None:
+    from app.extensions import db
+    from app.services import timers
+
+    timers.fire_due_timers(now)
+    db.session.remove()
 
 
 def _verify_audit() -> int:

@@ -1,5 +1,5 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
-from handlers import deadlines, lots, recalls
+from handlers import capa, deadlines, lots, recalls, supplier_returns
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -23,10 +23,16 @@ REGISTRY: dict[str, Handler] = {
                                   "sterilization batches or a production period"),
     "lots.set_status": Handler(set_status, SetStatusParams,
                                "Put product lots on hold, release, recall, quarantine or scrap them, with a reason"),
+    "lots.lift_hold": Handler(lots.lift_hold, lots.LiftHoldParams,
+                              "Lift the instance's hold on product lots: each returns to the status it had "
+                              "before (unless another open procedure still holds it)"),
     "lots.release_checks": Handler(release_checks, LotParams,
                                    "Check a product lot's release conditions and list the failed ones"),
     "lots.open_capa": Handler(lots.open_capa, lots.OpenCapaParams,
                               "Start a CAPA about a product lot, linked to it (e.g. when release checks fail)"),
+    "capa.link_source": Handler(capa.link_source, capa.LinkSourceParams,
+                                "Link a CAPA to its source (inspection, lot, recall, supplier, complaint, audit "
+                                "finding) and to the affected lots"),
     "lots.trace_backward": Handler(trace_backward, LotParams,
                                    "Trace a product lot back to components, material lots, suppliers and inspections"),
     "recall.find_affected": Handler(recalls.find_affected, recalls.ScopeParams,
@@ -42,6 +48,22 @@ REGISTRY: dict[str, Handler] = {
                              "Render a recall document with lots, consignees, quantities, deadlines and checks"),
     "recall.draw_sample": Handler(recalls.draw_sample, recalls.SampleParams,
                                   "Draw the effectiveness-check sample (levels A-E) from the consignee list"),
+    "supplier_return.quarantine": Handler(supplier_returns.quarantine, supplier_returns.QuarantineParams,
+                                          "Quarantine a supplier return's material lots and link them to it"),
+    "supplier_return.send_scar": Handler(supplier_returns.send_scar, supplier_returns.ScarParams,
+                                         "Render and e-mail the next SCAR round with a single-use response link"),
+    "supplier_return.send_reminders": Handler(supplier_returns.send_reminders, supplier_returns.ReminderParams,
+                                              "Remind a supplier who has not answered the SCAR after N days"),
+    "supplier_return.record_verification": Handler(supplier_returns.record_verification,
+                                                   supplier_returns.VerificationParams,
+                                                   "Record the verification of the supplier's SCAR answer"),
+    "supplier_return.record_shipment": Handler(supplier_returns.record_shipment, supplier_returns.ShipmentParams,
+                                               "Write the GSP return record per lot and render the return note"),
+    "supplier_return.set_supplier_status": Handler(supplier_returns.set_supplier_status,
+                                                   supplier_returns.SupplierStatusParams,
+                                                   "Set the approved-supplier status decided in the return"),
+    "supplier_return.render": Handler(supplier_returns.render, supplier_returns.RenderParams,
+                                      "Render a supplier return document with the SCAR rounds and the return record"),
     "deadlines.start": Handler(deadlines.start, deadlines.StartParams,
                                "Start regulatory deadlines (durations or working days) met by named steps"),
     "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,

@@ -83,6 +83,8 @@ class SetStatusParams(Schema):
     lots = fields.Raw(required=True, metadata={"description": "product lot numbers (list or comma-separated)"})
     status = fields.Str(required=True, validate=validate.OneOf(SETTABLE))
     reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+    role = fields.Str(load_default=None, validate=validate.Length(min=1, max=40),
+                      metadata={"description": "how the lots are linked to the instance (default: the status)"})
 
 
 def set_status(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -95,16 +97,50 @@ def set_status(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     if not numbers:
         raise HandlerError("no lots given")
     ids = _product_lot_ids(ctx, numbers)
+    role = params["role"] or params["status"]
     changed = []
     for lot in ctx.session.scalars(select(ProductLot).where(ProductLot.id.in_(ids)).with_for_update()):
         try:
-            if lots.change_status(lot, params["status"], params["reason"], None, ctx.now,
-                                  instance_id=ctx.instance.id):
-                changed.append(lot.lot_number)
+            if params["status"] == "hold":
+                done = lots.hold_lot(ctx.instance.id, lot, params["reason"], role, ctx.now)
+            else:
+                done = lots.change_status(lot, params["status"], params["reason"], None, ctx.now,
+                                          instance_id=ctx.instance.id)
         except QualiflowError as err:
             raise HandlerError(err.message) from err
-    lots.link_lots(ctx.instance.id, ids, params["status"])
+        if done:
+            changed.append(lot.lot_number)
+    lots.link_lots(ctx.instance.id, ids, role)
     return {"status": params["status"], "changed": sorted(changed), "lots": numbers}
+
+
+HOLD_ROLES = lots.HOLD_ROLES  # read here: inside the schema below, `lots` names its field
+
+
+class LiftHoldParams(Schema):
+    lots = fields.Raw(required=True, metadata={"description": "product lot numbers (list or comma-separated)"})
+    reason = fields.Str(required=True, validate=validate.Length(min=1, max=2000))
+    role = fields.Str(load_default="hold", validate=validate.OneOf(HOLD_ROLES),
+                      metadata={"description": "the role the lots were held under (hold, containment)"})
+
+
+def lift_hold(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Lift the instance's hold: each lot returns to the status it had before the hold (a lot in quarantine
+    stays there until its release), unless another open procedure still holds it."""
+    numbers = _lot_list(params["lots"])
+    if not numbers:
+        raise HandlerError("no lots given")
+    ids = _product_lot_ids(ctx, numbers)
+    results = []
+    for lot in ctx.session.scalars(select(ProductLot).where(ProductLot.id.in_(ids))
+                                   .order_by(ProductLot.lot_number).with_for_update()):
+        try:
+            results.append(lots.lift_hold(ctx.instance.id, lot, params["reason"], params["role"], ctx.now))
+        except QualiflowError as err:
+            raise HandlerError(err.message) from err
+    return {"lots": results,
+            "restored": [r["lot"] for r in results if r["outcome"] == "restored"],
+            "still_held": [r["lot"] for r in results if r["outcome"] == "still_held"]}
 
 
 class LotParams(Schema):

@@ -37,6 +37,9 @@ class SupplierSchema(Schema):
     code = fields.Str()
     name = fields.Str()
     status = fields.Str()
+    contact_name = fields.Str()
+    email = fields.Str()
+    language = fields.Str(metadata={"description": "language of its corrective action requests: zh-CN or en"})
 
 
 class MaterialLotSchema(Schema):

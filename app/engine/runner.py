@@ -9,7 +9,7 @@ import json
 import threading
 import traceback
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,11 +28,12 @@ from app.engine.pruning import hidden_open_task, open_tasks, prune_history
 from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
 from app.engine.serializer import dump_state, load_state
-from app.engine.validation import extension_properties, parse_duration
+from app.engine.validation import TASK_EXPRESSIONS, extension_properties, parse_duration
 from app.engine.working_days import add_working_days, working_days_between
 from app.exceptions import Conflict, ScriptRejected, TaskAlreadyCompleted, TaskNotClaimable
 from app.extensions import db
-from app.models import Incident, ProcessInstance, ProcessVersion, Task
+from app.models import Incident, ProcessInstance, ProcessVersion, Task, User
+from app.models.users import WORKER_ROLES
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) 
         except Exception as err:  # a bug in a handler must not lose the instance either
             outcome.incident = _incident(instance, workflow, err, ctx)
     prune_history(workflow)
+    assignments = _assignments(instance, workflow, outcome, ctx)  # before saving: a failed one leaves its task in ERROR
     hidden = hidden_open_task(workflow)
     if hidden is not None and outcome.incident is None:
         outcome.incident = _record_incident(
@@ -221,7 +223,7 @@ def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) 
             f"The engine lost sight of task {hidden.task_spec.bpmn_id!r} at tree depth {hidden.depth}; "
             "the instance is held instead of being reported completed.", "", ctx)
     _save(instance, workflow, ctx)
-    _sync_tasks(instance, workflow, automated, outcome, ctx)
+    _sync_tasks(instance, workflow, automated, outcome, ctx, assignments)
     if outcome.incident is None and not any(open_tasks(wf) for wf in _all_workflows(workflow)):
         instance.status = "completed"
         instance.completed_at = ctx.now
@@ -298,18 +300,90 @@ def _open_rows(instance: ProcessInstance) -> list[Task]:
         return [row for row in rows if row.state == "ready"]
 
 
-def _sync_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, automated: list[SpiffTask],
-                outcome: StepOutcome, ctx: EngineContext) -> None:
-    rows = {row.spiff_id: row for row in _open_rows(instance)}
-    live = {str(t.id): t for wf in _all_workflows(workflow) for t in wf.tasks.values()
+def _live_user_tasks(workflow: BpmnWorkflow) -> dict[str, SpiffTask]:
+    return {str(t.id): t for wf in _all_workflows(workflow) for t in wf.tasks.values()
             if t.has_state(TaskState.READY) and t.task_spec.manual}
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What a new user task's `assignee`, `dueDate` and `subject` properties evaluated to."""
+
+    assignee: User | None = None
+    due_at: datetime | None = None
+    subject: str = ""
+
+
+def _assignments(instance: ProcessInstance, workflow: BpmnWorkflow, outcome: StepOutcome,
+                 ctx: EngineContext) -> dict[str, Assignment]:
+    """Evaluate the task properties that are expressions over a new user task's own data (a multi-instance
+    child sees its item), so each task can go to its own owner with its own due date.
+
+    A failing expression stops the instance with an incident at that task (left in ERROR, so a retry
+    evaluates it again) rather than creating a task nobody is meant to see.
+    """
+    known = {row.spiff_id for row in _open_rows(instance)}
+    result: dict[str, Assignment] = {}
+    for spiff_id, spiff_task in _live_user_tasks(workflow).items():
+        props = extension_properties(spiff_task.task_spec)
+        if spiff_id in known or not any(props.get(name) for name in TASK_EXPRESSIONS):
+            continue
+        try:
+            result[spiff_id] = _assignment(spiff_task, props)
+        except Exception as err:  # the sandbox raises its own errors, SpiffWorkflow wraps others
+            spiff_task.error()
+            if outcome.incident is None:
+                element_id = spiff_task.task_spec.bpmn_id
+                outcome.incident = _record_incident(
+                    instance, element_id, f"Task properties of {element_id} failed: {_reason(err)}",
+                    "".join(traceback.format_exception(err)), ctx)
+    return result
+
+
+def _reason(err: Exception) -> str:
+    inner = getattr(err, "exception", None) or err
+    return getattr(inner, "message", None) or str(inner) or inner.__class__.__name__
+
+
+def _assignment(spiff_task: SpiffTask, props: dict[str, str]) -> Assignment:
+    def value(name: str) -> Any:
+        expression = props.get(name)
+        return spiff_task.workflow.script_engine.evaluate(spiff_task, expression) if expression else None
+
+    username, due, subject = value("assignee"), value("dueDate"), value("subject")
+    assignee = None
+    if username:
+        assignee = db.session.scalar(select(User).where(User.username == str(username).strip()))
+        # An unknown, inactive or read-only user cannot work on it: the task stays offered to its lane's group.
+        if assignee is not None and not (assignee.active and assignee.has_role(*WORKER_ROLES)):
+            assignee = None
+    return Assignment(assignee=assignee, due_at=_due_moment(due) if due else None,
+                      subject=str(subject).strip() if subject is not None else "")
+
+
+def _due_moment(value: Any) -> datetime:
+    """Turn a dueDate value into a UTC time: a date means the end of that day (UTC), a naive time is UTC."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(23, 59, 59), UTC)
+    raise ValueError(f"dueDate must be an ISO date or date-time, not {value!r}")
+
+
+def _sync_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, automated: list[SpiffTask],
+                outcome: StepOutcome, ctx: EngineContext, assignments: dict[str, Assignment]) -> None:
+    rows = {row.spiff_id: row for row in _open_rows(instance)}
+    live = _live_user_tasks(workflow)
     for spiff_id, row in rows.items():
         if spiff_id not in live:
             row.state = "cancelled"
             outcome.cancelled.append(row)
     for spiff_id, spiff_task in live.items():
         if spiff_id not in rows:
-            outcome.created.append(_new_row(instance, spiff_task, ctx))
+            outcome.created.append(_new_row(instance, spiff_task, ctx, assignments.get(spiff_id)))
     for spiff_task in automated:
         row = _new_row(instance, spiff_task, ctx)
         row.state = "completed"
@@ -327,18 +401,24 @@ def _kind(spiff_task: SpiffTask) -> str:
     return spiff_task.task_spec.__class__.__name__.lower()
 
 
-def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContext) -> Task:
+def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContext,
+             assignment: Assignment | None = None) -> Task:
     spec = spiff_task.task_spec
     props = extension_properties(spec)
     due_in = props.get("dueIn")
+    assignment = assignment or Assignment()
+    name, name_zh = spec.bpmn_name or spec.bpmn_id or spec.name, props.get("name:zh-CN")
+    if assignment.subject:  # several tasks of one step (a multi-instance) tell themselves apart by it
+        name = f"{name}: {assignment.subject}"[:300]
+        name_zh = f"{name_zh}：{assignment.subject}"[:300] if name_zh else None
+    due_at = assignment.due_at or (ctx.now + parse_duration(due_in) if due_in else None)
     row = Task(
         instance_id=instance.id, spiff_id=str(spiff_task.id), element_id=spec.bpmn_id or spec.name,
-        name=spec.bpmn_name or spec.bpmn_id or spec.name, name_zh=props.get("name:zh-CN"), kind=_kind(spiff_task),
-        state="ready",
+        name=name, name_zh=name_zh, kind=_kind(spiff_task), state="ready",
         lane=spec.lane, group_name=spec.lane, form=props.get("formJsonSchemaFilename"),
         ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning"),
         evidence=props.get("evidence"), four_eyes_with=props.get("fourEyesWith"), created_at=ctx.now,
-        due_at=ctx.now + parse_duration(due_in) if due_in else None,
+        due_at=due_at, assignee=assignment.assignee,
     )
     db.session.add(row)
     return row

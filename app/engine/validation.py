@@ -25,6 +25,8 @@ NSMAP = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
 
 SIGNATURE_MEANINGS = ("authored", "reviewed", "approved", "released", "responsibility")
 FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+# User-task properties that are sandboxed expressions over the task's own data, evaluated when it is created.
+TASK_EXPRESSIONS = ("assignee", "dueDate", "subject")
 
 
 def _bpmn(tag: str) -> str:
@@ -280,6 +282,13 @@ def _check_task_properties(task: etree._Element, properties: dict[str, str], pro
     evidence = properties.get("evidence")
     if evidence is not None and not all(_IDENTIFIER.fullmatch(kind.strip()) for kind in evidence.split(",")):
         problems.append(_at(task, f"evidence {evidence!r} must be a comma-separated list of document kind identifiers"))
+    for name in TASK_EXPRESSIONS:
+        expression = properties.get(name)
+        if expression is None:
+            continue
+        error = _syntax_error(expression.strip(), "eval") if expression.strip() else SyntaxError("it is empty")
+        if error:
+            problems.append(_at(task, f"{name} must be an expression over the task's data: {error.msg}"))
 
 
 def _check_service_task(task: etree._Element, handlers: Mapping[str, Any], problems: list[BpmnProblem]) -> None:

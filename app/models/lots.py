@@ -37,6 +37,9 @@ class Supplier(db.Model):
     code: Mapped[str] = mapped_column(String(60), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="approved")
+    contact_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")  # where corrective action requests go
+    language: Mapped[str] = mapped_column(String(10), default="zh-CN")  # of its SCARs and response page
 
 
 class MaterialLot(db.Model):
@@ -175,6 +178,9 @@ class InstanceLot(db.Model):
     material_lot_id: Mapped[int | None] = mapped_column(ForeignKey("material_lots.id"), index=True)
     product_lot_id: Mapped[int | None] = mapped_column(ForeignKey("product_lots.id"), index=True)
     role: Mapped[str] = mapped_column(String(40), default="subject")
+    # For a hold: the status the lot had before this instance held it, and when the instance lifted the hold.
+    previous_status: Mapped[str | None] = mapped_column(String(20))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ImportJob(db.Model):

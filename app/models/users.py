@@ -11,6 +11,7 @@ from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 
 ROLES = ("admin", "process_owner", "staff", "qa_releaser", "auditor")
+WORKER_ROLES = ("admin", "process_owner", "staff", "qa_releaser")  # who may work on tasks: all but the auditor
 
 user_groups = Table(
     "user_groups", db.metadata,

@@ -6,7 +6,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import ProcessInstance, Shipment
+from app.models import ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
 from app.services import processes, recalls
 from app.services.demo_lots import load_demo_lots
@@ -52,6 +52,15 @@ def seed_people() -> int:
     return created
 
 
+def _demo_capa(lot_id: int | None) -> dict:
+    """The demo CAPA's problem description, prefilled from a complaint about a shipped lot."""
+    lot = db.session.get(ProductLot, lot_id) if lot_id is not None else None
+    return {"title": "CAPA: burr on catheter hub (demo)", "source": "complaint", "source_reference": "CMP-2026-118",
+            "severity": "major", "reported_on": utcnow().date().isoformat(),
+            "lot_numbers": lot.lot_number if lot else "",
+            "description": "A hospital reported a burr on an infusion catheter hub that cut a nurse's glove."}
+
+
 def load_demo(processes_dir: Path) -> str:
     """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
     created = seed_people()
@@ -61,8 +70,8 @@ def load_demo(processes_dir: Path) -> str:
     started = 0
     if not db.session.scalar(select(func.count(ProcessInstance.id))):
         qa = get_by_username("qa")
-        start_instance("capa", qa, title="CAPA: burr on catheter hub (demo)")
         shipped_lot = db.session.scalar(select(Shipment.product_lot_id).order_by(Shipment.id))
+        start_instance("capa", qa, _demo_capa(shipped_lot), title="CAPA: burr on catheter hub (demo)")
         if shipped_lot is not None:  # a recall waiting at its trigger, with the lot filled in
             recalls.start_recall(qa, lot_id=shipped_lot)
         started = 1 + (shipped_lot is not None)

@@ -63,7 +63,9 @@ def _plan(today: date) -> dict[str, list[dict]]:
                          "registration_expiry": (today + timedelta(days=900 + 60 * i)).isoformat(),
                          "device_class": cls, "sterile": "yes" if sterile else "no"}
                         for i, (name, model, spec, stem, cls, sterile, _) in enumerate(PRODUCTS, start=1)]
-    plan["suppliers"] = [{"code": code, "name": name, "status": "approved"} for code, name, _ in SUPPLIERS]
+    plan["suppliers"] = [{"code": code, "name": name, "status": "approved", "contact_name": f"QA {code[4:]}",
+                          "email": f"quality@{code[4:].lower()}-supplier.example",
+                          "language": "en" if code == "SUP-COCR" else "zh-CN"} for code, name, _ in SUPPLIERS]
     gtins = {model: _gtin(stem) for _, model, _, stem, *_ in PRODUCTS}
     materials: dict[str, list[tuple[str, str]]] = {}
     for material, supplier, models in MATERIALS:

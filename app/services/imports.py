@@ -585,6 +585,9 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
         Column("code", text(60), True, "Code", "编码"),
         Column("name", text(200), True, "Name", "名称"),
         Column("status", choice(SUPPLIER_STATUSES), False, "Status", "状态", "approved"),
+        Column("contact_name", text(200), False, "Contact", "联系人", ""),
+        Column("email", email, False, "E-mail (corrective action requests)", "电子邮件（纠正措施要求）", ""),
+        Column("language", choice(("zh-CN", "en")), False, "Language", "语言", "zh-CN"),
     ), ("code",), _suppliers),
     Kind("material_lots", "Material lots", "物料批次", (
         Column("supplier_code", text(60), True, "Supplier code", "供应商编码"),

@@ -14,19 +14,21 @@ from app.models import (
     Deadline,
     Document,
     Incident,
+    InstanceLot,
+    MaterialLot,
     ProcessDefinition,
     ProcessInstance,
     ProcessVersion,
+    ProductLot,
     Signature,
     Task,
     User,
 )
 from app.models.types import utcnow
+from app.models.users import WORKER_ROLES
 from app.services import audit, deadlines, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
-
-WORKER_ROLES = ("admin", "process_owner", "staff", "qa_releaser")
 
 
 def require_worker(actor: User) -> None:
@@ -41,9 +43,11 @@ def record_outcome(actor: User | None, instance: ProcessInstance, outcome: engin
         audit.record(actor, "task.automated", "task", row.spiff_id, instance_id=instance.id, at=now,
                      new={"element": row.element_id, "result": row.data})
     for row in outcome.created:
-        audit.record(actor, "task.created", "task", row.spiff_id, instance_id=instance.id, at=now,
-                     new={"element": row.element_id, "group": row.group_name,
-                          "due_at": row.due_at.isoformat() if row.due_at else None})
+        created = {"element": row.element_id, "group": row.group_name,
+                   "due_at": row.due_at.isoformat() if row.due_at else None}
+        if row.assignee is not None:  # assigned by the diagram (a task property), not claimed
+            created["assignee"] = row.assignee.username
+        audit.record(actor, "task.created", "task", row.spiff_id, instance_id=instance.id, at=now, new=created)
     for row in outcome.cancelled:
         audit.record(actor, "task.cancelled", "task", row.spiff_id, instance_id=instance.id, at=now,
                      new={"element": row.element_id})
@@ -91,6 +95,28 @@ class InstanceRecord:
     incidents: list[Incident]
     audit: list[AuditEvent]
     deadlines: list[Deadline]
+    lots: list[LinkedLot]
+
+
+@dataclass(frozen=True)
+class LinkedLot:
+    """A lot an instance concerns and how (subject, containment, affected, hold...)."""
+
+    role: str
+    kind: str
+    id: int
+    lot_number: str
+    status: str
+
+
+def linked_lots(instance_id: int) -> list[LinkedLot]:
+    rows = db.session.execute(
+        select(InstanceLot.role, ProductLot, MaterialLot)
+        .outerjoin(ProductLot, ProductLot.id == InstanceLot.product_lot_id)
+        .outerjoin(MaterialLot, MaterialLot.id == InstanceLot.material_lot_id)
+        .where(InstanceLot.instance_id == instance_id).order_by(InstanceLot.id))
+    return [LinkedLot(role, lot.kind, lot.id, lot.lot_number, lot.status)
+            for role, product, material in rows for lot in (product or material,)]
 
 
 def instance_record(instance_id: int) -> InstanceRecord:
@@ -102,7 +128,8 @@ def instance_record(instance_id: int) -> InstanceRecord:
     return InstanceRecord(
         instance=instance, tasks=rows(Task, Task.id), documents=rows(Document, Document.id),
         signatures=rows(Signature, Signature.id), incidents=rows(Incident, Incident.id),
-        audit=rows(AuditEvent, AuditEvent.id), deadlines=deadlines.instance_deadlines(instance_id))
+        audit=rows(AuditEvent, AuditEvent.id), deadlines=deadlines.instance_deadlines(instance_id),
+        lots=linked_lots(instance_id))
 
 
 def list_instances(*, status: str | None = None, process_key: str | None = None, page: int = 1,

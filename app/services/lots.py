@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
@@ -249,6 +250,7 @@ def open_capa_for_inspection(inspection: Inspection, actor: User, now: datetime)
     instance = _start_capa(lot, actor, {
         "title": f"Failed final inspection of lot {lot.lot_number}",
         "source": "inspection",
+        "source_reference": str(inspection.id),
         "description": (f"Final inspection on {inspection.inspected_on.isoformat()} failed"
                         f"{' by ' + inspection.inspector if inspection.inspector else ''}: "
                         f"{inspection.results or 'no results recorded'}"),
@@ -266,7 +268,7 @@ def open_capa_for_lot(lot: ProductLot, actor: User, description: str, now: datet
                       from_instance_id: int) -> ProcessInstance:
     """Start a CAPA about a lot from another procedure (a lot release whose checks failed)."""
     instance = _start_capa(lot, actor, {
-        "title": f"Release checks failed for lot {lot.lot_number}", "source": "nonconforming_lot",
+        "title": f"Release checks failed for lot {lot.lot_number}", "source": "lot", "source_reference": lot.lot_number,
         "description": description, "severity": "major", "reported_on": now.date().isoformat(),
         "from_instance_id": from_instance_id,
     }, f"CAPA: release checks failed, lot {lot.lot_number}", now)
@@ -281,6 +283,56 @@ def link_lots(instance_id: int, product_lot_ids: list[int], role: str) -> None:
         InstanceLot.instance_id == instance_id, InstanceLot.role == role)))
     db.session.add_all(InstanceLot(instance_id=instance_id, product_lot_id=lot_id, role=role)
                        for lot_id in dict.fromkeys(product_lot_ids) if lot_id not in existing)
+
+
+HOLD_ROLES = ("hold", "containment")
+
+
+def _hold_link(instance_id: int, lot_id: int, role: str) -> InstanceLot | None:
+    return db.session.scalar(select(InstanceLot).where(
+        InstanceLot.instance_id == instance_id, InstanceLot.product_lot_id == lot_id, InstanceLot.role == role))
+
+
+def hold_lot(instance_id: int, lot: ProductLot, reason: str, role: str, now: datetime) -> bool:
+    """Put a lot on hold for an instance, remembering the status it had; False if it was on hold already."""
+    previous = lot.status
+    changed = change_status(lot, "hold", reason, None, now, instance_id=instance_id)
+    link = _hold_link(instance_id, lot.id, role)
+    if link is None:
+        link = InstanceLot(instance_id=instance_id, product_lot_id=lot.id, role=role)
+        db.session.add(link)
+    if changed or link.previous_status is None:
+        # A lot some other procedure held already keeps the status it had before that hold.
+        link.previous_status = previous if changed else _status_before_hold(lot.id) or "quarantine"
+    link.lifted_at = None
+    return changed
+
+
+def _status_before_hold(lot_id: int) -> str | None:
+    """The status an earlier, still active hold on the lot remembered."""
+    return db.session.scalar(select(InstanceLot.previous_status).where(
+        InstanceLot.product_lot_id == lot_id, InstanceLot.role.in_(HOLD_ROLES), InstanceLot.lifted_at.is_(None),
+        InstanceLot.previous_status.is_not(None)).order_by(InstanceLot.id).limit(1))
+
+
+def lift_hold(instance_id: int, lot: ProductLot, reason: str, role: str, now: datetime) -> dict[str, Any]:
+    """Lift an instance's hold on a lot: it returns to the status it had before (a quarantined lot is not
+    released by lifting a hold), unless another open procedure still holds it."""
+    link = _hold_link(instance_id, lot.id, role)
+    if link is not None:
+        link.lifted_at = now
+    others = list(db.session.scalars(
+        select(InstanceLot.instance_id).join(ProcessInstance, ProcessInstance.id == InstanceLot.instance_id)
+        .where(InstanceLot.product_lot_id == lot.id, InstanceLot.role.in_(HOLD_ROLES),
+               InstanceLot.lifted_at.is_(None), InstanceLot.instance_id != instance_id,
+               ProcessInstance.status == "running")))
+    if lot.status != "hold":
+        return {"lot": lot.lot_number, "status": lot.status, "outcome": "not_on_hold"}
+    if others:
+        return {"lot": lot.lot_number, "status": lot.status, "outcome": "still_held", "held_by": sorted(others)}
+    restored = (link.previous_status if link is not None else None) or "quarantine"
+    change_status(lot, restored, reason, None, now, instance_id=instance_id)
+    return {"lot": lot.lot_number, "status": restored, "outcome": "restored"}
 
 
 @dataclass

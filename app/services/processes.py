@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app import engine
-from app.exceptions import InvalidBpmn, NotFound, PermissionDenied
+from app.exceptions import BpmnProblem, InvalidBpmn, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import ProcessDefinition, ProcessVersion, User
 from app.services import audit
@@ -36,6 +36,7 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
     parsed = engine.parse_diagram(data, filename=filename, handlers=REGISTRY, forms=available_forms.keys(),
                                   max_bytes=current_app.config["BPMN_MAX_BYTES"])
     forms = {name: available_forms[name] for name in sorted(parsed.forms)}
+    _check_form_rules(forms, filename)
     content_hash = _content_hash(data, forms)
     definition = db.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == parsed.process_id))
     if definition is None:
@@ -56,6 +57,17 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
                  new={"process": definition.key, "version": version.version, "hash": content_hash,
                       "file": filename, "note": change_note})
     return DeployResult(version, created=True)
+
+
+def _check_form_rules(forms: dict[str, dict], filename: str) -> None:
+    """Refuse a diagram whose forms name server-side checks (`x-checks`) that do not exist."""
+    # Imported here: the checks live in the domain services, which themselves ask whether a process is deployed.
+    from app.services import form_checks
+    problems = [BpmnProblem(f"form {name} names an unknown check {check!r} in x-checks; known checks: "
+                            f"{', '.join(sorted(form_checks.CHECKS))}")
+                for name, schema in forms.items() for check in form_checks.unknown_checks(schema)]
+    if problems:
+        raise InvalidBpmn(problems, filename=filename)
 
 
 def _require_deployer(actor: User | None) -> None:

@@ -3,11 +3,9 @@ reminders, returns, the effectiveness sample and the figures pages, documents an
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import random
 import re
-import secrets
 import zipfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -19,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
-from app.exceptions import Conflict, FormInvalid, Gone, ImportRefused, NotFound, PermissionDenied, ValidationFailed
+from app.exceptions import Conflict, FormInvalid, ImportRefused, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.models import (
     Customer,
@@ -38,7 +36,7 @@ from app.models import (
     User,
 )
 from app.models.types import utcnow
-from app.services import audit, deadlines, imports, instances, lots, trace
+from app.services import audit, deadlines, imports, instances, lots, response_links, trace
 from app.services.document_rendering import store_document
 from app.services.identifiers import InvalidCode, parse_code
 from app.services.transaction import atomic
@@ -375,10 +373,6 @@ def recall_lots(instance: ProcessInstance, reason: str, now: datetime) -> dict[s
 
 # --- notices, acknowledgments, reminders -------------------------------------------------------------------------
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 @dataclass(frozen=True)
 class NoticeOptions:
     """What the person preparing the notices decided, and where the files and links come from."""
@@ -393,9 +387,7 @@ class NoticeOptions:
 
 
 def _new_link(consignee: RecallConsignee, options: NoticeOptions, now: datetime) -> str:
-    token = secrets.token_urlsafe(32)
-    consignee.token_hash = _token_hash(token)
-    consignee.token_expires_at = now + timedelta(days=options.ack_days)
+    token = response_links.issue(consignee, now + timedelta(days=options.ack_days))
     return f"{options.base_url.rstrip('/')}/ack/{token}"
 
 
@@ -491,22 +483,13 @@ def send_reminders(instance: ProcessInstance, options: NoticeOptions, after_days
 def consignee_for_token(token: str, now: datetime | None = None) -> RecallConsignee:
     """Return the consignee a link belongs to; forged links are 404, used ones 409, expired ones 410
     (the latter two in the consignee's language)."""
-    now = now or utcnow()
-    consignee = db.session.scalar(select(RecallConsignee).where(RecallConsignee.token_hash == _token_hash(token or ""))
-                                  .options(selectinload(RecallConsignee.lines))) if token else None
-    if consignee is None:
-        raise NotFound(_msg("en", "link_invalid"))
-    if consignee.acknowledged_at is not None:
-        raise Conflict(_msg(consignee.language, "link_used"))
-    if consignee.token_expires_at is None or consignee.token_expires_at < now:
-        raise Gone(_msg(consignee.language, "link_expired"))
-    return consignee
+    return response_links.find(RecallConsignee, token, answered_at="acknowledged_at", now=now or utcnow(),
+                               message=_msg, options=[selectinload(RecallConsignee.lines)])
 
 
 def link_language(token: str) -> str | None:
     """Return the language of the consignee a link was sent to (also once used or expired), None if forged."""
-    return db.session.scalar(select(RecallConsignee.language).where(
-        RecallConsignee.token_hash == _token_hash(token or ""))) if token else None
+    return response_links.language(RecallConsignee, token)
 
 
 def _int(value: Any, name: str, errors: dict[str, list[str]], lang: str) -> int | None:

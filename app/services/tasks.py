@@ -166,7 +166,7 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         schema, _ = task_form(task)
         instance = task.instance
         forms.validate(schema, data, lang=lang or instance.language)
-        form_checks.run_checks(schema, instance, data, lang or instance.language)
+        form_checks.run_checks(schema, instance, data, lang or instance.language, now)
         if task.signature_meaning:
             signatures.check_signer(task, actor)
             try:

@@ -1,5 +1,5 @@
 """Browser pages, one blueprint per area: auth, inbox, instances, processes, lots (and trace), recalls (and the
-public acknowledgment page), admin."""
+public acknowledgment page), supplier returns (and the public SCAR response page), admin."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -46,12 +46,13 @@ def countdown(due: datetime | str, now: datetime) -> str:
 
 
 def register_web(app: Flask) -> None:
-    from app.web import admin, auth, inbox, instances, lots, processes, recalls
+    from app.web import admin, auth, inbox, instances, lots, processes, recalls, supplier_returns
 
-    for module in (auth, inbox, instances, processes, lots, recalls, admin):
+    for module in (auth, inbox, instances, processes, lots, recalls, supplier_returns, admin):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)
     app.register_blueprint(recalls.ack_bp)
+    app.register_blueprint(supplier_returns.scar_bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"

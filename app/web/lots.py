@@ -25,7 +25,7 @@ from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
 from app.models.types import utcnow
-from app.services import imports, lots, trace
+from app.services import imports, lots, supplier_returns, trace
 from app.services.forms import Field
 from app.services.instances import WORKER_ROLES
 from app.web import ui_lang
@@ -210,7 +210,8 @@ def _render_material_lot(lot_id: int, error: str | None = None, status: int = 20
     lot, inspections, history = lots.material_lot_page(lot_id)
     return render_template("lots/material_lot.html", lot=lot, inspections=inspections, history=history,
                            next_statuses=lots.TRANSITIONS[lot.status], can_change=_can_change_status(),
-                           status_error=error, days=_near_expiry_days()), status
+                           status_error=error, days=_near_expiry_days(),
+                           returns=supplier_returns.returns_for_material_lot(lot_id)), status
 
 
 RENDER_LOT = {"product": _render_product_lot, "material": _render_material_lot}

@@ -255,7 +255,7 @@ def review_effectiveness(page: Page) -> None:
     open_from_inbox(page, EFFECTIVENESS)
     page.get_by_label("The change is effective").check()
     page.get_by_label("Evidence of effectiveness").fill("No strip complaint and no accuracy failure in 30 days.")
-    page.get_by_role("radio", name="Release them", exact=True).check()
+    page.get_by_role("radio", name="Lift the hold (back to their status before it)", exact=True).check()
     complete(page)
 
 

@@ -54,10 +54,13 @@ def test_start_capa_fill_invalid_form_then_valid(client, seeded):
     task_id = int(task_url.rsplit("/", 1)[1])
     assert db.session.get(Task, task_id).state == "ready"
     response = client.post(task_url + "/complete", data={
-        "title": "Burr on hub", "source": "complaint", "description": "Burr found on the catheter hub",
-        "severity": "major", "reported_on": "2026-11-20"})
+        "title": "Burr on hub", "source": "complaint", "source_reference": "CMP-2026-118",
+        "description": "Burr found on the catheter hub", "severity": "major", "reported_on": "2026-11-20"})
     assert response.status_code == 302
     assert db.session.get(Task, task_id).state == "completed"
+    page = client.get(f"/instances/{db.session.get(Task, task_id).instance_id}?lang=en").get_data(as_text=True)
+    source = page[page.index('data-testid="capa-source"'):]
+    assert "Complaint:" in source and "CMP-2026-118" in source[:source.index("</dl>")]
 
 
 def test_inbox_lists_group_tasks_and_claim_release(client, seeded, user):

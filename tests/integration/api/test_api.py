@@ -10,7 +10,7 @@ import docx
 import pytest
 
 from app.services import demo, instances, tasks
-from tests.integration.capa_steps import STEPS, ready_task, run_capa_to_approval
+from tests.integration.capa_steps import PLAN, STEPS, ready_task, run_capa_to_approval
 from tests.integration.diagrams import (
     LONGER_DUE_IN,
     MISSING_FORM_FILE,
@@ -23,6 +23,7 @@ from tests.integration.diagrams import (
 
 API = "/api/v1"
 PROBLEM = STEPS[0][2]  # valid data of the first CAPA task, describe_problem
+CRITERION = {key: PLAN[key] for key in ("effectiveness_metric", "effectiveness_operator", "effectiveness_target")}
 
 
 def _start_capa(user, title: str = "Burr on hub") -> int:
@@ -197,11 +198,14 @@ def test_a_task_claimed_by_one_group_member_conflicts_for_another(client, auth, 
 
 @pytest.mark.parametrize("steps_done, data, fields", [
     (0, {"title": "Burr", "description": "short", "severity": "huge"},
-     {"source", "description", "severity", "reported_on"}),
-    (3, {"actions": [{"description": "Replace tool", "due_date": "soon"}]},
+     {"source", "source_reference", "description", "severity", "reported_on"}),
+    (3, {**CRITERION, "actions": [{"description": "Replace tool", "type": "corrective", "due_date": "soon"}]},
      {"actions.0.owner", "actions.0.due_date"}),
-    (3, {"actions": []}, {"actions"}),
-], ids=["problem", "action-plan-row", "action-plan-empty"])
+    (3, {**CRITERION, "actions": []}, {"actions"}),
+    (3, {**CRITERION, "actions": [{"description": "Replace tool", "type": "corrective", "owner": "nobody",
+                                   "due_date": "2020-01-31"}]},
+     {"actions.0.owner", "actions.0.due_date"}),
+], ids=["problem", "action-plan-row", "action-plan-empty", "action-plan-owner-and-past-date"])
 def test_complete_with_invalid_data_answers_422_per_field(client, auth, user, steps_done, data, fields):
     instance_id = _start_capa(user)
     for element, username, step_data in STEPS[:steps_done]:
@@ -226,7 +230,7 @@ def test_completing_a_task_twice_answers_409_the_second_time(client, auth, user)
     second = client.post(f"{API}/tasks/{task.id}/complete", headers=auth("qa"), json={"data": PROBLEM})
     assert second.status_code == 409
     record = client.get(f"{API}/instances/{instance_id}", headers=auth("qa")).get_json()
-    assert [t["element_id"] for t in record["tasks"]] == ["describe_problem", "containment"]
+    assert [t["element_id"] for t in record["tasks"]] == ["describe_problem", "containment", "link_source"]
     assert sum(a["action"] == "task.completed" for a in record["audit"]) == 1
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from datetime import timedelta
 
 import pytest
@@ -71,6 +73,25 @@ def test_a_directory_with_one_bad_file_deploys_nothing(runner, seeded, tmp_path)
     assert "Traceback" not in result.output
     assert _versions() == [1]
     assert _versions("capa_copy") == []
+
+
+def test_a_form_naming_an_unknown_server_check_is_refused_at_deploy(runner, app, seeded, tmp_path):
+    forms_dir = tmp_path / "forms"
+    shutil.copytree(ROOT / "forms", forms_dir)
+    schema_file = forms_dir / "change_request.schema.json"
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    schema["x-checks"] = ["change_lots", "lots_exist_somewhere"]
+    schema_file.write_text(json.dumps(schema), encoding="utf-8")
+    app.config["FORMS_DIR"] = forms_dir
+    directory = _write(tmp_path / "processes", {
+        "change_control.bpmn": (ROOT / "processes" / "change_control.bpmn").read_text(encoding="utf-8")
+        .replace('value="P2D"', 'value="P4D"', 1)})  # a change, so it would be version 2
+
+    result = runner.invoke(args=["processes", "deploy", str(directory)])
+
+    assert result.exit_code != 0
+    assert "form change_request.schema.json names an unknown check 'lots_exist_somewhere'" in result.output
+    assert _versions("change_control") == [1]
 
 
 def test_deploying_an_empty_directory_fails(runner, seeded, tmp_path):

@@ -7,12 +7,13 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, Document
-from app.services import audit, instances, tasks, users
+from app.services import audit, instances, tasks, timers, users
 from tests.conftest import T0
-from tests.integration.capa_steps import STEPS, ready_task
+from tests.integration.capa_steps import MEASURED, PLAN, STEPS, ready_task
 from tests.integration.services.scenarios import approve, run_together
 
 APPENDS_PER_THREAD = 20
+PERIOD = timedelta(days=31)  # past the plan's 30-day verification period
 
 
 def _events(action: str) -> list[AuditEvent]:
@@ -24,14 +25,20 @@ def test_capa_run_leaves_a_complete_verifiable_chain(user):
         users.authenticate("qa", "wrong password", max_failures=5, lockout=timedelta(minutes=15), now=T0)
     instance = instances.start_instance("capa", user("qa"), title="Burr on hub", now=T0)
     tasks.claim_task(ready_task(instance.id, "describe_problem").id, user("qa"), now=T0)
-    *before, (element, username, data) = STEPS
-    for step_element, step_user, step_data in before:
+    for step_element, step_user, step_data in STEPS:
         tasks.complete_task(ready_task(instance.id, step_element).id, step_data, user(step_user), now=T0)
-    tasks.complete_task(ready_task(instance.id, element).id, {**data, "effective": False}, user(username), now=T0)
+    timers.fire_due_timers(T0 + PERIOD)
+    missed = {**MEASURED, "measured_value": 0.9}  # not met: back to the investigation
+    tasks.complete_task(ready_task(instance.id, "effectiveness").id, missed, user("qa"), now=T0 + PERIOD)
     revised = {**STEPS[2][2], "root_cause": "Deburring tool not on the maintenance plan"}
-    for step_element, step_user, step_data in [(STEPS[2][0], STEPS[2][1], revised), *STEPS[3:]]:
-        tasks.complete_task(ready_task(instance.id, step_element).id, step_data, user(step_user), now=T0)
-    approve(instance.id, user, T0)
+    later = T0 + PERIOD
+    plan = {**PLAN, "actions": [{**PLAN["actions"][0], "due_date": "2027-01-15"}]}  # the first due date is past
+    for step_element, step_user, step_data in [(STEPS[2][0], STEPS[2][1], revised), (STEPS[3][0], STEPS[3][1], plan),
+                                               *STEPS[4:]]:
+        tasks.complete_task(ready_task(instance.id, step_element).id, step_data, user(step_user), now=later)
+    timers.fire_due_timers(later + PERIOD)
+    tasks.complete_task(ready_task(instance.id, "effectiveness").id, MEASURED, user("qa"), now=later + PERIOD)
+    approve(instance.id, user, later + PERIOD)
 
     report = audit.verify()
     assert report.ok, report

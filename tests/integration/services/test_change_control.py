@@ -146,3 +146,37 @@ def test_a_signature_step_never_opens_with_an_earlier_decision(lots, user):
         _do(instance.id, f"impact_{dept}", IMPACT[dept], user)
     approval = _ready(instance.id, "approval")
     assert tasks.form_values(approval, {"properties": {"decision": {}, "comment": {}}}) == {}
+
+
+def _to_effectiveness(instance, user):
+    _do(instance.id, "approval", APPROVE, user)
+    _do(instance.id, "implementation", IMPLEMENT, user)
+    _do(instance.id, "verification", VERIFY, user, now=T0 + DAY)
+    assert timers.fire_due_timers(now=T0 + 32 * DAY) == 1
+
+
+def test_lifting_the_hold_returns_a_quarantined_lot_to_quarantine_never_to_released(lots, user):
+    db.session.scalar(db.select(ProductLot).where(ProductLot.lot_number == "C2")).status = "quarantine"
+    db.session.commit()
+    instance = _to_approval(user)
+    assert _statuses() == {"C1": "hold", "C2": "hold"}
+    _to_effectiveness(instance, user)
+
+    _do(instance.id, "effectiveness", EFFECTIVE, user, now=T0 + 32 * DAY)
+
+    assert _statuses() == {"C1": "released", "C2": "quarantine"}
+
+
+def test_a_lot_two_open_changes_hold_stays_on_hold_until_the_last_one_lifts_it(lots, user):
+    first = _to_approval(user)
+    second = _to_approval(user)
+    _to_effectiveness(first, user)
+    _to_effectiveness(second, user)
+
+    _do(first.id, "effectiveness", EFFECTIVE, user, now=T0 + 32 * DAY)
+    assert _statuses() == {"C1": "hold", "C2": "hold"}
+    lifted = db.session.get(ProcessInstance, first.id).data["released_lots"]
+    assert lifted["still_held"] == ["C1", "C2"] and lifted["restored"] == []
+
+    _do(second.id, "effectiveness", EFFECTIVE, user, now=T0 + 33 * DAY)
+    assert _statuses() == {"C1": "released", "C2": "released"}

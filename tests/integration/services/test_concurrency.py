@@ -38,7 +38,8 @@ def test_simultaneous_completions_advance_the_instance_one_step(app, user):
         assert db.session.get(Task, task_id).completed_by.username == winner
         assert count(AuditEvent, AuditEvent.action == "task.completed", AuditEvent.object_id == spiff_id) == 1
         rows = db.session.scalars(db.select(Task).where(Task.instance_id == instance_id).order_by(Task.id)).all()
-        assert [(r.element_id, r.state) for r in rows] == [(element, "completed"), ("containment", "ready")]
+        assert [(r.element_id, r.state) for r in rows] == [
+            (element, "completed"), ("containment", "ready"), ("link_source", "completed")]
         assert db.session.get(ProcessInstance, instance_id).lock_version == lock_version + 1
 
 

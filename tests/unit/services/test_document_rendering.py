@@ -17,10 +17,10 @@ from app.services.document_rendering import render_docx, template_path, template
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
 
 HEADINGS = {
-    "en": ["CAPA Report", "1 Problem", "2 Containment", "3 Root cause", "4 Action plan", "5 Implementation",
-           "6 Effectiveness verification", "7 Approval"],
-    "zh-CN": ["纠正和预防措施报告", "1 问题描述", "2 遏制措施", "3 根本原因分析", "4 措施计划", "5 措施实施",
-              "6 有效性验证", "7 批准"],
+    "en": ["CAPA Report", "1 Problem", "2 Containment", "3 Root cause", "4 Action plan",
+           "5 Effectiveness verification", "6 Approval"],
+    "zh-CN": ["纠正和预防措施报告", "1 问题描述", "2 遏制措施", "3 根本原因分析", "4 措施计划", "5 有效性验证",
+              "6 批准"],
 }
 APPROVAL_NOTES = {
     "en": "Approval is recorded as an electronic signature in Qualiflow; see the signature manifest.",
@@ -38,31 +38,49 @@ def capa_context(lang: str = "en", **capa: Any) -> dict[str, Any]:
         "started_by": "Li Na",
         "capa": {
             "title": "Seal strength below specification",
-            "source": "failed inspection",
+            "source": "inspection",
+            "source_reference": "17",
+            "source_record": {"label": "final inspection #17 of lot L2025-001: fail, 2025-03-01"},
             "lot_numbers": "L2025-001, L2025-002",
             "description": "Peel test of pouch seals measured 1.1 N/15 mm against a minimum of 1.5 N/15 mm.",
             "severity": "major",
             "reported_on": "2025-03-01",
             "containment_actions": "Quarantined finished goods; stopped sealer 3.",
-            "lots_on_hold": "L2025-001",
+            "held_lots": {"lots": ["L2025-001"], "status": "hold"},
             "containment_done": True,
             "why_1": "Seal temperature was low.",
             "why_2": "Heater controller drifted.",
             "why_3": "Controller not in the calibration plan.",
             "why_4": "",
             "why_5": "Equipment onboarding skipped the calibration review.",
-            "root_cause_category": "Machine",
+            "fishbone_machine": ["Heater controller drift", "No alarm on low temperature"],
+            "fishbone_method": ["Calibration plan incomplete"],
+            "root_cause_category": "machine",
             "root_cause": "Sealer heater controller missing from calibration plan",
             "actions": [
-                {"description": "Add controller to calibration plan", "owner": "Wang Wei", "due_date": "2025-03-20"},
-                {"description": "Revise onboarding checklist", "owner": "Zhang Min", "due_date": date(2025, 4, 15)},
+                {"description": "Add controller to calibration plan", "type": "corrective", "owner": "Wang Wei",
+                 "due_date": "2025-03-20"},
+                {"description": "Revise onboarding checklist", "type": "preventive", "owner": "Zhang Min",
+                 "due_date": date(2025, 4, 15)},
             ],
-            "implementation_summary": "Calibration plan CP-7 rev. C released.",
-            "completed_on": "2025-04-14T16:00:00+08:00",
-            "evidence_reference": "DOC-2025-118",
-            "effectiveness_criterion": "No seal failures in 20 consecutive lots",
-            "effectiveness_result": "0 failures in 20 lots",
+            "action_results": [  # in the order the owners finished them
+                {"number": 2, "description": "Revise onboarding checklist", "type": "preventive", "owner": "Zhang Min",
+                 "due_date": date(2025, 4, 15), "done_note": "Checklist rev. D",
+                 "completed_on": "2025-04-14T16:00:00+08:00", "evidence": "DOC-2025-120"},
+                {"number": 1, "description": "Add controller to calibration plan", "type": "corrective",
+                 "owner": "Wang Wei", "due_date": "2025-03-20", "done_note": "Calibration plan CP-7 rev. C released.",
+                 "completed_on": "2025-03-18", "evidence": "DOC-2025-118"},
+            ],
+            "effectiveness_metric": "Seal failures per 20 consecutive lots",
+            "effectiveness_operator": "<=",
+            "effectiveness_target": 0,
+            "verification_period": "P90D",
+            "measured_value": 1,
+            "measured_on": "2025-07-01",
+            "measurement_note": "Peel tests of lots 2025-040 to 2025-059",
             "effective": False,
+            "effectiveness_history": [
+                {"pass": 1, "measured_value": 1, "measured_on": "2025-07-01", "effective": False}],
             **capa,
         },
     }
@@ -98,13 +116,22 @@ def test_renders_full_capa_report(lang: str) -> None:
 
     texts = docx_text(data)
     for expected in [*HEADINGS[lang], APPROVAL_NOTES[lang], "Seal strength below specification",
-                     "L2025-001, L2025-002", "major", "Sealer heater controller missing from calibration plan",
-                     "Li Na", "2025-03-01", "2025-04-14"]:
+                     "L2025-001, L2025-002", "Sealer heater controller missing from calibration plan",
+                     "Li Na", "2025-03-01", "final inspection #17 of lot L2025-001: fail, 2025-03-01", "L2025-001",
+                     "Heater controller drift; No alarm on low temperature", "<= 0", "P90D", "2025-07-01"]:
         assert expected in texts
+    labels = {"en": ("Major", "Failed inspection", "Machine", "Corrective", "Preventive"),
+              "zh-CN": ("严重", "检验不合格", "机", "纠正", "预防")}[lang]
+    assert set(labels) <= set(texts)
     rows = table_rows(data)
-    assert ["1", "Add controller to calibration plan", "Wang Wei", "2025-03-20"] in rows
-    assert ["2", "Revise onboarding checklist", "Zhang Min", "2025-04-15"] in rows
+    done = [row for row in rows if len(row) == 8][1:]  # sorted by action number, not by when they were done
+    assert [row[0:2] + row[3:] for row in done] == [
+        ["1", "Add controller to calibration plan", "Wang Wei", "2025-03-20", "Calibration plan CP-7 rev. C released.",
+         "2025-03-18", "DOC-2025-118"],
+        ["2", "Revise onboarding checklist", "Zhang Min", "2025-04-15", "Checklist rev. D", "2025-04-14",
+         "DOC-2025-120"]]
     yes, no = YES_NO[lang]
+    assert ["1", "1", "2025-07-01", no] in rows
     values = list(field_values(data).values())
     assert values.count(yes) == 1 and values.count(no) == 1
 
@@ -129,9 +156,11 @@ def test_zh_cn_template_uses_an_east_asian_font(lang: str) -> None:
 def test_missing_variables_render_empty(context: dict[str, Any]) -> None:
     data = render_capa(context)
 
-    values = field_values(data)
+    headers = {"Causes", "可能原因", "Measured value", "测量值"}  # the header rows of the fishbone and history tables
+    values = {label: value for label, value in field_values(data).items() if value not in headers}
     assert set(values.values()) <= {"", "Only a title"}
-    assert len([row for row in table_rows(data) if len(row) == 4]) == 1, "only the action table's header row"
+    assert len([row for row in table_rows(data) if len(row) == 8]) == 1, "only the action table's header row"
+    assert len([row for row in table_rows(data) if len(row) == 4]) == 1, "only the history table's header row"
     assert not any("Undefined" in text or "None" in text for text in docx_text(data))
 
 
@@ -139,13 +168,14 @@ def test_task_data_stays_literal_text() -> None:
     hostile = '</w:t></w:r></w:p><w:p><w:r><w:t>forged</w:t></w:r></w:p> & {{ 7*7 }} {% if true %}x{% endif %}'
     clean = Document(BytesIO(render_capa(capa_context())))
 
-    data = render_capa(capa_context(title=hostile, description=hostile, actions=[{"owner": "{{ 7*7 }}"}]))
+    data = render_capa(capa_context(title=hostile, description=hostile, actions=[{"owner": "{{ 7*7 }}"}],
+                                    action_results=[]))
 
     document = Document(BytesIO(data))
     assert len(document.paragraphs) == len(clean.paragraphs)
     assert field_values(data)["CAPA title"] == hostile
     assert hostile in docx_text(data)
-    assert ["1", "", "{{ 7*7 }}", ""] in table_rows(data)
+    assert ["1", "", "", "{{ 7*7 }}", "", "", "", ""] in table_rows(data)
     assert not any("49" in text for text in docx_text(data))
 
 

@@ -43,29 +43,34 @@ SAMPLE_UI = {"passed": {"ui:widget": "radio"}}
 
 VALID_PAYLOADS = {
     "capa_problem.schema.json": {
-        "title": "Sterile barrier seal failure", "source": "inspection", "lot_numbers": "L2401, L2402",
-        "description": "Seal strength below 1.2 N/15 mm on 3 of 20 pouches.", "severity": "major",
-        "reported_on": "2024-05-06",
+        "title": "Sterile barrier seal failure", "source": "inspection", "source_reference": "17",
+        "lot_numbers": "L2401, L2402", "description": "Seal strength below 1.2 N/15 mm on 3 of 20 pouches.",
+        "severity": "major", "reported_on": "2024-05-06",
     },
     "capa_containment.schema.json": {
-        "containment_actions": "Lots put on hold and segregated.", "lots_on_hold": "L2401", "containment_done": True,
+        "containment_actions": "Lots put on hold and segregated.", "containment_lots": "L2401",
+        "containment_done": True,
     },
     "capa_investigation.schema.json": {
-        "why_1": "Seal temperature too low", "why_2": "Thermocouple drifted", "root_cause_category": "machine",
-        "root_cause": "Thermocouple not in the calibration plan.",
+        "why_1": "Seal temperature too low", "why_2": "Thermocouple drifted", "why_3": "Not calibrated",
+        "fishbone_machine": ["Thermocouple drift"], "fishbone_method": ["Calibration plan incomplete"],
+        "root_cause_category": "machine", "root_cause": "Thermocouple not in the calibration plan.",
     },
     "capa_action_plan.schema.json": {
-        "actions": [{"description": "Add thermocouple to calibration", "owner": "li.wei", "due_date": "2024-06-01"}],
+        "actions": [{"description": "Add thermocouple to calibration", "type": "corrective", "owner": "li.wei",
+                     "due_date": "2024-06-01"}],
+        "effectiveness_metric": "Seal failures per 1000 pouches", "effectiveness_operator": "<=",
+        "effectiveness_target": 0.5, "verification_period": "P3M",
     },
-    "capa_implementation.schema.json": {
-        "implementation_summary": "Calibration plan updated.", "completed_on": "2024-05-30",
-        "evidence_reference": "CAL-2024-017",
+    "capa_action.schema.json": {
+        "action_done_note": "Calibration plan updated.", "action_completed_on": "2024-05-30",
+        "action_evidence": "CAL-2024-017",
     },
     "capa_effectiveness.schema.json": {
-        "effectiveness_criterion": "No seal failure in 3 months", "effectiveness_result": "0 of 1,200 failed.",
-        "effective": True,
+        "measured_value": 0.1, "measured_on": "2024-09-01", "measurement_note": "Peel tests of 1,200 pouches.",
     },
-    "capa_approval.schema.json": {"decision": "approve", "approval_comment": "Effective; close."},
+    "capa_approval.schema.json": {"decision": "approve", "approval_comment": "Effective; close.",
+                                  "lot_decision": "keep", "keep_reason": "Awaiting re-inspection."},
     "capa_escalation.schema.json": {"escalation_action": "Extra technician assigned; new due date 2024-06-15."},
     "recall_trigger.schema.json": {
         "source": "complaint", "material_lots": "M1", "description": "Leaking infusion sets reported.",
@@ -106,6 +111,22 @@ VALID_PAYLOADS = {
                                         "verification_record": "VAL-1", "verified_on": "2026-12-01"},
     "change_effectiveness.schema.json": {"effectiveness_comment": "No failures.", "lot_decision": "keep",
                                          "keep_reason": "More data needed.", "effective": False},
+    "supplier_return_identify.schema.json": {"source": "incoming_inspection", "material_lots": "M1, M2",
+                                             "defect_description": "Black specks in 12 of 50 samples.",
+                                             "severity": "major", "found_on": "2026-11-23", "reference": "IQC-118"},
+    "supplier_return_scar.schema.json": {"defect_description": "Black specks in the resin.",
+                                         "requirements": "Containment, root cause, 8D report.",
+                                         "scar_contact": "Li Na"},
+    "supplier_return_request.schema.json": {"lines": [{"lot_number": "M1", "specification": "SG-5", "quantity": 2.5,
+                                                       "unit": "t", "reason": "Contaminated"}],
+                                            "recipient": "Resin Co, Ningbo", "rma_number": "RMA-1"},
+    "supplier_return_authorisation.schema.json": {"decision": "approve"},
+    "supplier_return_shipment.schema.json": {"returned_on": "2026-11-25", "carrier": "SF Express",
+                                             "tracking_no": "SF1"},
+    "supplier_return_verification.schema.json": {"verification": "accepted", "verification_note": "8D reviewed."},
+    "supplier_return_status.schema.json": {"supplier_status": "suspended", "status_reason": "Major defect."},
+    "supplier_return_close.schema.json": {"decision": "reject", "comment": "Reconsider the status."},
+    "supplier_return_escalation.schema.json": {"action": "Phoned the supplier."},
 }
 
 
@@ -194,6 +215,12 @@ def test_parse_submission_omits_array_without_rows():
     ("capa_action_plan.schema.json", {"actions": []}, "actions", "Enter 1 or more entries.", "请至少填写 1 项。"),
     ("capa_action_plan.schema.json", {"actions": [{"description": "Fix", "owner": "ann", "due_date": "soon"}]},
      "actions.0.due_date", "Enter a date as YYYY-MM-DD.", "请输入日期，格式为 YYYY-MM-DD。"),
+    ("capa_action_plan.schema.json", {"verification_period": "90 days"}, "verification_period",
+     "Enter a value in the expected format.", "请按要求的格式输入。"),
+    ("capa_investigation.schema.json", {"why_1": "a", "why_2": "b"}, "why_3", "This field is required.",
+     "此项为必填项。"),
+    ("capa_approval.schema.json", {"lot_decision": "keep"}, "keep_reason", "This field is required.",
+     "此项为必填项。"),
     ("capa_action_plan.schema.json", {"actions": [{"description": "Fix", "due_date": "2024-06-01"}]},
      "actions.0.owner", "This field is required.", "此项为必填项。"),
     ("capa_approval.schema.json", {"decision": "maybe"}, "decision",
@@ -220,7 +247,7 @@ def test_validate_reports_field_path_and_message(form_files, schema_file, payloa
 def test_validate_collects_every_error_and_accepts_locale_spelling(form_files):
     errors = _error(forms.validate, form_files["capa_problem.schema.json"], {"title": "x" * 201}, "zh_CN")
 
-    assert set(errors) == {"title", "source", "description", "severity", "reported_on"}
+    assert set(errors) == {"title", "source", "source_reference", "description", "severity", "reported_on"}
     assert errors["title"] == ["最多可输入 200 个字符。"]
 
 
@@ -293,9 +320,10 @@ def test_read_form_files_keys_schemas_and_uischemas_by_file_name(form_files):
 def test_form_fields_follow_ui_order_then_schema_order(form_files):
     fields = forms.form_fields(form_files["capa_problem.schema.json"], form_files["capa_problem.uischema.json"], {}, {})
 
-    assert [f.name for f in fields] == ["title", "source", "severity", "reported_on", "lot_numbers", "description"]
-    assert [f.widget for f in fields] == ["text", "select", "select", "date", "text", "textarea"]
-    assert [f.required for f in fields] == [True, True, True, True, False, True]
+    assert [f.name for f in fields] == ["title", "source", "source_reference", "severity", "reported_on",
+                                        "lot_numbers", "description"]
+    assert [f.widget for f in fields] == ["text", "select", "text", "select", "date", "text", "textarea"]
+    assert [f.required for f in fields] == [True, True, True, True, True, False, True]
 
 
 def test_form_fields_translate_labels_help_and_options(form_files):
@@ -304,8 +332,10 @@ def test_form_fields_translate_labels_help_and_options(form_files):
     by_name = {f.name: f for f in fields}
 
     assert by_name["title"].label == "问题标题"
-    assert by_name["lot_numbers"].help == "多个批号之间用逗号分隔。"
-    assert by_name["lot_numbers"].attrs == {"placeholder": "L2401, L2402"}
+    assert by_name["lot_numbers"].help == "问题涉及的产品批号；多个批号之间用逗号分隔。"
+    assert by_name["source_reference"].attrs == {"maxlength": 120,
+                                                 "placeholder": "例如 42、L2401、SUP-03、CMP-2026-118"}
+    assert by_name["lot_numbers"].attrs == {"maxlength": 2000, "placeholder": "L2401, L2402"}
     assert by_name["source"].value == "complaint"
     assert by_name["source"].options[:2] == [("", "请选择…"), ("inspection", "检验不合格")]
 
@@ -314,15 +344,18 @@ def test_form_fields_describe_array_table_rows(form_files):
     schema, ui = form_files["capa_action_plan.schema.json"], form_files["capa_action_plan.uischema.json"]
     values = {"actions": [{"description": "Fix"}, {"owner": "ann"}, {"owner": "bob"}]}
 
-    (actions,) = forms.form_fields(schema, ui, values, {"actions.1.due_date": ["Bad date."]})
+    actions, *criterion = forms.form_fields(schema, ui, values, {"actions.1.due_date": ["Bad date."]})
 
     assert actions.widget == "array_table"
-    assert [c.label for c in actions.columns] == ["Action", "Owner", "Due date"]
+    assert [c.label for c in actions.columns] == ["Action", "Type", "Owner (user name)", "Due date"]
     assert len(actions.rows) == 4
-    assert actions.rows[1][2].name == "actions-1-due_date"
-    assert actions.rows[1][2].errors == ["Bad date."]
-    assert [c.value for c in actions.rows[3]] == ["", "", ""]
-    assert len(forms.form_fields(schema, ui, {}, {})[0].rows) == 3
+    assert actions.rows[1][3].name == "actions-1-due_date"
+    assert actions.rows[1][3].errors == ["Bad date."]
+    assert [c.value for c in actions.rows[3]] == ["", "", "", ""]
+    assert actions.rows[0][1].options == [("", "Choose…"), ("corrective", "Corrective"), ("preventive", "Preventive")]
+    assert [f.name for f in criterion] == ["effectiveness_metric", "effectiveness_operator", "effectiveness_target",
+                                           "verification_period"]
+    assert len(forms.form_fields(schema, ui, {}, {})[0].rows) == 2
     assert len(forms.form_fields(schema, None, {}, {})[0].rows) == 1
 
 
@@ -339,7 +372,7 @@ def test_render_shows_required_error_next_to_its_input(form_files, render):
         r'<input class="form-control is-invalid" type="date" id="field-reported_on" name="reported_on" value=""'
         r'[^>]*aria-invalid="true" aria-describedby="field-reported_on-error">\s*'
         r'<div id="field-reported_on-error" class="invalid-feedback d-block">This field is required.</div>', html)
-    assert html.count("is-invalid") == 4
+    assert html.count("is-invalid") == 5
     assert "<form" not in html and 'type="submit"' not in html
 
 
@@ -364,7 +397,7 @@ def test_render_help_radio_and_array_table(form_files, render):
     assert 'type="radio" id="field-decision-1" name="decision" value="reject" checked>' in html
     assert '<label class="form-check-label" for="field-decision-1">Reject</label>' in html
     assert '<fieldset class="mb-3" aria-describedby="field-actions-help field-actions-error">' in html
-    assert 'for="field-actions-0-owner">Owner <span data-row-number>1</span></label>' in html
+    assert 'for="field-actions-0-owner">Owner (user name) <span data-row-number>1</span></label>' in html
     assert 'name="actions-0-due_date"' in html
     assert re.search(r'<button type="button" [^>]*data-add-row="field-actions">Add row</button>', html)
     assert 'id="field-actions" data-array-name="actions"' in html
