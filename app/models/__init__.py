@@ -19,6 +19,7 @@ from app.models.lots import (
 from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
+from app.models.studio import ProcessDraft, StudioForm
 from app.models.suppliers import ScarRequest, SupplierReturn
 from app.models.users import ROLES, ApiToken, Group, User
 
@@ -27,5 +28,5 @@ __all__ = [
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
-    "ScarRequest", "SupplierReturn",
+    "ScarRequest", "SupplierReturn", "ProcessDraft", "StudioForm",
 ]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import engine
 from app.exceptions import BpmnProblem, InvalidBpmn, NotFound, PermissionDenied
 from app.extensions import db
-from app.models import ProcessDefinition, ProcessVersion, User
+from app.models import ProcessDefinition, ProcessVersion, StudioForm, User
 from app.services import audit
 from app.services.forms import read_form_files
 from app.services.transaction import atomic
@@ -70,6 +70,13 @@ def _check_form_rules(forms: dict[str, dict], filename: str) -> None:
         raise InvalidBpmn(problems, filename=filename)
 
 
+def available_forms() -> dict[str, dict]:
+    """The forms a diagram may use: the files in forms/, overridden by same-named forms saved in the studio."""
+    forms = read_form_files(current_app.config["FORMS_DIR"])
+    forms.update({form.name: form.content for form in db.session.scalars(select(StudioForm))})
+    return forms
+
+
 def _require_deployer(actor: User | None) -> None:
     """Only process owners and admins deploy; None is the operator at the command line."""
     if actor is not None and not actor.has_role("admin", "process_owner"):
@@ -80,7 +87,7 @@ def deploy_file(data: bytes, filename: str, actor: User | None, change_note: str
     """Validate one BPMN upload and deploy it as the next version; identical content is a no-op."""
     _require_deployer(actor)
     with atomic():
-        return _deploy_one(data, filename, actor, change_note, read_form_files(current_app.config["FORMS_DIR"]))
+        return _deploy_one(data, filename, actor, change_note, available_forms())
 
 
 def deploy_directory(directory: Path, actor: User | None, change_note: str = "") -> list[DeployResult]:
@@ -89,7 +96,7 @@ def deploy_directory(directory: Path, actor: User | None, change_note: str = "")
     files = sorted(Path(directory).glob("*.bpmn"))
     if not files:
         raise NotFound(f"No .bpmn files in {directory}.")
-    forms = read_form_files(current_app.config["FORMS_DIR"])
+    forms = available_forms()
     results, problems = [], []
     with atomic():
         for path in files:
