@@ -2,7 +2,8 @@
 
 Serves the demo like the browser tests do, signs in as the process owner and saves, for every deployed
 procedure, its version page's diagram with the heat map (app/static/guide/<process>-diagram.png) and the
-diagram of one open instance (<process>-instance.png), starting an instance when the demo has none.
+top of one open instance's page with its diagram (<process>-instance.png), starting an instance when the demo
+has none.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, serve
 
 GUIDE = ROOT / "app" / "static" / "guide"
 VIEWPORT = {"width": 1600, "height": 1000}
+INSTANCE_HEIGHT = 1500  # px of the instance page kept in its picture
 USER = "owner"  # a process owner sees the heat map and may start instances
 VERSION_LINK = re.compile(r"^/processes/([\w-]+)/(\d+)$")
 
@@ -61,7 +63,10 @@ def take(page: Page) -> list[Path]:
         if open_instance(page, key):
             wait_for_diagram(page)
             saved.append(GUIDE / f"{key}-instance.png")
-            page.locator("section[aria-labelledby='diagram-h']").screenshot(path=saved[-1])
+            # The page as a user sees it: title and status, deadlines, the diagram and the steps below it.
+            height = min(page.evaluate("document.documentElement.scrollHeight"), INSTANCE_HEIGHT)
+            page.screenshot(path=saved[-1], full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"],
+                                                                    "height": height})
         else:
             print(f"{key}: no instance could be started; no instance picture", file=sys.stderr)
         page.goto(href)  # after the instance, so that the heat map counts it
