@@ -12,6 +12,7 @@ from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
 
 INSTANCE_STATES = ("running", "completed", "incident", "cancelled")
+OPEN_STATES = ("running", "incident")  # an instance in incident is stopped at a step, not finished
 TASK_STATES = ("ready", "waiting", "completed", "cancelled", "error")
 
 

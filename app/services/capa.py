@@ -13,15 +13,13 @@ from app.models import (
     Inspection,
     InstanceLot,
     MaterialLot,
-    ProcessDefinition,
     ProcessInstance,
-    ProcessVersion,
     ProductLot,
     Supplier,
     User,
 )
 from app.models.users import WORKER_ROLES
-from app.services import lots
+from app.services import instances, lots
 
 SOURCE_TYPES = ("inspection", "lot", "complaint", "recall", "audit_finding", "supplier")
 FREE_SOURCES = ("complaint", "audit_finding")  # references kept in other systems: taken as written
@@ -121,8 +119,8 @@ def find_source(source_type: str, reference: str) -> Source | None:
     if source_type == "recall":
         record_id = _record_id(reference)
         recall = db.session.scalar(
-            select(ProcessInstance).join(ProcessVersion).join(ProcessDefinition)
-            .where(ProcessInstance.id == record_id, ProcessDefinition.key == "recall")) if record_id else None
+            instances.of_process(select(ProcessInstance), "recall").where(ProcessInstance.id == record_id)) \
+            if record_id else None
         if recall is None:
             return None
         return Source(source_type, reference, f"recall #{recall.id} {recall.title}", recall_instance_id=recall.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app import engine
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
@@ -24,11 +24,20 @@ from app.models import (
     Task,
     User,
 )
+from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.models.users import WORKER_ROLES
 from app.services import audit, deadlines, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
+
+
+def of_process(query: Select, key: str, *, open_only: bool = False) -> Select:
+    """Narrow a query over ProcessInstance to the instances of one procedure (only open ones, if asked)."""
+    query = (query.join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessVersion.definition_id)
+             .where(ProcessDefinition.key == key))
+    return query.where(ProcessInstance.status.in_(OPEN_STATES)) if open_only else query
 
 
 def require_worker(actor: User) -> None:

@@ -29,6 +29,7 @@ from app.models import (
     Supplier,
     User,
 )
+from app.models.instances import OPEN_STATES
 from app.models.lots import LOT_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
 from app.services import audit, instances, processes
@@ -51,7 +52,6 @@ RELEASE_ROLES = ("qa_releaser", "admin")
 
 LotModel = type[ProductLot] | type[MaterialLot]
 LOT_MODELS: dict[str, LotModel] = {"product": ProductLot, "material": MaterialLot}
-OPEN_STATES = ("running", "incident")
 
 
 def require_lot_authority(actor: User, new_status: str) -> None:
@@ -186,10 +186,9 @@ def _release_problem(number: str, lang: str, exclude_instance_id: int | None = N
     if lot.status not in AWAITING_RELEASE:
         return messages["not_awaiting"].format(lot=number, status=lot.status)
     running = db.session.scalar(
-        select(ProcessInstance.id).join(ProcessVersion).join(ProcessDefinition)
+        instances.of_process(select(ProcessInstance.id), RELEASE_PROCESS, open_only=True)
         .join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
-        .where(ProcessDefinition.key == RELEASE_PROCESS, ProcessInstance.status.in_(OPEN_STATES),
-               InstanceLot.product_lot_id == lot.id, ProcessInstance.id != (exclude_instance_id or 0)))
+        .where(InstanceLot.product_lot_id == lot.id, ProcessInstance.id != (exclude_instance_id or 0)))
     return messages["running"].format(lot=number, instance=running) if running else None
 
 
@@ -325,7 +324,7 @@ def lift_hold(instance_id: int, lot: ProductLot, reason: str, role: str, now: da
         select(InstanceLot.instance_id).join(ProcessInstance, ProcessInstance.id == InstanceLot.instance_id)
         .where(InstanceLot.product_lot_id == lot.id, InstanceLot.role.in_(HOLD_ROLES),
                InstanceLot.lifted_at.is_(None), InstanceLot.instance_id != instance_id,
-               ProcessInstance.status == "running")))
+               ProcessInstance.status.in_(OPEN_STATES))))
     if lot.status != "hold":
         return {"lot": lot.lot_number, "status": lot.status, "outcome": "not_on_hold"}
     if others:

@@ -25,9 +25,7 @@ from app.models import (
     InstanceLot,
     MaterialLot,
     OutboxMessage,
-    ProcessDefinition,
     ProcessInstance,
-    ProcessVersion,
     ProductLot,
     RecallConsignee,
     RecallLine,
@@ -35,6 +33,7 @@ from app.models import (
     Signature,
     User,
 )
+from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.services import audit, deadlines, imports, instances, lots, response_links, trace
 from app.services.document_rendering import store_document
@@ -42,7 +41,6 @@ from app.services.identifiers import InvalidCode, parse_code
 from app.services.transaction import atomic
 
 PROCESS_KEY = "recall"
-OPEN_STATES = ("running", "incident")
 EDIT_GROUPS = ("qa", "qa_management")
 LEVELS = ("A", "B", "C", "D", "E")
 LEVEL_SHARE = {"A": 1.0, "C": 0.10, "D": 0.02, "E": 0.0}  # B: the plan's percentage (10-100 %)
@@ -281,8 +279,7 @@ def affected_summary(instance_id: int) -> dict[str, Any]:
 
 
 def _recall_instance(instance_id: int, *, lock: bool = False) -> ProcessInstance:
-    query = (select(ProcessInstance).join(ProcessVersion).join(ProcessDefinition)
-             .where(ProcessInstance.id == instance_id, ProcessDefinition.key == PROCESS_KEY))
+    query = instances.of_process(select(ProcessInstance), PROCESS_KEY).where(ProcessInstance.id == instance_id)
     if lock:
         query = query.with_for_update(of=ProcessInstance)
     instance = db.session.scalar(query)
@@ -941,6 +938,4 @@ def start_recall(actor: User, *, lot_id: int | None = None, capa_instance_id: in
 
 def open_recalls() -> list[ProcessInstance]:
     return list(db.session.scalars(
-        select(ProcessInstance).join(ProcessVersion).join(ProcessDefinition)
-        .where(ProcessDefinition.key == PROCESS_KEY, ProcessInstance.status.in_(OPEN_STATES))
-        .order_by(ProcessInstance.id.desc())))
+        instances.of_process(select(ProcessInstance), PROCESS_KEY, open_only=True).order_by(ProcessInstance.id.desc())))

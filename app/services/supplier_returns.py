@@ -19,9 +19,7 @@ from app.models import (
     InstanceLot,
     MaterialLot,
     OutboxMessage,
-    ProcessDefinition,
     ProcessInstance,
-    ProcessVersion,
     ScarRequest,
     Signature,
     Supplier,
@@ -37,7 +35,6 @@ from app.services.document_rendering import store_document
 from app.services.transaction import atomic
 
 PROCESS_KEY = "supplier_return"
-OPEN_STATES = ("running", "incident")
 LOT_ROLE = "returned"
 # Statuses a material lot can be quarantined from; an expired lot is locked already, a scrapped one is gone.
 LOCKED_STATUSES = ("expired", "scrapped")
@@ -162,12 +159,11 @@ def resolve_lots(value: Any, lang: str = "en", exclude_instance_id: int | None =
         selection.errors.append(_msg(lang, "several_suppliers", items=", ".join(suppliers)))
     if selection.lots:
         busy = db.session.execute(
-            select(MaterialLot.lot_number, ProcessInstance.id).join(InstanceLot, InstanceLot.material_lot_id ==
-                                                                    MaterialLot.id)
-            .join(ProcessInstance, ProcessInstance.id == InstanceLot.instance_id).join(ProcessVersion)
-            .join(ProcessDefinition)
-            .where(ProcessDefinition.key == PROCESS_KEY, ProcessInstance.status.in_(OPEN_STATES),
-                   InstanceLot.role == LOT_ROLE, MaterialLot.id.in_([lot.id for lot in selection.lots]),
+            instances.of_process(
+                select(MaterialLot.lot_number, ProcessInstance.id)
+                .join(InstanceLot, InstanceLot.material_lot_id == MaterialLot.id)
+                .join(ProcessInstance, ProcessInstance.id == InstanceLot.instance_id), PROCESS_KEY, open_only=True)
+            .where(InstanceLot.role == LOT_ROLE, MaterialLot.id.in_([lot.id for lot in selection.lots]),
                    ProcessInstance.id != (exclude_instance_id or 0))).all()
         selection.errors += [_msg(lang, "open_return", lot=number, instance=instance_id)
                              for number, instance_id in busy]
@@ -526,8 +522,8 @@ def start_return(actor: User, material_lot_id: int, now: datetime | None = None)
 
 
 def _return_instance(instance_id: int) -> ProcessInstance:
-    instance = db.session.scalar(select(ProcessInstance).join(ProcessVersion).join(ProcessDefinition).where(
-        ProcessInstance.id == instance_id, ProcessDefinition.key == PROCESS_KEY))
+    instance = db.session.scalar(instances.of_process(select(ProcessInstance), PROCESS_KEY)
+                                 .where(ProcessInstance.id == instance_id))
     if instance is None:
         raise NotFound(f"No supplier return {instance_id}.")
     return instance
@@ -564,9 +560,9 @@ def return_view(instance_id: int) -> ReturnView:
 def returns_for_material_lot(lot_id: int) -> list[ProcessInstance]:
     """The supplier returns a material lot is part of, newest first."""
     return list(db.session.scalars(
-        select(ProcessInstance).join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
-        .join(ProcessVersion).join(ProcessDefinition)
-        .where(InstanceLot.material_lot_id == lot_id, ProcessDefinition.key == PROCESS_KEY)
+        instances.of_process(select(ProcessInstance), PROCESS_KEY)
+        .join(InstanceLot, InstanceLot.instance_id == ProcessInstance.id)
+        .where(InstanceLot.material_lot_id == lot_id)
         .order_by(ProcessInstance.id.desc())))
 
 
