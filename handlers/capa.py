@@ -5,7 +5,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from app.services import capa
+from app.services import capa, lots
 from handlers.base import HandlerContext, HandlerError
 
 
@@ -21,7 +21,7 @@ def link_source(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Resolve the CAPA's source record and link it and the affected lots to the instance (role subject)."""
     try:
         source = capa.link_source(ctx.instance, params["source"], params["reference"],
-                                  capa.lot_numbers(params["lots"]))
+                                  lots.split_list(params["lots"]))
     except LookupError as err:
         raise HandlerError(str(err)) from err
     return source.as_dict()

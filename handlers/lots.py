@@ -14,13 +14,6 @@ from handlers.base import HandlerContext, HandlerError
 SETTABLE = ("hold", "released", "recalled", "quarantine", "scrapped")
 
 
-def _lot_list(value: Any) -> list[str]:
-    """Accept a list of lot numbers, or a comma-separated string as forms collect them."""
-    if isinstance(value, str):
-        value = value.split(",")
-    return [str(item).strip() for item in value or [] if str(item).strip()]
-
-
 def _lot_numbers(**kwargs) -> fields.Raw:
     return fields.Raw(load_default=list, **kwargs)
 
@@ -69,9 +62,9 @@ def find_affected(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]
         if product_id is None:
             raise HandlerError(f"unknown product {params['gtin']}")
     result = trace.find_affected(
-        material_lot_ids=_material_lot_ids(ctx, _lot_list(params["material_lots"])),
-        product_lot_ids=_product_lot_ids(ctx, _lot_list(params["product_lots"])),
-        sterilization_batches=_lot_list(params["sterilization_batches"]), product_id=product_id,
+        material_lot_ids=_material_lot_ids(ctx, lots.split_list(params["material_lots"])),
+        product_lot_ids=_product_lot_ids(ctx, lots.split_list(params["product_lots"])),
+        sterilization_batches=lots.split_list(params["sterilization_batches"]), product_id=product_id,
         manufactured_from=params.get("manufactured_from"), manufactured_to=params.get("manufactured_to"))
     if not result.product_lots:
         raise HandlerError("no lot matches: the affected list would be empty")
@@ -93,7 +86,7 @@ def set_status(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     The procedure is the authority here (its e-signed decision precedes this task), so the change is
     recorded as made by the system for the instance rather than checked against a user's role.
     """
-    numbers = _lot_list(params["lots"])
+    numbers = lots.split_list(params["lots"])
     if not numbers:
         raise HandlerError("no lots given")
     ids = _product_lot_ids(ctx, numbers)
@@ -127,7 +120,7 @@ class LiftHoldParams(Schema):
 def lift_hold(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Lift the instance's hold: each lot returns to the status it had before the hold (a lot in quarantine
     stays there until its release), unless another open procedure still holds it."""
-    numbers = _lot_list(params["lots"])
+    numbers = lots.split_list(params["lots"])
     if not numbers:
         raise HandlerError("no lots given")
     ids = _product_lot_ids(ctx, numbers)

@@ -54,12 +54,6 @@ def _messages(lang: str) -> dict[str, str]:
     return MESSAGES["zh-CN" if lang.replace("_", "-").lower().startswith("zh") else "en"]
 
 
-def lot_numbers(value: Any) -> list[str]:
-    """Return the distinct lot numbers of a list or of comma-separated text, as forms collect them."""
-    items = value if isinstance(value, list) else str(value or "").split(",")
-    return list(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
-
-
 @dataclass
 class Source:
     """What a CAPA was raised from, with the records the instance page links to."""
@@ -145,7 +139,7 @@ def check_source(instance: ProcessInstance | None, data: dict, lang: str) -> dic
 
 def check_containment(instance: ProcessInstance | None, data: dict, lang: str) -> dict[str, list[str]]:
     """Form check for the containment: every lot to hold is a product lot that may be put on hold."""
-    numbers = lot_numbers(data.get("containment_lots"))
+    numbers = lots.split_list(data.get("containment_lots"))
     errors = lots.check_lot_numbers(instance, {"lot_numbers": ", ".join(numbers)}, lang)
     if errors:
         return {"containment_lots": errors["lot_numbers"]}
@@ -181,7 +175,7 @@ def check_action_plan(instance: ProcessInstance | None, data: dict, lang: str, n
 
 def check_approval(instance: ProcessInstance | None, data: dict, lang: str) -> dict[str, list[str]]:
     """Form check for the closing approval: lots held for containment need a release-or-keep decision."""
-    held = lot_numbers((instance.data or {}).get("containment_lots")) if instance is not None else []
+    held = lots.split_list((instance.data or {}).get("containment_lots")) if instance is not None else []
     if data.get("decision") == "approve" and held and not data.get("lot_decision"):
         return {"lot_decision": [_messages(lang)["lot_decision"].format(lots=", ".join(held))]}
     return {}

@@ -2,6 +2,7 @@
 failed final inspections that open a CAPA, release checks, and the lot pages' queries."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -52,6 +53,13 @@ RELEASE_ROLES = ("qa_releaser", "admin")
 
 LotModel = type[ProductLot] | type[MaterialLot]
 LOT_MODELS: dict[str, LotModel] = {"product": ProductLot, "material": MaterialLot}
+
+
+def split_list(value: Any) -> list[str]:
+    """Lot numbers (or serials, batches) as forms and handlers give them: a list, or text separated by commas,
+    semicolons or new lines; blanks and repeats dropped, order kept."""
+    items = value if isinstance(value, list | tuple) else re.split(r"[,;\n]", str(value or ""))
+    return list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
 
 
 def require_lot_authority(actor: User, new_status: str) -> None:
@@ -200,8 +208,8 @@ def check_release_request(instance: ProcessInstance | None, data: dict, lang: st
 
 
 def check_lot_numbers(instance: ProcessInstance | None, data: dict, lang: str) -> dict[str, list[str]]:
-    """Form check: every product lot named in lot_numbers (comma-separated) exists."""
-    numbers = list(dict.fromkeys(n.strip() for n in str(data.get("lot_numbers") or "").split(",") if n.strip()))
+    """Form check: every product lot named in lot_numbers exists."""
+    numbers = split_list(data.get("lot_numbers"))
     known = set(db.session.scalars(select(ProductLot.lot_number).where(ProductLot.lot_number.in_(numbers))))
     missing = [n for n in numbers if n not in known]
     if not missing:

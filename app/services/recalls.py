@@ -140,16 +140,10 @@ def _text(lang: str, key: str, **values: Any) -> str:
     return table.get(key, key).format(**values) if key else ""
 
 
-def split_list(value: Any) -> list[str]:
-    """Accept a list or a comma/semicolon/newline-separated string; drop blanks and duplicates, keep order."""
-    items = value if isinstance(value, list | tuple) else re.split(r"[,;\n]", str(value or ""))
-    return list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-
-
 def expand_serials(text: Any) -> list[str]:
     """Expand "SN0001-SN0003, X9" to SN0001, SN0002, SN0003, X9 (ranges keep the digits' width)."""
     serials: list[str] = []
-    for item in split_list(text):
+    for item in lots.split_list(text):
         match = _SERIAL_RANGE.match(item)
         if match is None:
             serials.append(item)
@@ -191,15 +185,15 @@ def resolve_scope(data: dict[str, Any], lang: str = "en") -> Scope:
     def refuse(name: str, key: str, **values: Any) -> None:
         scope.errors.setdefault(name, []).append(_msg(lang, key, **values))
 
-    product_lots = split_list(data.get("product_lots"))
+    product_lots = lots.split_list(data.get("product_lots"))
     scope.product_lot_ids, missing = _lookup(ProductLot, ProductLot.lot_number, product_lots)
     if missing:
         refuse("product_lots", "unknown_product_lots", items=", ".join(missing))
-    material_lots = split_list(data.get("material_lots"))
+    material_lots = lots.split_list(data.get("material_lots"))
     scope.material_lot_ids, missing = _lookup(MaterialLot, MaterialLot.lot_number, material_lots)
     if missing:
         refuse("material_lots", "unknown_material_lots", items=", ".join(missing))
-    scope.sterilization_batches = split_list(data.get("sterilization_batches"))
+    scope.sterilization_batches = lots.split_list(data.get("sterilization_batches"))
     known = set(db.session.scalars(select(ProductLot.sterilization_batch).where(
         ProductLot.sterilization_batch.in_(scope.sterilization_batches)))) if scope.sterilization_batches else set()
     if missing := [b for b in scope.sterilization_batches if b not in known]:
@@ -309,7 +303,7 @@ def edit_affected(instance_id: int, *, add: Iterable[str] = (), remove: Iterable
                   actor: User, now: datetime | None = None) -> RecallView:
     """Add or remove product lots (QA, with a reason, before the notices go out); the consignees follow."""
     now = now or utcnow()
-    add, remove, reason = split_list(list(add)), split_list(list(remove)), (reason or "").strip()
+    add, remove, reason = lots.split_list(list(add)), lots.split_list(list(remove)), (reason or "").strip()
     with atomic():
         _require_qa(actor)
         instance = _recall_instance(instance_id, lock=True)

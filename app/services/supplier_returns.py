@@ -106,14 +106,6 @@ def _text(lang: str, key: str) -> str:
     return TEXT[_lang(lang)].get(key, key) if key else ""
 
 
-def _split(value: Any) -> list[str]:
-    """Accept a list or a comma/semicolon/newline-separated string; drop blanks and duplicates, keep order."""
-    items = value if isinstance(value, list | tuple) else str(value or "").replace(";", ",").replace("\n", ",")
-    if isinstance(items, str):
-        items = items.split(",")
-    return list(dict.fromkeys(str(item).strip() for item in items if str(item).strip()))
-
-
 def _iso(value: date | datetime | None) -> str:
     if value is None:
         return ""
@@ -133,7 +125,7 @@ class LotSelection:
 def resolve_lots(value: Any, lang: str = "en", exclude_instance_id: int | None = None) -> LotSelection:
     """Resolve material lot numbers: every lot exists, is unambiguous, not scrapped, from one supplier, and
     not in another open supplier return."""
-    numbers = _split(value)
+    numbers = lots.split_list(value)
     selection = LotSelection()
     if not numbers:
         selection.errors.append(_msg(lang, "no_lots"))

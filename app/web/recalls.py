@@ -15,7 +15,7 @@ from werkzeug.utils import secure_filename
 
 from app.exceptions import FormInvalid, ImportRefused, QualiflowError
 from app.models import RecallConsignee
-from app.services import dashboards, recalls
+from app.services import dashboards, lots, recalls
 
 bp = Blueprint("recalls", __name__, url_prefix="/recalls")
 ack_bp = Blueprint("ack", __name__, url_prefix="/ack")
@@ -92,7 +92,7 @@ def detail(instance_id: int):
 @login_required
 def edit_affected(instance_id: int):
     try:
-        recalls.edit_affected(instance_id, add=recalls.split_list(request.form.get("add", "")),
+        recalls.edit_affected(instance_id, add=lots.split_list(request.form.get("add", "")),
                               remove=request.form.getlist("remove"), reason=request.form.get("reason", ""),
                               actor=current_user)
     except QualiflowError as err:
