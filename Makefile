@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 DEMO_DB ?= sqlite:///$(CURDIR)/instance/qualiflow.sqlite
 
+# The process studio (bpmn-js modeler, properties panel, bpmnlint, our app/static/js/studio) as one bundle.
+STUDIO_BUNDLE := node_modules/.bin/esbuild app/static/js/studio/modeler.js --bundle --minify --format=iife \
+	--target=es2020 --loader:.eot=file --loader:.svg=file --loader:.woff=file --loader:.woff2=file \
+	--loader:.ttf=file --asset-names=[name]-[hash] --log-level=warning --outfile=app/static/vendor/studio/studio.js
+
 .PHONY: setup venv assets translations db run test test-unit test-integration test-e2e bench screenshots lint clean
 
 setup: venv assets translations
@@ -32,6 +37,7 @@ assets: node_modules/.installed
 	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
 	   node_modules/bpmn-js/dist/assets/bpmn-js.css app/static/vendor/bpmn-js/
 	cp -R node_modules/bpmn-js/dist/assets/bpmn-font app/static/vendor/bpmn-js/
+	$(STUDIO_BUNDLE)
 
 translations: venv
 	$(BIN)/pybabel compile -d app/translations

@@ -82,6 +82,19 @@ class FormInvalid(QualiflowError):
         return {**super().as_dict(), "errors": self.errors}
 
 
+class FormDefinitionInvalid(QualiflowError):
+    """The form definition (JSON Schema or UI schema) has errors; nothing was saved."""
+
+    status = 422
+
+    def __init__(self, problems: list, message: str = "") -> None:
+        super().__init__(message)
+        self.problems = problems  # FormProblem of app.services.studio_forms, each located by file and JSON path
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "problems": [asdict(p) for p in self.problems]}
+
+
 @dataclass(frozen=True)
 class BpmnProblem:
     """One finding of BPMN validation, located by element id and source line when known."""

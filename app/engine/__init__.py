@@ -1,6 +1,7 @@
 """The engine facade; the only package that imports SpiffWorkflow."""
 from app.engine import clock as _clock  # noqa: F401  (routes SpiffWorkflow's timers through our clock)
 from app.engine.inspection import element_states, strongest
+from app.engine.migration import MigrationOutcome, MigrationRefused, migrate
 from app.engine.runner import (
     EngineContext,
     HandlerCall,
@@ -13,12 +14,13 @@ from app.engine.runner import (
     retry,
     start,
 )
-from app.engine.validation import ParsedDiagram, parse_diagram, parse_duration
+from app.engine.validation import ParsedDiagram, parse_diagram, parse_duration, parse_xml
 from app.engine.working_days import add_working_days, working_days_between
 
 __all__ = [
     "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
     "element_states", "strongest",
     "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
+    "MigrationOutcome", "MigrationRefused", "migrate", "parse_xml",
     "working_days_between",
 ]

@@ -401,25 +401,30 @@ def _kind(spiff_task: SpiffTask) -> str:
     return spiff_task.task_spec.__class__.__name__.lower()
 
 
-def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContext,
-             assignment: Assignment | None = None) -> Task:
+def element_fields(spiff_task: SpiffTask) -> dict[str, Any]:
+    """Return what a task row takes from its diagram element: id, names, kind, lane, form and gate settings."""
     spec = spiff_task.task_spec
     props = extension_properties(spec)
-    due_in = props.get("dueIn")
+    return {
+        "element_id": spec.bpmn_id or spec.name, "name": spec.bpmn_name or spec.bpmn_id or spec.name,
+        "name_zh": props.get("name:zh-CN"), "kind": _kind(spiff_task), "lane": spec.lane, "group_name": spec.lane,
+        "form": props.get("formJsonSchemaFilename"), "ui_form": props.get("formUiSchemaFilename"),
+        "signature_meaning": props.get("signatureMeaning"), "evidence": props.get("evidence"),
+        "four_eyes_with": props.get("fourEyesWith"),
+    }
+
+
+def _new_row(instance: ProcessInstance, spiff_task: SpiffTask, ctx: EngineContext,
+             assignment: Assignment | None = None) -> Task:
+    fields = element_fields(spiff_task)
+    due_in = extension_properties(spiff_task.task_spec).get("dueIn")
     assignment = assignment or Assignment()
-    name, name_zh = spec.bpmn_name or spec.bpmn_id or spec.name, props.get("name:zh-CN")
     if assignment.subject:  # several tasks of one step (a multi-instance) tell themselves apart by it
-        name = f"{name}: {assignment.subject}"[:300]
-        name_zh = f"{name_zh}：{assignment.subject}"[:300] if name_zh else None
+        fields["name"] = f"{fields['name']}: {assignment.subject}"[:300]
+        fields["name_zh"] = f"{fields['name_zh']}：{assignment.subject}"[:300] if fields["name_zh"] else None
     due_at = assignment.due_at or (ctx.now + parse_duration(due_in) if due_in else None)
-    row = Task(
-        instance_id=instance.id, spiff_id=str(spiff_task.id), element_id=spec.bpmn_id or spec.name,
-        name=name, name_zh=name_zh, kind=_kind(spiff_task), state="ready",
-        lane=spec.lane, group_name=spec.lane, form=props.get("formJsonSchemaFilename"),
-        ui_form=props.get("formUiSchemaFilename"), signature_meaning=props.get("signatureMeaning"),
-        evidence=props.get("evidence"), four_eyes_with=props.get("fourEyesWith"), created_at=ctx.now,
-        due_at=due_at, assignee=assignment.assignee,
-    )
+    row = Task(instance_id=instance.id, spiff_id=str(spiff_task.id), state="ready", created_at=ctx.now,
+               due_at=due_at, assignee=assignment.assignee, **fields)
     db.session.add(row)
     return row
 

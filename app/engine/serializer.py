@@ -34,6 +34,11 @@ _SERIALIZER = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_CONFIG))
 FORMAT = "qualiflow-1"
 
 
+def spec_registry():
+    """Return the converter registry SpiffWorkflow's spec diff compares task specs with."""
+    return _SERIALIZER.registry
+
+
 def dump_state(workflow: BpmnWorkflow) -> str:
     """Serialize a workflow's state (tasks, data, subprocesses, events) to a JSON string."""
     registry = _SERIALIZER.registry

@@ -100,6 +100,11 @@ def parse_diagram(data: bytes, *, filename: str, handlers: Mapping[str, Any], fo
                          spec=specs[0], subprocess_specs=specs[1], forms=referenced_forms, warnings=problems)
 
 
+def parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
+    """Parse BPMN XML the way deploys do (size limit, UTF-8 only, no DTD or entities); raise InvalidBpmn."""
+    return _parse_xml(data, filename=filename, max_bytes=max_bytes)
+
+
 def extension_properties(task_spec: Any) -> dict[str, str]:
     """Return the spiffworkflow:properties of a task spec, or an empty dict when it has none."""
     extensions = getattr(task_spec, "extensions", None)

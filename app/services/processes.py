@@ -31,12 +31,18 @@ def _content_hash(bpmn: bytes, forms: dict[str, dict]) -> str:
     return digest.hexdigest()
 
 
-def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str,
-                available_forms: dict[str, dict]) -> DeployResult:
+def check_diagram(data: bytes, filename: str, available_forms: dict[str, dict]) -> engine.ParsedDiagram:
+    """Lint a BPMN file as a deploy does (engine lint, then the forms' server-side checks); raise InvalidBpmn."""
     parsed = engine.parse_diagram(data, filename=filename, handlers=REGISTRY, forms=available_forms.keys(),
                                   max_bytes=current_app.config["BPMN_MAX_BYTES"])
+    _check_form_rules({name: available_forms[name] for name in sorted(parsed.forms)}, filename)
+    return parsed
+
+
+def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str,
+                available_forms: dict[str, dict], draft_id: int | None = None) -> DeployResult:
+    parsed = check_diagram(data, filename, available_forms)
     forms = {name: available_forms[name] for name in sorted(parsed.forms)}
-    _check_form_rules(forms, filename)
     content_hash = _content_hash(data, forms)
     definition = db.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == parsed.process_id))
     if definition is None:
@@ -55,7 +61,8 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
     db.session.flush()
     audit.record(actor, "process.deployed", "process_version", version.id,
                  new={"process": definition.key, "version": version.version, "hash": content_hash,
-                      "file": filename, "note": change_note})
+                      "file": filename, "note": change_note,
+                      **({"draft": draft_id} if draft_id is not None else {})})
     return DeployResult(version, created=True)
 
 
@@ -83,11 +90,12 @@ def _require_deployer(actor: User | None) -> None:
         raise PermissionDenied("Only process owners deploy procedures.")
 
 
-def deploy_file(data: bytes, filename: str, actor: User | None, change_note: str = "") -> DeployResult:
+def deploy_file(data: bytes, filename: str, actor: User | None, change_note: str = "", *,
+                draft_id: int | None = None) -> DeployResult:
     """Validate one BPMN upload and deploy it as the next version; identical content is a no-op."""
     _require_deployer(actor)
     with atomic():
-        return _deploy_one(data, filename, actor, change_note, available_forms())
+        return _deploy_one(data, filename, actor, change_note, available_forms(), draft_id)
 
 
 def deploy_directory(directory: Path, actor: User | None, change_note: str = "") -> list[DeployResult]:

@@ -46,9 +46,22 @@ def countdown(due: datetime | str, now: datetime) -> str:
 
 
 def register_web(app: Flask) -> None:
-    from app.web import admin, auth, inbox, instances, lots, processes, recalls, supplier_returns
+    from app.web import (
+        admin,
+        auth,
+        inbox,
+        instances,
+        lots,
+        processes,
+        recalls,
+        studio,
+        studio_api,
+        studio_forms,
+        supplier_returns,
+    )
 
-    for module in (auth, inbox, instances, processes, lots, recalls, supplier_returns, admin):
+    for module in (auth, inbox, instances, processes, lots, recalls, supplier_returns, admin, studio,
+                   studio_api, studio_forms):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)
     app.register_blueprint(recalls.ack_bp)

@@ -7,9 +7,9 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import FormInvalid, QualiflowError
+from app.exceptions import FormInvalid, QualiflowError, ValidationFailed
 from app.models.evidence import DOCX_MIMETYPE
-from app.services import diagrams, instances, processes
+from app.services import diagrams, instances, processes, studio
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -99,4 +99,22 @@ def cancel(instance_id: int):
         flash(err.errors["reason"][0], "danger")
     else:
         flash(_("The instance was cancelled."), "info")
+    return redirect(url_for("instances.detail", instance_id=instance_id))
+
+
+@bp.post("/<int:instance_id>/migrate")
+@login_required
+def migrate(instance_id: int):
+    """Move the instance onto another version of its procedure (process owners; reason audited)."""
+    version = request.form.get("version", type=int)
+    try:
+        if version is None:
+            raise ValidationFailed(_("Choose the version to move the instance to."))
+        moved = studio.migrate_instance(current_user, instance_id, version, request.form.get("reason", ""))
+    except FormInvalid as err:
+        flash(" ".join(message for messages in err.errors.values() for message in messages), "danger")
+    except QualiflowError as err:
+        flash(_("Not moved: %(message)s", message=err.message), "danger")
+    else:
+        flash(_("The instance now runs on version %(version)s.", version=moved["to"]), "success")
     return redirect(url_for("instances.detail", instance_id=instance_id))

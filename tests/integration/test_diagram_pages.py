@@ -109,7 +109,7 @@ def test_heat_map_is_for_process_owners_and_admins(client, seeded, username):
 
 def test_instance_page_embeds_the_diagram_with_its_legend(client, seeded, user):
     instance = capa_after(user, 0)
-    login(client, "qa")
+    login(client, "head")  # an English-speaking user: Li Na (qa) reads the page in Chinese
     page = client.get(f"/instances/{instance.id}").get_data(as_text=True)
     assert f'data-states-url="/instances/{instance.id}/diagram.json"' in page
     assert "vendor/bpmn-js/bpmn-navigated-viewer.production.min.js" in page
