@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from app.models.audit import install_append_only, start_chain
+from app.models.audit import DROP_APPEND_ONLY_SQL, install_append_only
 from app.services import demo, users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,10 @@ def _reset_database() -> None:
         tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
         with db.engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            start_chain(connection)
+            # A test may have dropped the append-only triggers (to tamper with the trail): put them back.
+            for statement in DROP_APPEND_ONLY_SQL["postgresql"]:
+                connection.exec_driver_sql(statement)
+            install_append_only(connection)
         return
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as connection:
