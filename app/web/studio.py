@@ -181,7 +181,7 @@ def studio_messages() -> dict:
         "parameterProblems": {"required": _("Required."),
                               "wrongType": _("This literal is not of the type %(type)s.", type="{type}")},
         "meanings": {"": _("(no e-signature)"), "authored": _("authored"), "reviewed": _("reviewed"),
-                     "approved": _("approved"), "released": _("released (QA releaser only)"),
+                     "approved": _("approved (the approval of a step)"), "released": _("released (QA releaser only)"),
                      "responsibility": _("responsibility")},
         "groups": {"userTask": _("Qualiflow task"), "serviceTask": _("Handler"), "script": _("Script"),
                    "lane": _("Group"), "condition": _("Condition")},
