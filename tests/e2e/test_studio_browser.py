@@ -177,3 +177,21 @@ def test_staff_get_the_403_page_and_no_studio_link(page: Page):
     response = page.goto("/studio/")
     assert response is not None and response.status == 403
     expect(page.get_by_text("The studio is for process owners and administrators.")).to_be_visible()
+
+
+def test_leaving_with_unsaved_changes_asks_first(page: Page):
+    sign_in(page, "owner")
+    open_editor(page, "/studio/processes/capa/1")
+    select_element(page, "describe_problem", "Describe the problem")
+    properties(page).get_by_label("Due in (ISO 8601 duration)").fill("P4D")
+    expect(page.get_by_test_id("studio-editor")).to_have_attribute("data-studio-dirty", "true")
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    page.on("dialog", answer)
+    page.get_by_role("link", name="Inbox").click()
+    expect(page.get_by_test_id("studio-editor")).to_be_visible()
+    assert asked == ["beforeunload"]

@@ -98,6 +98,13 @@ class Editor {
       keepUnresolvedReferences(warnings);
       this.fit();
       this.modeler.on('commandStack.changed', () => this.markDirty(true));
+      // Leaving the page with unsaved edits asks first (the browser's own prompt).
+      window.addEventListener('beforeunload', (event) => {
+        if (this.dirty) {
+          event.preventDefault();
+          event.returnValue = '';
+        }
+      });
       this.bind();
       this.root.setAttribute('data-studio-state', 'ready');
       this.setStatus(this.messages.loaded);
