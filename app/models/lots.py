@@ -10,7 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 
-LOT_STATUSES = ("quarantine", "released", "hold", "recalled", "expired", "scrapped")
+LOT_STATUSES = ("quarantine", "released", "hold", "recalled", "expired", "scrapped", "returned")
+# Only material goes back to its supplier (a supplier return records the GSP return shipment).
+MATERIAL_ONLY_STATUSES = ("returned",)
 SUPPLIER_STATUSES = ("approved", "conditional", "suspended")
 CUSTOMER_KINDS = ("distributor", "hospital", "end_user")
 INSPECTION_STAGES = ("incoming", "in_process", "final")

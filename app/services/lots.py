@@ -31,7 +31,7 @@ from app.models import (
     User,
 )
 from app.models.instances import OPEN_STATES
-from app.models.lots import LOT_STATUSES, SUPPLIER_STATUSES
+from app.models.lots import LOT_STATUSES, MATERIAL_ONLY_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
 from app.services import audit, instances, processes
 from app.services.transaction import atomic
@@ -39,12 +39,13 @@ from app.services.transaction import atomic
 # Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
 # lot can only be scrapped, a scrapped one never changes again.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "quarantine": ("released", "hold", "recalled", "expired", "scrapped"),
+    "quarantine": ("released", "hold", "recalled", "expired", "scrapped", "returned"),
     "released": ("quarantine", "hold", "recalled", "expired", "scrapped"),
-    "hold": ("quarantine", "released", "recalled", "expired", "scrapped"),
-    "recalled": ("quarantine", "hold", "scrapped", "expired"),
-    "expired": ("scrapped",),
+    "hold": ("quarantine", "released", "recalled", "expired", "scrapped", "returned"),
+    "recalled": ("quarantine", "hold", "scrapped", "expired", "returned"),
+    "expired": ("scrapped", "returned"),
     "scrapped": (),
+    "returned": (),  # shipped back to the supplier: gone from stock, as a scrapped lot is
 }
 SHIPPABLE = ("released",)
 # Who may decide about a lot: QA (by group), releasers and admins; only releasers and admins release.
@@ -103,6 +104,8 @@ def change_status(lot: ProductLot | MaterialLot, status: str, reason: str, actor
         return False
     if status not in TRANSITIONS[lot.status]:
         raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot become {status}.")
+    if status in MATERIAL_ONLY_STATUSES and lot.kind != "material":
+        raise ValidationFailed(f"Only material lots can be {status}.")
     old = lot.status
     lot.status = status
     audit.record(actor, "lot.status_changed", f"{lot.kind}_lot", lot.id, instance_id=instance_id, at=now,
@@ -152,7 +155,7 @@ def expire_lots(now: datetime | None = None) -> int:
     with atomic():
         for model in (ProductLot, MaterialLot):
             due = db.session.scalars(select(model).where(
-                model.expiry_on < today, model.status.notin_(("expired", "scrapped"))).with_for_update())
+                model.expiry_on < today, model.status.notin_(("expired", "scrapped", "returned"))).with_for_update())
             for lot in due:
                 change_status(lot, "expired", f"expiry date {lot.expiry_on.isoformat()} passed", None, now)
                 expired += 1

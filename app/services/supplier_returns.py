@@ -36,8 +36,9 @@ from app.services.transaction import atomic
 
 PROCESS_KEY = "supplier_return"
 LOT_ROLE = "returned"
-# Statuses a material lot can be quarantined from; an expired lot is locked already, a scrapped one is gone.
-LOCKED_STATUSES = ("expired", "scrapped")
+# Statuses a material lot is not quarantined from; an expired lot is locked already, a scrapped or returned one
+# is gone.
+LOCKED_STATUSES = ("expired", "scrapped", "returned")
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -61,6 +62,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unknown_lots": "Unknown material lot(s): {items}.",
         "ambiguous": "Lot {lot} exists for several materials ({materials}); start one return per material.",
         "scrapped": "Material lot {lot} is scrapped: there is nothing left to return.",
+        "returned": "Material lot {lot} was already returned to its supplier.",
         "several_suppliers": "The lots come from several suppliers ({items}); start one return per supplier.",
         "open_return": "Material lot {lot} is already in supplier return #{instance}.",
         "not_in_return": "Lot {lot} is not one of this return's lots ({items}).",
@@ -79,6 +81,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "unknown_lots": "未知的物料批号：{items}。",
         "ambiguous": "批号 {lot} 对应多个物料（{materials}）；请按物料分别发起退货。",
         "scrapped": "物料批次 {lot} 已报废，无可退回之物。",
+        "returned": "物料批次 {lot} 已退回供应商。",
         "several_suppliers": "这些批次来自多个供应商（{items}）；请按供应商分别发起退货。",
         "open_return": "物料批次 {lot} 已在供应商退货 #{instance} 中。",
         "not_in_return": "批次 {lot} 不属于本次退货（{items}）。",
@@ -144,8 +147,8 @@ def resolve_lots(value: Any, lang: str = "en", exclude_instance_id: int | None =
         elif candidates:
             selection.lots.append(candidates[0])
     for lot in selection.lots:
-        if lot.status == "scrapped":
-            selection.errors.append(_msg(lang, "scrapped", lot=lot.lot_number))
+        if lot.status in ("scrapped", "returned"):
+            selection.errors.append(_msg(lang, lot.status, lot=lot.lot_number))
     suppliers = dict.fromkeys(lot.supplier.code for lot in selection.lots)
     if len(suppliers) > 1:
         selection.errors.append(_msg(lang, "several_suppliers", items=", ".join(suppliers)))
@@ -464,6 +467,10 @@ def record_shipment(instance: ProcessInstance, data: dict[str, Any], step: str, 
         raise ValidationFailed("The return request lists no lots.")
     db.session.add_all(rows)
     db.session.flush()
+    for lot in {row.material_lot_id: material[row.lot_number] for row in rows}.values():
+        # Shipped back: out of our stock for good (GSP), audited in the name of whoever recorded the shipment.
+        lots.change_status(lot, "returned", f"Returned to the supplier (supplier return #{instance.id})", actor,
+                           now, instance_id=instance.id)
     for row in rows:
         audit.record(actor, "supplier_return.shipped", "material_lot", row.material_lot_id, instance_id=instance.id,
                      at=now, new={"lot_number": row.lot_number, "quantity": row.quantity, "unit": row.unit,

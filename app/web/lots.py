@@ -24,6 +24,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
+from app.models.lots import MATERIAL_ONLY_STATUSES
 from app.models.types import utcnow
 from app.services import imports, lots, supplier_returns, trace
 from app.services.forms import Field
@@ -62,7 +63,7 @@ def value_label(value: str | None) -> str:
     """Return a stored code (lot status, customer type, inspection result, ...) in the page language."""
     labels = {
         "quarantine": _("quarantine"), "released": _("released"), "hold": _("hold"), "recalled": _("recalled"),
-        "expired": _("expired"), "scrapped": _("scrapped"),
+        "expired": _("expired"), "scrapped": _("scrapped"), "returned": _("returned to the supplier"),
         "approved": _("approved"), "conditional": _("conditional"), "suspended": _("suspended"),
         "distributor": _("distributor"), "hospital": _("hospital"), "end_user": _("end user"),
         "incoming": _("incoming"), "in_process": _("in process"), "final": _("final"),
@@ -202,7 +203,8 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
     page = lots.product_lot_page(lot_id)
     return render_template("lots/product_lot.html", page=page, lot=page.lot,
                            release=lots.release_checks(page.lot, _today()),
-                           next_statuses=lots.TRANSITIONS[page.lot.status],
+                           next_statuses=[status for status in lots.TRANSITIONS[page.lot.status]
+                                          if status not in MATERIAL_ONLY_STATUSES],
                            can_change=_can_change_status(), status_error=error, days=_near_expiry_days()), status
 
 

@@ -94,6 +94,7 @@ def test_an_allowed_change_moves_the_lot_and_is_audited_with_reason_and_actor(
     *(("scrapped", target, "admin", "ok", 409) for target in LOT_STATUSES if target != "scrapped"),
     ("quarantine", "hold", "qa", "  ", 400),  # a reason is required
     ("quarantine", "destroyed", "qa", "ok", 400),  # an unknown status
+    ("quarantine", "returned", "admin", "ok", 400),  # only material goes back to a supplier
 ])
 def test_a_refused_change_leaves_the_lot_and_the_audit_trail_alone(make_lot, user, start, target, username, reason,
                                                                   status):

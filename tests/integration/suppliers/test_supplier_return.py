@@ -93,6 +93,10 @@ def test_supplier_return_from_a_failed_inspection_to_the_signed_close(supplier_p
     rows = {r.lot_number: r for r in db.session.scalars(db.select(SupplierReturn))}
     assert {n: (r.quantity, r.unit, r.carrier, r.recipient[:8]) for n, r in rows.items()} == {
         "M1": (400, "kg", "SF Express", "Resin Co"), "M2": (250, "kg", "SF Express", "Resin Co")}
+    # Shipped back, the lots leave our stock for good; a new return cannot name them again.
+    assert _statuses() == {"M1": "returned", "M2": "returned", "M3": "released"}
+    assert "Material lot M1 was already returned to its supplier." in supplier_returns.check_lots(
+        None, {"material_lots": "M1"}, "en")["material_lots"]
     note = db.session.get(Document, rows["M1"].document_id)
     assert note.kind == "supplier_return_note"
     text = _docx_text(note)
