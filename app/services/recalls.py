@@ -100,6 +100,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_negative": "Enter a number of at least 0.",
         "above_shipped": "Returned and destroyed together ({total}) exceed the {shipped} shipped of lot {lot}.",
         "contact": "Give a contact name and phone or e-mail.",
+        "only_qa": "Only QA can change a recall's records.",
+        "closed": "This recall is {status}; its records can no longer change.",
+        "reason_needed": "Give the reason for changing the affected list.",
+        "name_lots": "Name lots to add or to remove.",
+        "frozen": "The notices are out: the affected list is frozen. Start a new recall for more lots.",
+        "not_listed": "Not on the affected list: {items}.",
+        "not_shipped": "Lot {lot} was not shipped to {customer} in this recall.",
+        "negative": "Quantities cannot be negative.",
+        "above_shipped_to": "Returned and destroyed together ({total}) exceed the {shipped} shipped to {customer} "
+                            "of lot {lot}.",
+        "unreadable": "The file cannot be read ({kind}): upload an .xlsx file or a CSV file saved as UTF-8.",
+        "missing_columns": "Missing column(s): {items}; expected {expected}.",
+        "not_whole": "{value} is not a whole number of at least 0.",
+        "no_rows": "The file has no rows.",
+        "no_consignee": "No consignee {consignee} in recall {recall}.",
+        "choose_method": "Choose one of {items}.",
+        "say_not_done": "Say what the consignee has not done.",
     },
     "zh-CN": {
         "no_scope": "请至少填写一个产品批号、物料批号、灭菌批号、序列号或 UDI。",
@@ -124,6 +141,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_negative": "请输入不小于 0 的数。",
         "above_shipped": "退回与销毁数量合计（{total}）超过了批次 {lot} 的发货数量 {shipped}。",
         "contact": "请填写联系人姓名及电话或电子邮件。",
+        "only_qa": "只有质量保证人员可以修改召回记录。",
+        "closed": "此召回已结束（{status}），其记录不能再修改。",
+        "reason_needed": "请填写修改受影响清单的原因。",
+        "name_lots": "请填写要添加或移除的批号。",
+        "frozen": "召回通知已发出：受影响清单已冻结。如需加入更多批次，请发起新的召回。",
+        "not_listed": "不在受影响清单中：{items}。",
+        "not_shipped": "本次召回中批次 {lot} 未发往 {customer}。",
+        "negative": "数量不能为负数。",
+        "above_shipped_to": "退回与销毁数量合计（{total}）超过了批次 {lot} 发往 {customer} 的数量 {shipped}。",
+        "unreadable": "无法读取该文件（{kind}）：请上传 .xlsx 文件或以 UTF-8 保存的 CSV 文件。",
+        "missing_columns": "缺少列：{items}；应包含 {expected}。",
+        "not_whole": "{value} 不是不小于 0 的整数。",
+        "no_rows": "文件中没有数据行。",
+        "no_consignee": "召回 {recall} 中没有收货方 {consignee}。",
+        "choose_method": "请选择其中之一：{items}。",
+        "say_not_done": "请说明收货方未执行的事项。",
     },
 }
 
@@ -288,46 +321,47 @@ def can_edit(actor: User) -> bool:
         actor.has_role("admin") or bool(set(actor.group_names) & set(EDIT_GROUPS)))
 
 
-def _require_qa(actor: User) -> None:
+def _require_qa(actor: User, lang: str = "en") -> None:
     instances.require_worker(actor)
     if not can_edit(actor):
-        raise PermissionDenied("Only QA can change a recall's records.")
+        raise PermissionDenied(_msg(lang, "only_qa"))
 
 
-def _require_open(instance: ProcessInstance) -> None:
+def _require_open(instance: ProcessInstance, lang: str = "en") -> None:
     if instance.status not in OPEN_STATES:
-        raise Conflict(f"This recall is {instance.status}; its records can no longer change.")
+        raise Conflict(_msg(lang, "closed", status=instance.status))
 
 
 def edit_affected(instance_id: int, *, add: Iterable[str] = (), remove: Iterable[str] = (), reason: str,
-                  actor: User, now: datetime | None = None) -> RecallView:
-    """Add or remove product lots (QA, with a reason, before the notices go out); the consignees follow."""
+                  actor: User, now: datetime | None = None, lang: str = "en") -> RecallView:
+    """Add or remove product lots (QA, with a reason, before the notices go out); the consignees follow.
+    Refusals are worded in lang (the page's language)."""
     now = now or utcnow()
     add, remove, reason = lots.split_list(list(add)), lots.split_list(list(remove)), (reason or "").strip()
     with atomic():
-        _require_qa(actor)
+        _require_qa(actor, lang)
         instance = _recall_instance(instance_id, lock=True)
-        _require_open(instance)
+        _require_open(instance, lang)
         errors: dict[str, list[str]] = {}
         if not reason:
-            errors["reason"] = ["Give the reason for changing the affected list."]
+            errors["reason"] = [_msg(lang, "reason_needed")]
         if not add and not remove:
-            errors["add"] = ["Name lots to add or to remove."]
+            errors["add"] = [_msg(lang, "name_lots")]
         if db.session.scalar(select(func.count(RecallConsignee.id)).where(
                 RecallConsignee.instance_id == instance_id, RecallConsignee.notified_at.is_not(None))):
-            raise Conflict("The notices are out: the affected list is frozen. Start a new recall for more lots.")
+            raise Conflict(_msg(lang, "frozen"))
         current = {lot.lot_number: lot.id for lot in _affected_lots(instance_id)}
         added_ids, missing = _lookup(ProductLot, ProductLot.lot_number, add)
         if missing:
-            errors["add"] = [_msg("en", "unknown_product_lots", items=", ".join(missing))]
+            errors["add"] = [_msg(lang, "unknown_product_lots", items=", ".join(missing))]
         if not_listed := [n for n in remove if n not in current]:
-            errors["remove"] = [f"Not on the affected list: {', '.join(not_listed)}."]
+            errors["remove"] = [_msg(lang, "not_listed", items=", ".join(not_listed))]
         if errors:
             raise FormInvalid(errors)
         kept = [lot_id for number, lot_id in current.items() if number not in remove]
         target = list(dict.fromkeys(kept + added_ids))
         if not target:
-            raise FormInvalid({"remove": [_msg("en", "empty")]})
+            raise FormInvalid({"remove": [_msg(lang, "empty")]})
         build_affected(instance_id, trace.forward([], target))
         if (instance.data or {}).get("recall_decision"):
             # The decision recalled the lots listed then; a lot added after it must be blocked from shipment too.
@@ -550,28 +584,28 @@ def _line(instance_id: int, customer_code: str, lot_number: str) -> RecallLine |
                ProductLot.lot_number == lot_number))
 
 
-def _set_return(line: RecallLine, returned: int, destroyed: int) -> str | None:
+def _set_return(line: RecallLine, returned: int, destroyed: int, lang: str = "en") -> str | None:
     if returned < 0 or destroyed < 0:
-        return "Quantities cannot be negative."
+        return _msg(lang, "negative")
     if returned + destroyed > line.quantity_shipped:
-        return (f"Returned and destroyed together ({returned + destroyed}) exceed the {line.quantity_shipped} "
-                f"shipped to {line.consignee.customer.code} of lot {line.product_lot.lot_number}.")
+        return _msg(lang, "above_shipped_to", total=returned + destroyed, shipped=line.quantity_shipped,
+                    customer=line.consignee.customer.code, lot=line.product_lot.lot_number)
     line.quantity_returned, line.quantity_destroyed = returned, destroyed
     return None
 
 
 def record_return(instance_id: int, customer_code: str, lot_number: str, returned: int, destroyed: int,
-                  actor: User, now: datetime | None = None) -> RecallLine:
+                  actor: User, now: datetime | None = None, lang: str = "en") -> RecallLine:
     """Set the quantity returned and destroyed of one lot at one consignee (totals so far, not increments)."""
     now = now or utcnow()
     with atomic():
-        _require_qa(actor)
-        _require_open(_recall_instance(instance_id, lock=True))
+        _require_qa(actor, lang)
+        _require_open(_recall_instance(instance_id, lock=True), lang)
         line = _line(instance_id, customer_code, lot_number)
         if line is None:
-            raise FormInvalid({"lot": [f"Lot {lot_number} was not shipped to {customer_code} in this recall."]})
+            raise FormInvalid({"lot": [_msg(lang, "not_shipped", lot=lot_number, customer=customer_code)]})
         old = {"returned": line.quantity_returned, "destroyed": line.quantity_destroyed}
-        if problem := _set_return(line, returned, destroyed):
+        if problem := _set_return(line, returned, destroyed, lang):
             raise FormInvalid({"returned": [problem]})
         audit.record(actor, "recall.return_recorded", "recall_line", line.id, instance_id=instance_id, at=now,
                      old=old, new={"customer": customer_code, "lot": lot_number, "returned": returned,
@@ -583,28 +617,27 @@ RETURN_COLUMNS = ("customer", "lot", "returned", "destroyed")
 
 
 @contextmanager
-def _readable_table(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, dict]]]]:
+def _readable_table(path: Path, lang: str = "en") -> Iterator[tuple[list[str], Iterator[tuple[int, dict]]]]:
     """Read a CSV or XLSX file like imports.read_table; a file that cannot be read is refused, not a server error."""
     try:
         with imports.read_table(path) as table:
             yield table
     except (UnicodeDecodeError, zipfile.BadZipFile, csv.Error) as err:
-        raise ValidationFailed(f"The file cannot be read ({err.__class__.__name__}): upload an .xlsx file or a CSV "
-                               "file saved as UTF-8.") from err
+        raise ValidationFailed(_msg(lang, "unreadable", kind=err.__class__.__name__)) from err
 
 
-def import_returns(instance_id: int, path: Path, actor: User, now: datetime | None = None) -> int:
+def import_returns(instance_id: int, path: Path, actor: User, now: datetime | None = None, lang: str = "en") -> int:
     """Import returned/destroyed quantities (columns customer, lot, returned, destroyed): all rows or none."""
     now = now or utcnow()
     with atomic():
-        _require_qa(actor)
-        _require_open(_recall_instance(instance_id, lock=True))
+        _require_qa(actor, lang)
+        _require_open(_recall_instance(instance_id, lock=True), lang)
         errors: list[dict[str, Any]] = []
         count = 0
-        with _readable_table(path) as (header, rows):
+        with _readable_table(path, lang) as (header, rows):
             if missing := [c for c in RETURN_COLUMNS[:3] if c not in header]:
-                raise ValidationFailed(
-                    f"Missing column(s): {', '.join(missing)}; expected {', '.join(RETURN_COLUMNS)}.")
+                raise ValidationFailed(_msg(lang, "missing_columns", items=", ".join(missing),
+                                            expected=", ".join(RETURN_COLUMNS)))
             for line_no, row in rows:
                 def refuse(column: str, message: str, line_no: int = line_no) -> None:
                     errors.append({"line": line_no, "column": column, "message": message})
@@ -613,14 +646,15 @@ def import_returns(instance_id: int, path: Path, actor: User, now: datetime | No
                 for column in ("returned", "destroyed"):
                     raw = str(row.get(column) or "0").strip()
                     if not raw.isdigit():
-                        refuse(column, f"{raw!r} is not a whole number of at least 0.")
+                        refuse(column, _msg(lang, "not_whole", value=repr(raw)))
                     numbers[column] = int(raw) if raw.isdigit() else 0
                 line = _line(instance_id, str(row.get("customer") or "").strip(), str(row.get("lot") or "").strip())
                 if line is None:
-                    refuse("lot", f"Lot {row.get('lot')!r} was not shipped to {row.get('customer')!r} in this recall.")
+                    refuse("lot", _msg(lang, "not_shipped", lot=repr(row.get("lot")),
+                                       customer=repr(row.get("customer"))))
                     continue
                 old = {"returned": line.quantity_returned, "destroyed": line.quantity_destroyed}
-                if problem := _set_return(line, numbers["returned"], numbers["destroyed"]):
+                if problem := _set_return(line, numbers["returned"], numbers["destroyed"], lang):
                     refuse("returned", problem)
                     continue
                 audit.record(actor, "recall.return_recorded", "recall_line", line.id, instance_id=instance_id,
@@ -631,7 +665,7 @@ def import_returns(instance_id: int, path: Path, actor: User, now: datetime | No
         if errors:
             raise ImportRefused(errors[:200], len(errors))
         if not count:
-            raise ValidationFailed("The file has no rows.")
+            raise ValidationFailed(_msg(lang, "no_rows"))
     return count
 
 
@@ -660,19 +694,19 @@ def draw_sample(instance_id: int, level: str, b_percent: int, now: datetime) -> 
 
 
 def record_check(instance_id: int, consignee_id: int, *, method: str, effective: bool, note: str, actor: User,
-                 now: datetime | None = None) -> RecallConsignee:
+                 now: datetime | None = None, lang: str = "en") -> RecallConsignee:
     """Record the effectiveness check of one consignee (contacted how, did it act on the notice)."""
     now = now or utcnow()
     with atomic():
-        _require_qa(actor)
-        _require_open(_recall_instance(instance_id, lock=True))
+        _require_qa(actor, lang)
+        _require_open(_recall_instance(instance_id, lock=True), lang)
         consignee = db.session.get(RecallConsignee, consignee_id)
         if consignee is None or consignee.instance_id != instance_id:
-            raise NotFound(f"No consignee {consignee_id} in recall {instance_id}.")
+            raise NotFound(_msg(lang, "no_consignee", consignee=consignee_id, recall=instance_id))
         if method not in CHECK_METHODS:
-            raise FormInvalid({"method": [f"Choose one of {', '.join(CHECK_METHODS)}."]})
+            raise FormInvalid({"method": [_msg(lang, "choose_method", items=", ".join(CHECK_METHODS))]})
         if not effective and not note.strip():
-            raise FormInvalid({"note": ["Say what the consignee has not done."]})
+            raise FormInvalid({"note": [_msg(lang, "say_not_done")]})
         old = {"method": consignee.check_method or None, "effective": consignee.check_effective}
         consignee.checked_at, consignee.check_method, consignee.check_effective = now, method, effective
         consignee.check_note, consignee.checked_by_id = note.strip()[:4000], actor.id

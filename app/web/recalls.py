@@ -16,6 +16,7 @@ from werkzeug.utils import secure_filename
 from app.exceptions import FormInvalid, ImportRefused, QualiflowError
 from app.models import RecallConsignee
 from app.services import dashboards, lots, recalls
+from app.web import ui_lang
 
 bp = Blueprint("recalls", __name__, url_prefix="/recalls")
 ack_bp = Blueprint("ack", __name__, url_prefix="/ack")
@@ -94,7 +95,7 @@ def edit_affected(instance_id: int):
     try:
         recalls.edit_affected(instance_id, add=lots.split_list(request.form.get("add", "")),
                               remove=request.form.getlist("remove"), reason=request.form.get("reason", ""),
-                              actor=current_user)
+                              actor=current_user, lang=ui_lang())
     except QualiflowError as err:
         return _refused(instance_id, "affected", err)
     flash(_("The affected list was changed; the consignees follow it."), "success")
@@ -109,7 +110,7 @@ def record_return(instance_id: int):
         return _invalid(instance_id, "returns", errors)
     try:
         recalls.record_return(instance_id, request.form.get("customer", ""), request.form.get("lot", ""),
-                              numbers["returned"], numbers["destroyed"], current_user)
+                              numbers["returned"], numbers["destroyed"], current_user, lang=ui_lang())
     except QualiflowError as err:
         return _refused(instance_id, "returns", err)
     flash(_("The return was recorded."), "success")
@@ -129,7 +130,7 @@ def import_returns(instance_id: int):
         path = Path(folder) / name
         upload.save(path)
         try:
-            count = recalls.import_returns(instance_id, path, current_user)
+            count = recalls.import_returns(instance_id, path, current_user, lang=ui_lang())
         except QualiflowError as err:
             return _refused(instance_id, "import", err)
     flash(_("Returns imported: %(count)s row(s).", count=count), "success")
@@ -145,7 +146,7 @@ def record_check(instance_id: int, consignee_id: int):
         return _invalid(instance_id, form, {"effective": [_("Say whether the consignee acted on the notice.")]})
     try:
         recalls.record_check(instance_id, consignee_id, method=request.form.get("method", ""), effective=effective,
-                             note=request.form.get("note", ""), actor=current_user)
+                             note=request.form.get("note", ""), actor=current_user, lang=ui_lang())
     except QualiflowError as err:
         return _refused(instance_id, form, err)
     flash(_("The effectiveness check was recorded."), "success")

@@ -197,6 +197,20 @@ def test_refused_affected_edit_shows_the_field_message_and_keeps_the_input(clien
     assert "Unknown product lot(s): NOPE" in form and 'value="L3, NOPE"' in form and "is-invalid" in form
 
 
+@pytest.mark.parametrize("path,form,message", [
+    ("affected", {"add": "NOPE", "reason": "x"}, "未知的产品批号：NOPE。"),
+    ("affected", {"remove": "L9", "reason": " "}, "请填写修改受影响清单的原因。"),
+    ("returns", {"customer": "D1", "lot": "L1", "returned": "90", "destroyed": "20"},
+     "退回与销毁数量合计（110）超过了批次 L1 发往 D1 的数量 100。"),
+    ("returns", {"customer": "D1", "lot": "L2", "returned": "1", "destroyed": "0"}, "本次召回中批次 L2 未发往 D1。"),
+])
+def test_workspace_refusals_speak_the_page_language(client, decided, path, form, message):
+    login(client, "qa")  # Li Na works in Chinese
+    response = client.post(f"/recalls/{decided}/{path}", data=form)
+    assert response.status_code == 422
+    assert message in _text(response)
+
+
 @pytest.mark.parametrize("form,status,message", [
     ({"customer": "D1", "lot": "L1", "returned": "90", "destroyed": "20"}, 422, "exceed the 100 shipped"),
     ({"customer": "D1", "lot": "L2", "returned": "1", "destroyed": "0"}, 422, "was not shipped to D1"),
