@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Flask, g, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -14,6 +15,21 @@ from app.models import Deadline
 from app.models.types import utcnow
 from app.services import users
 from app.services.instances import WORKER_ROLES
+
+
+class PageSessionInterface(SecureCookieSessionInterface):
+    """Signed-cookie sessions whose idle timeout is renewed by what the user does, not by background reads.
+
+    A page's own background GETs (fetch: the diagram's states, an import's progress) answer without the
+    session cookie unless they changed the session. Otherwise such a read still in flight when the user signs
+    out would arrive after the sign-out and put the old, signed-in cookie back.
+    """
+
+    def should_set_cookie(self, app: Flask, session) -> bool:
+        if (not session.modified and request.method in ("GET", "HEAD")
+                and request.headers.get("Sec-Fetch-Dest") == "empty"):
+            return False
+        return super().should_set_cookie(app, session)
 
 
 def ui_lang() -> str:
@@ -70,10 +86,14 @@ def register_web(app: Flask) -> None:
     login_manager.login_message = None
     login_manager.session_protection = "strong"
 
+    app.session_interface = PageSessionInterface()
+
     @app.before_request
     def idle_timeout() -> None:
         # A permanent session expires after PERMANENT_SESSION_LIFETIME without a request (idle timeout).
-        session.permanent = True
+        # Set once: assigning it on every request would mark every session modified.
+        if not session.permanent:
+            session.permanent = True
 
     @app.context_processor
     def page_globals() -> dict:
