@@ -54,6 +54,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "owners_only": "Only process owners and admins edit forms.",
         "invalid": "The form has errors; nothing was saved.",
         "sample": "The sample values are not a JSON object.",
+        "not_in_studio": "The form {name!r} has no studio version to discard.",
     },
     "zh-CN": {
         "not_json": "不是有效的 JSON：{error}。",
@@ -74,6 +75,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "owners_only": "只有流程负责人和管理员可以编辑表单。",
         "invalid": "表单定义有错误，未保存任何内容。",
         "sample": "示例值不是 JSON 对象。",
+        "not_in_studio": "表单 {name!r} 没有可放弃的流程设计器版本。",
     },
 }
 
@@ -238,6 +240,22 @@ def new_form(name: str, title: str, title_zh: str, actor: User, lang: str = "en"
             raise Conflict(_text("exists", lang, name=name))
         _store(name, _template(title.strip() or name.replace("_", " ").capitalize(), title_zh.strip()), actor)
     return name
+
+
+def discard_studio_version(name: str, actor: User, lang: str = "en") -> bool:
+    """Drop the studio's version of a form: the file in forms/ applies again at the next deploy, or - for a form
+    made in the studio - the form is gone (a diagram still naming it then fails validation; deployed versions
+    keep the copy they froze). Audited with the discarded hashes. Return whether a file in forms/ remains."""
+    _require_owner(actor, lang)
+    with atomic():
+        rows = list(db.session.scalars(select(StudioForm).where(
+            StudioForm.name.in_([_file(name, SCHEMA), _file(name, UI)])).with_for_update()))
+        if not rows:
+            raise NotFound(_text("not_in_studio", lang, name=name))
+        for row in rows:
+            audit.record(actor, "studio_form.discarded", "studio_form", row.name, old={"hash": _hash(row.content)})
+            db.session.delete(row)
+    return (current_app.config["FORMS_DIR"] / _file(name, SCHEMA)).exists()
 
 
 def _hash(content: dict) -> str:

@@ -80,6 +80,23 @@ def preview(name: str):
                    form_errors=result.form_errors)
 
 
+@bp.post("/<name>/discard")
+def discard(name: str):
+    """Drop the studio's version of the form (back to the file in forms/, or gone when it has no file)."""
+    try:
+        file_remains = studio_forms.discard_studio_version(name, current_user, lang=ui_lang())
+    except QualiflowError as err:
+        flash(err.message, "danger")
+        return redirect(url_for("studio_forms.index"))
+    if file_remains:
+        flash(_("The studio version of %(name)s was discarded: the file in forms/ applies again at the next "
+                "deploy.", name=name), "success")
+        return redirect(url_for("studio_forms.edit", name=name))
+    flash(_("The form %(name)s was removed from the studio; deployed versions keep their copy.", name=name),
+          "success")
+    return redirect(url_for("studio_forms.index"))
+
+
 @bp.put("/<name>")
 def save(name: str):
     """Save the form (JSON {"schema": text, "uischema": text}); an invalid form is refused with 422 and its problems."""

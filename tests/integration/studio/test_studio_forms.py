@@ -188,3 +188,31 @@ def test_open_task_keeps_the_form_of_its_version(client, seeded, user):
     assert newer.version.version == 2
     page = client.get(f"/tasks/{ready_task(newer.id, 'describe_problem').id}").get_data(as_text=True)
     assert "Short problem title" in page
+
+
+def test_discarding_the_studio_version_brings_the_file_back(client, seeded):
+    login(client, "owner")
+    save(client, retitled(form_texts(), "Short problem title", "简短问题标题"))
+    assert 'data-testid="discard-form"' in client.get("/studio/forms/capa_problem").get_data(as_text=True)
+
+    response = client.post("/studio/forms/capa_problem/discard", follow_redirects=True)
+
+    assert "the file in forms/ applies again at the next deploy" in response.get_data(as_text=True)
+    assert processes.available_forms()["capa_problem.schema.json"]["properties"]["title"]["title"] == "Problem title"
+    assert not db.session.scalars(select(StudioForm)).all()
+    event = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "studio_form.discarded")).one()
+    assert event.object_id == "capa_problem.schema.json" and event.actor_name == "Oliver Owner"
+    # Nothing left to discard: the file has no studio version.
+    again = client.post("/studio/forms/capa_problem/discard", follow_redirects=True).get_data(as_text=True)
+    assert "has no studio version to discard" in again
+
+
+def test_a_form_made_in_the_studio_can_be_removed(client, seeded):
+    login(client, "owner")
+    client.post("/studio/forms/", data={"name": "capa_followup", "title": "Follow-up", "title_zh": "跟进"})
+
+    response = client.post("/studio/forms/capa_followup/discard", follow_redirects=True)
+
+    assert "was removed from the studio" in response.get_data(as_text=True)
+    assert "capa_followup.schema.json" not in processes.available_forms()
+    assert client.get("/studio/forms/capa_followup").status_code == 404
