@@ -31,12 +31,17 @@ def test_a_return_starts_from_the_material_lot_page(client, supplier_plant):
     lot = supplier_plant["M1"]
     page = _text(client.get(f"/lots/material-lots/{lot.id}?lang=en"))
     assert 'data-testid="start-supplier-return"' in page
+    assert 'data-testid="failed-inspection-hint"' in page  # M1 failed its incoming inspection
+    other = _text(client.get(f"/lots/material-lots/{supplier_plant['M3'].id}?lang=en"))
+    assert 'data-testid="start-supplier-return"' in other and 'data-testid="failed-inspection-hint"' not in other
     response = client.post("/supplier-returns/start", data={"material_lot_id": lot.id})
     assert response.status_code == 302 and "/tasks/" in response.headers["Location"]
     task_page = _text(client.get(response.headers["Location"] + "?lang=en"))
     assert "Identify the nonconforming material" in task_page and 'value="M1"' in task_page
     page = _text(client.get(f"/lots/material-lots/{lot.id}?lang=en"))
     assert "SR-000001" in page  # the lot page lists its returns
+    # While that return is open, the page says so instead of offering a second one.
+    assert 'data-testid="open-supplier-return"' in page and 'data-testid="start-supplier-return"' not in page
 
 
 def test_the_auditor_cannot_start_a_return(client, supplier_plant):
