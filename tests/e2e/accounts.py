@@ -41,6 +41,15 @@ def sign_and_complete(page: Page) -> None:
     complete(page, "Sign and complete")
 
 
+def open_from_inbox(page: Page, search: str, task_name: str) -> None:
+    """Find a task in the inbox by a search text (an instance title, a lot number) and open it."""
+    page.get_by_role("link", name="Inbox", exact=True).click()
+    page.get_by_role("textbox", name="Search", exact=True).fill(search)
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_test_id("inbox-table").get_by_role("link", name=task_name, exact=True).click()
+    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
+
+
 def open_step(page: Page, task_name: str) -> None:
     """Open a ready step from the instance page's step list (only ready steps are links)."""
     page.get_by_test_id("task-table").get_by_role("link", name=task_name, exact=True).click()

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from app.services.demo import DEMO_PASSWORD
 
-from .accounts import complete, open_step, sign_and_complete, sign_in, sign_out, today
+from .accounts import complete, open_from_inbox, open_step, sign_and_complete, sign_in, sign_out, today
 from .conftest import flask_command, serve
 
 pytestmark = pytest.mark.e2e
@@ -43,14 +43,6 @@ def server_url(capa_server: dict[str, str]) -> str:
 
 def in_days(days: int) -> str:
     return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
-
-
-def open_from_inbox(page: Page, task_name: str) -> None:
-    page.get_by_role("link", name="Inbox", exact=True).click()
-    page.get_by_role("textbox", name="Search", exact=True).fill(TITLE)
-    page.get_by_role("button", name="Filter").click()
-    page.get_by_test_id("inbox-table").get_by_role("link", name=task_name, exact=True).click()
-    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
 
 
 def pick_released_lot(page: Page) -> str:
@@ -101,7 +93,7 @@ def describe_problem(page: Page, lot_number: str) -> None:
 
 
 def contain(page: Page, lot_number: str) -> None:
-    open_from_inbox(page, "Containment (hold affected lots)")
+    open_from_inbox(page, TITLE, "Containment (hold affected lots)")
     page.get_by_label("Containment actions").fill("Stock of the lot segregated in the warehouse.")
     page.get_by_label("Lots to put on hold").fill(lot_number)
     page.get_by_label("Containment is complete").check()
@@ -158,7 +150,7 @@ def do_my_action(page: Page, owner: str) -> None:
 
 
 def verify_effectiveness(page: Page) -> None:
-    open_from_inbox(page, "Effectiveness verification (measured result)")
+    open_from_inbox(page, TITLE, "Effectiveness verification (measured result)")
     page.get_by_label("Measured value").fill("0.2")
     page.get_by_label("Measured on").fill(today())
     page.get_by_label("How it was measured").fill("Complaint database over 30 days, 5,000 hubs.")
@@ -166,7 +158,7 @@ def verify_effectiveness(page: Page) -> None:
 
 
 def approve(page: Page, lot_number: str) -> None:
-    open_from_inbox(page, "QA approval and closure (e-signature)")
+    open_from_inbox(page, TITLE, "QA approval and closure (e-signature)")
     page.get_by_role("radio", name="Approve and close").check()
     page.get_by_label("Comment").fill("Effective; CAPA closed.")
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -193,7 +185,7 @@ def test_capa_with_two_action_owners_from_complaint_to_signed_closure(page: Page
     sign_out(page)
 
     sign_in(page, "qa")
-    open_from_inbox(page, "Root-cause investigation (5 whys, fishbone)")
+    open_from_inbox(page, TITLE, "Root-cause investigation (5 whys, fishbone)")
     page.get_by_role("link", name=re.compile(rf"#\d+ {TITLE}")).click()
     investigate(page)
     plan(page)

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from app.services.demo import DEMO_PASSWORD
 
-from .accounts import complete, open_step, sign_and_complete, sign_in, sign_out, today
+from .accounts import complete, open_from_inbox, open_step, sign_and_complete, sign_in, sign_out, today
 from .conftest import flask_command, serve
 
 pytestmark = pytest.mark.e2e
@@ -72,14 +72,6 @@ def server_url(change_server: Server) -> str:
 
 
 
-
-
-def open_from_inbox(page: Page, task_name: str) -> None:
-    page.get_by_role("link", name="Inbox", exact=True).click()
-    page.get_by_role("textbox", name="Search", exact=True).fill(TITLE)
-    page.get_by_role("button", name="Filter").click()
-    page.get_by_test_id("inbox-table").get_by_role("link", name=task_name, exact=True).click()
-    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
 
 
 def product_lots(page: Page) -> None:
@@ -179,12 +171,12 @@ def assess_qa_and_ra(page: Page) -> None:
 
 
 def assess_production(page: Page) -> None:
-    open_from_inbox(page, IMPACT_PRODUCTION)
+    open_from_inbox(page, TITLE, IMPACT_PRODUCTION)
     assess(page, IMPACT_PRODUCTION, "Strip magazine feeder to be adjusted for the new strips.", "low")
 
 
 def reject(page: Page) -> None:
-    open_from_inbox(page, APPROVAL)
+    open_from_inbox(page, TITLE, APPROVAL)
     documents = page.locator("aside")
     expect(documents.get_by_role("link", name=docx_link("change_request", 1))).to_be_visible()
     expect(documents.get_by_role("link", name=docx_link("change_impact_assessment", 1))).to_be_visible()
@@ -202,7 +194,7 @@ def reject(page: Page) -> None:
 
 def resubmit(page: Page, lot_number: str) -> None:
     """The request is back with its author, pre-filled, with the reason; amend and send it again."""
-    open_from_inbox(page, REQUEST)
+    open_from_inbox(page, TITLE, REQUEST)
     expect(page.get_by_label("Change title")).to_have_value(TITLE)
     expect(page.get_by_label("Type of change")).to_have_value("supplier")
     expect(page.get_by_role("textbox", name="What changes", exact=True)).to_have_value(DESCRIPTION)
@@ -218,7 +210,7 @@ def resubmit(page: Page, lot_number: str) -> None:
 
 
 def approve(page: Page) -> None:
-    open_from_inbox(page, APPROVAL)
+    open_from_inbox(page, TITLE, APPROVAL)
     documents = page.locator("aside")
     expect(documents.get_by_role("link", name=docx_link("change_request", 2))).to_be_visible()
     expect(documents.get_by_role("link", name=docx_link("change_impact_assessment", 2))).to_be_visible()
@@ -228,7 +220,7 @@ def approve(page: Page) -> None:
 
 
 def implement(page: Page) -> None:
-    open_from_inbox(page, IMPLEMENTATION)
+    open_from_inbox(page, TITLE, IMPLEMENTATION)
     page.get_by_role("textbox", name="Action 1", exact=True).fill("Adjust the strip magazine feeder")
     page.get_by_role("textbox", name="Owner 1", exact=True).fill("prod")
     page.get_by_role("checkbox", name="Done 1", exact=True).check()
@@ -238,7 +230,7 @@ def implement(page: Page) -> None:
 
 
 def verify(page: Page) -> None:
-    open_from_inbox(page, VERIFICATION)
+    open_from_inbox(page, TITLE, VERIFICATION)
     page.get_by_role("combobox", name="Method", exact=True).select_option("validation")
     page.get_by_label("Result").fill("Strip accuracy ISO 15197 passed on both lines.")
     page.get_by_label("Record no.").fill(VERIFICATION_RECORD)
@@ -252,7 +244,7 @@ def verify(page: Page) -> None:
 
 
 def review_effectiveness(page: Page) -> None:
-    open_from_inbox(page, EFFECTIVENESS)
+    open_from_inbox(page, TITLE, EFFECTIVENESS)
     page.get_by_label("The change is effective").check()
     page.get_by_label("Evidence of effectiveness").fill("No strip complaint and no accuracy failure in 30 days.")
     page.get_by_role("radio", name="Lift the hold (back to their status before it)", exact=True).check()
@@ -260,7 +252,7 @@ def review_effectiveness(page: Page) -> None:
 
 
 def close(page: Page) -> None:
-    open_from_inbox(page, CLOSE)
+    open_from_inbox(page, TITLE, CLOSE)
     expect(page.locator("aside").get_by_role("link", name=docx_link("change_record", 2))).to_be_visible()
     page.get_by_role("radio", name="Close the change", exact=True).check()
     page.get_by_label("Comment").fill("Effective; change closed.")

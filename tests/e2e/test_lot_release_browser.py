@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from app.services.demo import DEMO_PASSWORD
 
-from .accounts import sign_in, sign_out
+from .accounts import open_from_inbox, sign_in, sign_out
 
 pytestmark = pytest.mark.e2e
 
@@ -107,14 +107,6 @@ def open_lot(page: Page, lot_number: str) -> None:
     expect(rows).to_have_count(1)
     rows.first.get_by_role("link", name=lot_number, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"Lot {lot_number}")
-
-
-def open_from_inbox(page: Page, lot_number: str, task_name: str) -> None:
-    page.get_by_role("link", name="Inbox", exact=True).click()
-    page.get_by_role("textbox", name="Search", exact=True).fill(lot_number)
-    page.get_by_role("button", name="Filter").click()
-    page.get_by_test_id("inbox-table").get_by_role("link", name=task_name, exact=True).click()
-    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
 
 
 def open_step(page: Page, task_name: str) -> None:

@@ -18,7 +18,7 @@ from babel import Locale
 from babel.support import Translations
 from playwright.sync_api import Page, expect
 
-from .accounts import complete, open_step, sign_and_complete, sign_in, sign_out, today
+from .accounts import complete, open_from_inbox, open_step, sign_and_complete, sign_in, sign_out, today
 from .conftest import ROOT, SCREENSHOTS, flask_command, new_context, serve
 
 pytestmark = pytest.mark.e2e
@@ -94,14 +94,6 @@ def server_url(recall_server: Server) -> str:
 
 
 
-
-
-def open_from_inbox(page: Page, search: str, task_name: str) -> None:
-    page.get_by_role("link", name="Inbox", exact=True).click()
-    page.get_by_role("textbox", name="Search", exact=True).fill(search)
-    page.get_by_role("button", name="Filter").click()
-    page.get_by_test_id("inbox-table").get_by_role("link", name=task_name, exact=True).click()
-    expect(page.get_by_role("heading", name=task_name, level=1)).to_be_visible()
 
 
 def open_workspace(page: Page) -> None:
