@@ -12,6 +12,7 @@ from app.models.types import UTCDateTime, utcnow
 
 ROLES = ("admin", "process_owner", "staff", "qa_releaser", "auditor")
 WORKER_ROLES = ("admin", "process_owner", "staff", "qa_releaser")  # who may work on tasks: all but the auditor
+OWNER_ROLES = ("admin", "process_owner")  # who deploys, edits in the studio, moves and cancels instances
 
 user_groups = Table(
     "user_groups", db.metadata,

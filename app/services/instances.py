@@ -26,7 +26,7 @@ from app.models import (
 )
 from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
-from app.models.users import WORKER_ROLES
+from app.models.users import OWNER_ROLES, WORKER_ROLES
 from app.services import audit, deadlines, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
@@ -180,7 +180,7 @@ def list_incidents(page: int = 1, per_page: int = 20):
 
 def cancel_instance(instance_id: int, actor: User, reason: str, now: datetime | None = None) -> ProcessInstance:
     """Cancel a running instance with a recorded reason (admins and process owners)."""
-    if not actor.has_role("admin", "process_owner"):
+    if not actor.has_role(*OWNER_ROLES):
         raise PermissionDenied("Only administrators and process owners can cancel an instance.")
     reason = reason.strip()
     if not reason:

@@ -13,6 +13,7 @@ from app import engine
 from app.exceptions import BpmnProblem, InvalidBpmn, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import ProcessDefinition, ProcessVersion, StudioForm, User
+from app.models.users import OWNER_ROLES
 from app.services import audit
 from app.services.forms import read_form_files
 from app.services.transaction import atomic
@@ -86,7 +87,7 @@ def available_forms() -> dict[str, dict]:
 
 def _require_deployer(actor: User | None) -> None:
     """Only process owners and admins deploy; None is the operator at the command line."""
-    if actor is not None and not actor.has_role("admin", "process_owner"):
+    if actor is not None and not actor.has_role(*OWNER_ROLES):
         raise PermissionDenied("Only process owners deploy procedures.")
 
 

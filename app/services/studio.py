@@ -16,13 +16,12 @@ from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotF
 from app.extensions import db
 from app.models import ProcessDraft, ProcessInstance, ProcessVersion, StudioForm, User
 from app.models.types import utcnow
+from app.models.users import OWNER_ROLES
 from app.services import audit, diagram_layout, diagrams, instances, processes
 from app.services.execution import engine_context
-from app.services.forms import read_form_files
 from app.services.transaction import atomic
 from handlers import REGISTRY
 
-STUDIO_ROLES = ("admin", "process_owner")
 OPEN_STATUSES = ("running", "incident")
 DRAFT_FILENAME = "draft.bpmn"
 
@@ -42,7 +41,7 @@ _LOOP_SETTINGS = ("loopCardinality", "loopDataInputRef", "loopDataOutputRef", "c
 
 
 def _require_studio_user(actor: User) -> None:
-    if not actor.has_role(*STUDIO_ROLES):
+    if not actor.has_role(*OWNER_ROLES):
         raise PermissionDenied("Only process owners and admins use the process studio.")
 
 
@@ -99,11 +98,11 @@ def handler_catalogue(actor: User) -> dict:
 def form_catalogue(actor: User) -> dict:
     """List the forms a diagram may name: files in forms/ and forms saved in the studio (which win)."""
     _require_studio_user(actor)
-    forms = {name: (content, "file") for name, content in read_form_files(current_app.config["FORMS_DIR"]).items()}
-    forms.update({form.name: (form.content, "studio") for form in db.session.scalars(select(StudioForm))})
-    return {"forms": [{"name": name, "source": source, "title": content.get("title") or "",
+    in_studio = set(db.session.scalars(select(StudioForm.name)))
+    return {"forms": [{"name": name, "source": "studio" if name in in_studio else "file",
+                       "title": content.get("title") or "",
                        "title_zh": (content.get("x-i18n") or {}).get("zh-CN", {}).get("title") or ""}
-                      for name, (content, source) in sorted(forms.items())]}
+                      for name, content in sorted(processes.available_forms().items())]}
 
 
 # --- drafts -----------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from app.models import User
 from app.models.processes import ProcessVersion
 from app.models.studio import StudioForm
 from app.models.types import utcnow
+from app.models.users import OWNER_ROLES
 from app.services import audit, form_checks, forms
 from app.services.processes import available_forms
 from app.services.transaction import atomic
@@ -141,7 +142,7 @@ class Preview:
 
 def may_edit_forms(actor: User) -> bool:
     """Process owners and admins edit forms, as they deploy the diagrams that use them."""
-    return actor.has_role("admin", "process_owner")
+    return actor.has_role(*OWNER_ROLES)
 
 
 def list_forms(actor: User) -> list[FormSummary]:

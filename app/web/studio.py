@@ -12,19 +12,17 @@ from flask_login import current_user, login_required
 from werkzeug.routing import BuildError
 
 from app.exceptions import PermissionDenied
+from app.models.users import OWNER_ROLES
 from app.services import processes, studio, users
 from app.web import ui_lang
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
-STUDIO_ROLES = ("admin", "process_owner")
-
-
 def owner_required(view):
     @wraps(view)
     @login_required
     def wrapper(*args, **kwargs):
-        if not current_user.has_role(*STUDIO_ROLES):
+        if not current_user.has_role(*OWNER_ROLES):
             raise PermissionDenied(_("The studio is for process owners and administrators."))
         return view(*args, **kwargs)
 
