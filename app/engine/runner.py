@@ -322,11 +322,16 @@ def _assignments(instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Ste
     A failing expression stops the instance with an incident at that task (left in ERROR, so a retry
     evaluates it again) rather than creating a task nobody is meant to see.
     """
-    known = {row.spiff_id for row in _open_rows(instance)}
-    result: dict[str, Assignment] = {}
+    candidates = []
     for spiff_id, spiff_task in _live_user_tasks(workflow).items():
         props = extension_properties(spiff_task.task_spec)
-        if spiff_id in known or not any(props.get(name) for name in TASK_EXPRESSIONS):
+        if any(props.get(name) for name in TASK_EXPRESSIONS):
+            candidates.append((spiff_id, spiff_task, props))
+    # Only then ask which tasks already have their row: most steps have no such task and skip the query.
+    known = {row.spiff_id for row in _open_rows(instance)} if candidates else set()
+    result: dict[str, Assignment] = {}
+    for spiff_id, spiff_task, props in candidates:
+        if spiff_id in known:
             continue
         try:
             result[spiff_id] = _assignment(spiff_task, props)
