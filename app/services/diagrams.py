@@ -12,10 +12,10 @@ from app import engine
 from app.exceptions import PermissionDenied
 from app.extensions import db
 from app.models import Incident, ProcessInstance, ProcessVersion, Task, User
+from app.models.instances import OPEN_STATES
+from app.models.users import OWNER_ROLES
 from app.services import diagram_layout, instances, processes
 
-OPEN_STATUSES = ("running", "incident")
-HEAT_MAP_ROLES = ("admin", "process_owner")
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 
@@ -104,7 +104,7 @@ def _infer_passed(states: dict[str, str], sole_source: dict[str, str]) -> None:
 
 
 def may_see_heat_map(actor: User) -> bool:
-    return actor.has_role(*HEAT_MAP_ROLES)
+    return actor.has_role(*OWNER_ROLES)
 
 
 @dataclass(frozen=True)
@@ -129,9 +129,9 @@ def version_heat_map(key: str, version: int, actor: User) -> HeatMap:
         raise PermissionDenied("Only process owners and administrators see where instances stand.")
     found = processes.get_version(key, version)
     open_ids = list(db.session.scalars(select(ProcessInstance.id).where(
-        ProcessInstance.version_id == found.id, ProcessInstance.status.in_(OPEN_STATUSES))))
+        ProcessInstance.version_id == found.id, ProcessInstance.status.in_(OPEN_STATES))))
     positions: dict[int, set[str]] = defaultdict(set)
-    is_open = ProcessInstance.version_id == found.id, ProcessInstance.status.in_(OPEN_STATUSES)
+    is_open = ProcessInstance.version_id == found.id, ProcessInstance.status.in_(OPEN_STATES)
     for element_id, instance_id in db.session.execute(
             select(Task.element_id, Task.instance_id).join(ProcessInstance).where(Task.state == "ready", *is_open)):
         positions[instance_id].add(element_id)

@@ -15,6 +15,7 @@ from app import engine
 from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import ProcessDraft, ProcessInstance, ProcessVersion, StudioForm, User
+from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
 from app.services import audit, diagram_layout, diagrams, instances, processes
@@ -22,7 +23,6 @@ from app.services.execution import engine_context
 from app.services.transaction import atomic
 from handlers import REGISTRY
 
-OPEN_STATUSES = ("running", "incident")
 DRAFT_FILENAME = "draft.bpmn"
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -55,7 +55,7 @@ def process_catalogue(actor: User) -> dict:
     """List every process with its versions (open instances per version) and its undeployed drafts."""
     _require_studio_user(actor)
     open_counts = dict(db.session.execute(
-        select(ProcessInstance.version_id, func.count()).where(ProcessInstance.status.in_(OPEN_STATUSES))
+        select(ProcessInstance.version_id, func.count()).where(ProcessInstance.status.in_(OPEN_STATES))
         .group_by(ProcessInstance.version_id)).all())
     drafts = db.session.scalars(select(ProcessDraft).where(ProcessDraft.deployed_version_id.is_(None))
                                 .order_by(ProcessDraft.updated_at.desc(), ProcessDraft.id.desc()))
@@ -352,7 +352,7 @@ def migrate_instance(actor: User, instance_id: int, version: int, reason: str | 
         instance = instances.get_instance(instance_id)
         source = instance.version
         target = processes.get_version(source.definition.key, version)
-        if instance.status not in OPEN_STATUSES:
+        if instance.status not in OPEN_STATES:
             raise Conflict(f"Instance {instance.id} is {instance.status}; only running instances can migrate.")
         if target.id == source.id:
             raise Conflict(f"Instance {instance.id} already runs on version {source.version}.")
