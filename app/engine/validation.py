@@ -9,6 +9,7 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from flask_babel import gettext as _
 from lxml import etree
 from marshmallow import ValidationError
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
@@ -43,10 +44,23 @@ _CONTAINERS = frozenset(_bpmn(tag) for tag in ("subProcess", "transaction", "adH
 _TIMER_KINDS = ("timeDate", "timeDuration", "timeCycle")  # the order SpiffWorkflow looks for them in
 _TIMER_EXAMPLES = {"timeDate": '"2030-01-31T09:00:00Z"', "timeDuration": '"PT5M"', "timeCycle": '"R3/PT1H"'}
 
+# Camunda Modeler writes conditions and timers in JUEL: ${...} or #{...}.
+_JUEL = re.compile(r"\s*[$#]\{(.*)\}\s*", re.DOTALL)
+_JUEL_OPERATORS = ((re.compile(r"&&"), " and "), (re.compile(r"\|\|"), " or "), (re.compile(r"!(?!=)"), "not "),
+                   (re.compile(r"\s+"), " "))
+# Quartz (Camunda) cron: [seconds] minutes hours day-of-month month day-of-week [year].
+_CRON_FIELD = r"[0-9A-Za-z*?/,#LW-]+"
+_CRON = re.compile(rf"(?:(?P<second>{_CRON_FIELD})\s+)?(?P<minute>{_CRON_FIELD})\s+(?P<hour>{_CRON_FIELD})\s+"
+                   rf"(?P<day>{_CRON_FIELD})\s+(?P<month>{_CRON_FIELD})\s+(?P<weekday>{_CRON_FIELD})"
+                   rf"(?:\s+[0-9*?/,-]+)?")
+_CRON_WEEKDAYS = {"MON": 1, "TUE": 2, "WED": 3, "THU": 4, "FRI": 5, "SAT": 6, "SUN": 7}  # ISO numbering
+
 # What ast.literal_eval raises for parseable code that is not a plain literal (names, calls, operators).
 _NOT_A_LITERAL = (ValueError, TypeError, RecursionError)
 
 _DTD_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY)")
+# Names under which a declaration promises bytes that are valid UTF-8 (ASCII is a subset of it).
+_UTF8_NAMES = frozenset(("utf-8", "utf8", "ascii", "us-ascii"))
 _DECLARED_ENCODING = re.compile(rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']""")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NUMBER = r"\d+(?:[.,]\d+)?"
@@ -144,12 +158,16 @@ def _parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        _reject(f"file is not UTF-8 encoded (invalid byte {data[exc.start]:#04x})", filename,
+        _reject(_("file is not UTF-8 encoded (invalid byte %(byte)s); convert it, e.g. from Latin-1 with "
+                  "`iconv -f ISO-8859-1 -t UTF-8 in.bpmn > out.bpmn`", byte=f"{data[exc.start]:#04x}"), filename,
                 _line_of(data, exc.start))
     declared = _DECLARED_ENCODING.match(data)
     encoding = declared.group(1).decode() if declared else "utf-8"
-    if encoding.lower() not in ("utf-8", "utf8"):
-        _reject(f"file declares encoding {encoding}; only UTF-8 is accepted", filename, 1)
+    if encoding.lower() not in _UTF8_NAMES:
+        _reject(_("file declares encoding %(encoding)s; only UTF-8 (or its subset ASCII) is accepted: convert it "
+                  "with `iconv -f %(encoding)s -t UTF-8 in.bpmn > out.bpmn` and change the declaration to "
+                  'encoding="UTF-8"', encoding=encoding), filename, 1)
+    # Decoded as UTF-8 whatever the declaration names: the bytes were checked above, and ASCII is a subset of it.
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                              huge_tree=False, encoding="utf-8")
     try:
@@ -224,6 +242,12 @@ def _lint_process(process: etree._Element, *, handlers: Mapping[str, Any], forms
     _check_scripts(process, problems)
     for condition in process.iterfind(".//bpmn:sequenceFlow/bpmn:conditionExpression", NSMAP):
         text = (condition.text or "").strip()
+        foreign = _foreign_expression(text)
+        if foreign:
+            problems.append(_at(condition.getparent(), _(
+                "condition %(text)s is a Camunda expression; conditions are Python expressions over the process "
+                "data: write %(python)s", text=text, python=foreign), line=condition.sourceline))
+            continue
         # An empty condition is SpiffWorkflow's to judge: it is only an error on a non-default gateway flow.
         error = _syntax_error(text, "eval") if text else None
         if error:
@@ -401,6 +425,10 @@ def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> Non
     if not text:
         problems.append(_at(event, f"{kind} is empty; expected {example}", line=expression.sourceline))
         return
+    foreign = _foreign_timer(text)
+    if foreign:
+        problems.append(_at(event, foreign, line=expression.sourceline))
+        return
     error = _syntax_error(text, "eval")
     if error:
         problems.append(_at(event, f"{kind} has a syntax error: {error.msg}", line=expression.sourceline))
@@ -413,6 +441,55 @@ def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> Non
         return
     if not isinstance(value, str) or not _timer_value_valid(kind, value):
         problems.append(_at(event, f"{kind} {text} is not valid; expected {example}", line=expression.sourceline))
+
+
+def _foreign_expression(text: str) -> str | None:
+    """Return the Python equivalent of a Camunda (JUEL) expression such as ${amount > 100}, or None."""
+    match = _JUEL.fullmatch(text)
+    if match is None:
+        return None
+    python = match.group(1).strip()
+    for juel, replacement in _JUEL_OPERATORS:
+        python = juel.sub(replacement, python)
+    return python
+
+
+def _foreign_timer(text: str) -> str | None:
+    """Explain how to write a Camunda expression or a cron timer as the Python/ISO 8601 timer it means."""
+    python = _foreign_expression(text)
+    if python is not None:
+        return _("timer %(text)s is a Camunda expression; timers are Python expressions: a string literal such as "
+                 '"P5D" or a data field, here %(python)s', text=text, python=python)
+    try:
+        value = ast.literal_eval(text)
+    except (*_NOT_A_LITERAL, SyntaxError, MemoryError):
+        value = text  # a bare cron is no Python; an expression over data never reaches here as one
+    cron = _CRON.fullmatch(value.strip()) if isinstance(value, str) else None
+    if cron is None or not ("*" in value or "?" in value or cron.group("minute").isdigit()):
+        return None
+    return _("timer %(text)s is a cron expression; timers are Python expressions giving ISO 8601, e.g. %(example)s",
+             text=text, example=_cron_example(cron))
+
+
+def _cron_example(cron: re.Match) -> str:
+    """Turn a daily or weekly cron into the equivalent repeating ISO 8601 interval, else a daily example."""
+    second, minute, hour = (cron.group("second") or "0"), cron.group("minute"), cron.group("hour")
+    if not all(part.isdigit() for part in (second, minute, hour)):
+        second, minute, hour = "0", "0", "9"
+    weekday = cron.group("weekday").upper()
+    every = "P1D"
+    day = "2026-01-01"
+    if weekday not in ("*", "?") and cron.group("day") in ("*", "?"):
+        if weekday in _CRON_WEEKDAYS:
+            iso_weekday = _CRON_WEEKDAYS[weekday]
+        elif weekday.isdigit() and int(weekday) <= 7:
+            # Quartz (with a seconds field) counts 1 = Sunday, Unix cron 0 or 7 = Sunday, 1 = Monday.
+            iso_weekday = (int(weekday) + 5) % 7 + 1 if cron.group("second") else int(weekday) or 7
+        else:
+            iso_weekday = 0
+        if iso_weekday:
+            every, day = "P1W", f"2026-01-{4 + iso_weekday:02d}"  # 2026-01-05 is a Monday
+    return f'"R/{day}T{int(hour):02d}:{int(minute):02d}:{int(second):02d}/{every}"'
 
 
 def _timer_value_valid(kind: str, value: str) -> bool:

@@ -158,6 +158,10 @@ BAD_INPUTS = [
                  id="not-utf8"),
     pytest.param(make_bpmn().replace(b'encoding="UTF-8"', b'encoding="ISO-8859-1"'), None, "only UTF-8", 1,
                  id="declared-latin1"),
+    pytest.param(make_bpmn().replace(b'encoding="UTF-8"', b'encoding="windows-1252"'), None,
+                 "iconv -f windows-1252 -t UTF-8", 1, id="declared-cp1252-says-how-to-convert"),
+    pytest.param(make_bpmn().replace(b'name="CAPA"', 'name="CAPA é"'.encode("latin-1")), None,
+                 "iconv -f ISO-8859-1 -t UTF-8", 5, id="latin1-bytes-say-how-to-convert"),
     pytest.param(b'<?xml version="1.0"?>\n<definitions />', None, "root element must be bpmn:definitions", 2,
                  id="not-bpmn"),
     pytest.param(make_bpmn(executable="false"), "defs", "exactly one executable process", None,
@@ -193,6 +197,19 @@ BAD_INPUTS = [
     pytest.param(make_bpmn(script=" "), "calc", "script task calc has no script", None, id="empty-script"),
     pytest.param(make_bpmn(condition="approved =="), "flow_approved", "condition has a syntax error", None,
                  id="condition-syntax"),
+    pytest.param(make_bpmn(condition="${approved == true && score > 100}"), "flow_approved",
+                 "conditions are Python expressions over the process data: write approved == true and score > 100",
+                 None, id="camunda-condition"),
+    pytest.param(make_bpmn(condition="#{!approved}"), "flow_approved", "write not approved", None,
+                 id="camunda-hash-condition"),
+    pytest.param(make_bpmn(timer="${escalation_after}"), "escalate_timer",
+                 "timers are Python expressions: a string literal such as \"P5D\" or a data field, here "
+                 "escalation_after", None, id="camunda-timer"),
+    pytest.param(make_bpmn(timer_kind="timeCycle", timer="0 0 9 * * ?"), "escalate_timer",
+                 'cron expression; timers are Python expressions giving ISO 8601, e.g. "R/2026-01-01T09:00:00/P1D"',
+                 None, id="cron-timer"),
+    pytest.param(make_bpmn(timer_kind="timeCycle", timer='"0 30 8 ? * MON"'), "escalate_timer",
+                 '"R/2026-01-05T08:30:00/P1W"', None, id="quoted-weekly-cron-timer"),
     pytest.param(make_bpmn(condition=None), "flow_approved", "without condition", None,
                  id="spiffworkflow-validation-exception"),
     pytest.param(make_bpmn(timer='"five minutes"'), "escalate_timer", 'timeDuration "five minutes" is not valid',
@@ -269,6 +286,12 @@ def test_valid_diagram_returns_parsed_diagram() -> None:
     assert {"review", "notify", "calc", "escalate_timer"} <= set(parsed.spec.task_specs)
     assert "investigate" in parsed.subprocess_specs
     assert extension_properties(parsed.spec.task_specs["review"])["dueIn"] == "P3D"
+
+
+@pytest.mark.parametrize("encoding", ["ASCII", "us-ascii", "utf8"])
+def test_ascii_and_utf8_declarations_are_accepted(encoding: str) -> None:
+    data = make_bpmn().replace(b'encoding="UTF-8"', f'encoding="{encoding}"'.encode())
+    assert parse(data).process_id == "capa"
 
 
 @pytest.mark.parametrize(("kind", "expression"), [
