@@ -13,7 +13,12 @@ from sqlalchemy import text
 
 from app import create_app
 from app.extensions import db
-from app.models.audit import DROP_APPEND_ONLY_SQL, install_append_only
+from app.models.audit import (
+    DROP_APPEND_ONLY_SQL,
+    DROP_EVIDENCE_GUARDS_SQL,
+    install_append_only,
+    install_evidence_guards,
+)
 from app.services import demo, users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +34,13 @@ def _reset_database() -> None:
         # Emptying the tables is about twice as fast as dropping and creating the schema for every test.
         tables = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
         with db.engine.begin() as connection:
-            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            # A test may have dropped the append-only triggers (to tamper with the trail): put them back.
-            for statement in DROP_APPEND_ONLY_SQL["postgresql"]:
+            # The guards refuse TRUNCATE of the evidence, and a test may have dropped them (to tamper with
+            # the trail): drop them all, empty the tables, put them back.
+            for statement in [*DROP_APPEND_ONLY_SQL["postgresql"], *DROP_EVIDENCE_GUARDS_SQL["postgresql"]]:
                 connection.exec_driver_sql(statement)
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             install_append_only(connection)
+            install_evidence_guards(connection)
         return
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as connection:
@@ -42,6 +49,7 @@ def _reset_database() -> None:
     db.create_all()
     with db.engine.begin() as connection:
         install_append_only(connection)
+        install_evidence_guards(connection)
     _postgres_schema_created = db.engine.dialect.name == "postgresql"
 
 

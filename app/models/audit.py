@@ -58,6 +58,57 @@ DROP_APPEND_ONLY_SQL = {
 }
 
 
+# The evidence around the trail, guarded the same way (migration 0011): TRUNCATE of the trail is refused
+# (PostgreSQL row triggers do not see it; SQLite has no TRUNCATE and runs its row triggers for a bare DELETE),
+# signatures and documents are never changed by the app, and the head row only moves forward along the chain.
+EVIDENCE_TABLES = ("signatures", "documents")
+_HEAD_MOVES_FORWARD = (
+    "NEW.id = OLD.id AND ((NEW.last_id = OLD.last_id AND NEW.last_hash = OLD.last_hash) OR "
+    "(NEW.last_id > OLD.last_id AND EXISTS (SELECT 1 FROM audit_events e "
+    "WHERE e.id = NEW.last_id AND e.hash = NEW.last_hash)))")
+EVIDENCE_GUARDS_SQL = {
+    "sqlite": [
+        *(f"CREATE TRIGGER {table}_no_{verb.lower()} BEFORE {verb} ON {table} "
+          f"BEGIN SELECT RAISE(ABORT, '{table} is append-only evidence'); END"
+          for table in EVIDENCE_TABLES for verb in ("UPDATE", "DELETE")),
+        "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head "
+        "BEGIN SELECT RAISE(ABORT, 'the audit head cannot be removed'); END",
+        f"CREATE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head WHEN NOT ({_HEAD_MOVES_FORWARD}) "
+        "BEGIN SELECT RAISE(ABORT, 'the audit head only moves forward along the chain'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION evidence_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only evidence'; END; $$ LANGUAGE plpgsql",
+        "CREATE OR REPLACE FUNCTION audit_head_forward_only() RETURNS trigger AS $$ "
+        f"BEGIN IF {_HEAD_MOVES_FORWARD} THEN RETURN NEW; END IF; "
+        "RAISE EXCEPTION 'the audit head only moves forward along the chain'; END; $$ LANGUAGE plpgsql",
+        *(f"CREATE TRIGGER {table}_no_update BEFORE UPDATE OR DELETE ON {table} "
+          "FOR EACH ROW EXECUTE FUNCTION evidence_append_only()" for table in EVIDENCE_TABLES),
+        *(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+          "FOR EACH STATEMENT EXECUTE FUNCTION evidence_append_only()"
+          for table in ("audit_events", "audit_head", *EVIDENCE_TABLES)),
+        "CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head "
+        "FOR EACH ROW EXECUTE FUNCTION evidence_append_only()",
+        "CREATE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head "
+        "FOR EACH ROW EXECUTE FUNCTION audit_head_forward_only()",
+    ],
+}
+DROP_EVIDENCE_GUARDS_SQL = {
+    "sqlite": [*(f"DROP TRIGGER IF EXISTS {table}_no_{verb}" for table in EVIDENCE_TABLES
+                 for verb in ("update", "delete")),
+               "DROP TRIGGER IF EXISTS audit_head_no_delete", "DROP TRIGGER IF EXISTS audit_head_forward_only"],
+    "postgresql": ["DROP FUNCTION IF EXISTS evidence_append_only() CASCADE",
+                   "DROP FUNCTION IF EXISTS audit_head_forward_only() CASCADE"],
+}
+
+
+def install_evidence_guards(connection) -> None:
+    """Create the triggers that refuse TRUNCATE of the trail, changes to signatures and documents, and a
+    head that moves back or off the chain."""
+    for statement in EVIDENCE_GUARDS_SQL[connection.dialect.name]:
+        connection.exec_driver_sql(statement)
+
+
 def install_append_only(connection) -> None:
     """Create the triggers that make audit_events append-only, and the chain's head row."""
     for statement in APPEND_ONLY_SQL[connection.dialect.name]:
