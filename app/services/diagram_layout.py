@@ -12,8 +12,8 @@ import heapq
 import itertools
 import math
 import re
-from bisect import bisect_left
-from collections import defaultdict
+from bisect import bisect_left, bisect_right
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -559,9 +559,9 @@ def _longest_path_ranks(node_ids: list[str], forward: dict[str, list[str]]) -> d
         for t in targets:
             indegree[t] += 1
     rank = dict.fromkeys(node_ids, 0)
-    ready = [n for n in node_ids if indegree[n] == 0]
+    ready = deque(n for n in node_ids if indegree[n] == 0)
     while ready:
-        node = ready.pop(0)
+        node = ready.popleft()
         for t in forward[node]:
             rank[t] = max(rank[t], rank[node] + 1)
             indegree[t] -= 1
@@ -595,85 +595,126 @@ def _ports(box: Box) -> dict[str, Point]:
 
 
 class _Router:
-    """Orthogonal routes on a sparse grid (column gaps, row corridors, the ends' ports) around the shapes."""
+    """Orthogonal routes around the shapes, each on a small grid of its own: the column gaps and row corridors
+    next to its two ends, their ports and the lines around everything. The grid does not grow with the
+    diagram, and the shapes and earlier routes are looked up per line, so routing stays near-linear."""
 
     def __init__(self, boxes: dict[str, Box], boundaries: list[float], channels: list[float]) -> None:
         self.boxes = boxes
-        self.boundaries = boundaries
-        self.channels = channels
+        self.boundaries = sorted(boundaries)
+        self.channels = sorted(channels)
         # Lines around everything, so that a route always exists.
         self.outside_x = [min(b.x for b in boxes.values()) - 40, max(b.right for b in boxes.values()) + 40]
         self.outside_y = [min(b.y for b in boxes.values()) - 40, max(b.bottom for b in boxes.values()) + 40]
-        self.used_h: dict[float, list[tuple[float, float]]] = defaultdict(list)
-        self.used_v: dict[float, list[tuple[float, float]]] = defaultdict(list)
+        self.shapes = _LineIndex(boxes)
+        self.used_h: dict[float, _Coverage] = defaultdict(_Coverage)
+        self.used_v: dict[float, _Coverage] = defaultdict(_Coverage)
 
     def route(self, source_id: str, target_id: str, *, prefer_down: bool = False) -> list[Point]:
         source, target = self.boxes[source_id], self.boxes[target_id]
-        obstacles = [b.grown(OBSTACLE_MARGIN) for k, b in self.boxes.items() if k not in (source_id, target_id)]
-        obstacles += [source, target]
         out_ports, in_ports = _ports(source), _ports(target)
-        xs = sorted({*self.boundaries, *self.outside_x, source.x, source.cx, source.right,
-                     target.x, target.cx, target.right})
-        ys = sorted({*self.channels, *self.outside_y, source.y, source.cy, source.bottom,
-                     target.y, target.cy, target.bottom})
+        xs = sorted({*_near(self.boundaries, source.x, source.right), *_near(self.boundaries, target.x, target.right),
+                     *self.outside_x, source.x, source.cx, source.right, target.x, target.cx, target.right})
+        ys = sorted({*_near(self.channels, source.y, source.bottom), *_near(self.channels, target.y, target.bottom),
+                     *self.outside_y, source.y, source.cy, source.bottom, target.y, target.cy, target.bottom})
+        column, row = {x: i for i, x in enumerate(xs)}, {y: j for j, y in enumerate(ys)}
         start_cost = {"E": 0, "S": 0 if prefer_down else PORT_COST, "N": PORT_COST, "W": 3 * PORT_COST}
         end_cost = {"E": 0, "S": PORT_COST, "N": PORT_COST, "W": 3 * PORT_COST}  # by direction of arrival
-        goals = {(xs.index(p[0]), ys.index(p[1]), _OPPOSITE[side]): end_cost[_OPPOSITE[side]]
+        goals = {(column[p[0]], row[p[1]], _OPPOSITE[side]): end_cost[_OPPOSITE[side]]
                  for side, p in in_ports.items()}
-        path = _a_star(xs, ys, obstacles, self, [((xs.index(p[0]), ys.index(p[1]), side), start_cost[side])
-                                                 for side, p in out_ports.items()], goals,
-                       (target.cx, target.cy))
+        starts = [((column[p[0]], row[p[1]], side), start_cost[side]) for side, p in out_ports.items()]
+        path = _a_star(xs, ys, self, (source_id, target_id), starts, goals, (target.cx, target.cy))
         if path is None:  # boxed in on every side: a plain elbow rather than no edge
             middle = (source.right + target.x) / 2
             path = [(source.right, source.cy), (middle, source.cy), (middle, target.cy), (target.x, target.cy)]
         path = _simplify(path)
         for (x0, y0), (x1, y1) in itertools.pairwise(path):
             if y0 == y1:
-                self.used_h[y0].append((min(x0, x1), max(x0, x1)))
+                self.used_h[y0].add(min(x0, x1), max(x0, x1))
             else:
-                self.used_v[x0].append((min(y0, y1), max(y0, y1)))
+                self.used_v[x0].add(min(y0, y1), max(y0, y1))
         return path
 
     def reused(self, horizontal: bool, line: float, a: float, b: float) -> bool:
-        used = (self.used_h if horizontal else self.used_v).get(line, ())
+        used = (self.used_h if horizontal else self.used_v).get(line)
+        return used is not None and used.overlaps(min(a, b), max(a, b))
+
+    def blocked(self, horizontal: bool, line: float, a: float, b: float, ends: tuple[str, str]) -> bool:
+        """Whether the segment runs through a shape: the route's own ends as drawn, any other with a margin."""
         low, high = min(a, b), max(a, b)
-        return any(max(low, u0) < min(high, u1) for u0, u1 in used)
+        for shape_id in self.shapes.crossing(horizontal, line, low, high):
+            if shape_id not in ends:
+                return True
+            box = self.boxes[shape_id]
+            inside = (box.y < line < box.bottom) if horizontal else (box.x < line < box.right)
+            if inside and max(low, box.x if horizontal else box.y) < min(high, box.right if horizontal else box.bottom):
+                return True
+        return False
 
 
-def _blocked_intervals(obstacles: list[Box], horizontal: bool, line: float) -> list[tuple[float, float]]:
-    """The stretches of a grid line that run through a shape's inside, merged and sorted."""
-    spans = sorted((b.x, b.right) if horizontal else (b.y, b.bottom) for b in obstacles
-                   if (b.y < line < b.bottom if horizontal else b.x < line < b.right))
-    merged: list[tuple[float, float]] = []
-    for low, high in spans:
-        if merged and low <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-        else:
-            merged.append((low, high))
-    return merged
+def _near(lines: list[float], low: float, high: float, reach: int = 2) -> list[float]:
+    """The `reach` lines on either side of the span low..high, and those inside it."""
+    return lines[max(bisect_left(lines, low) - reach, 0):bisect_right(lines, high) + reach]
 
 
-def _crosses(intervals: list[tuple[float, float]], a: float, b: float) -> bool:
-    low, high = min(a, b), max(a, b)
-    i = bisect_left(intervals, (low, low))
-    for j in (i - 1, i):
-        if 0 <= j < len(intervals) and max(low, intervals[j][0]) < min(high, intervals[j][1]):
-            return True
-    return False
+class _LineIndex:
+    """Which shapes (grown by the margin routes keep) a horizontal or vertical line runs through, built per line
+    on first use from buckets of one column's width or one slot's height."""
+
+    def __init__(self, boxes: dict[str, Box]) -> None:
+        self.grown = {k: b.grown(OBSTACLE_MARGIN) for k, b in boxes.items()}
+        self.buckets: tuple[dict[int, list[str]], dict[int, list[str]]] = (defaultdict(list), defaultdict(list))
+        for shape_id, box in self.grown.items():
+            for k in range(math.floor(box.y / SLOT), math.floor(box.bottom / SLOT) + 1):
+                self.buckets[0][k].append(shape_id)  # horizontal lines meet it in these bands
+            for k in range(math.floor(box.x / COLUMN), math.floor(box.right / COLUMN) + 1):
+                self.buckets[1][k].append(shape_id)
+        self.lines: dict[tuple[bool, float], tuple[list[float], list[tuple[float, float, str]], float]] = {}
+
+    def crossing(self, horizontal: bool, line: float, low: float, high: float) -> Iterable[str]:
+        """Yield the shapes whose inside the open segment low..high of the line runs through."""
+        key = (horizontal, line)
+        if key not in self.lines:
+            self.lines[key] = self._spans(horizontal, line)
+        starts, spans, widest = self.lines[key]
+        j = bisect_left(starts, high) - 1
+        while j >= 0 and spans[j][0] > low - widest:
+            start, end, shape_id = spans[j]
+            if max(low, start) < min(high, end):
+                yield shape_id
+            j -= 1
+
+    def _spans(self, horizontal: bool, line: float) -> tuple[list[float], list[tuple[float, float, str]], float]:
+        bucket = self.buckets[0 if horizontal else 1].get(math.floor(line / (SLOT if horizontal else COLUMN)), ())
+        spans = sorted((b.x, b.right, k) if horizontal else (b.y, b.bottom, k)
+                       for k, b in ((k, self.grown[k]) for k in bucket)
+                       if (b.y < line < b.bottom if horizontal else b.x < line < b.right))
+        return [s[0] for s in spans], spans, max((s[1] - s[0] for s in spans), default=0.0)
 
 
-def _a_star(xs: list[float], ys: list[float], obstacles: list[Box], router: _Router,
+class _Coverage:
+    """The stretches of one line that routes already run along, merged, for the cost of sharing them."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def overlaps(self, low: float, high: float) -> bool:
+        j = bisect_left(self.starts, high) - 1
+        return j >= 0 and self.ends[j] > low
+
+    def add(self, low: float, high: float) -> None:
+        first = bisect_left(self.ends, low)  # the first stretch that ends at or after low
+        last = bisect_right(self.starts, high)  # past the last stretch that starts at or before high
+        if first < last:
+            low, high = min(low, self.starts[first]), max(high, self.ends[last - 1])
+        self.starts[first:last] = [low]
+        self.ends[first:last] = [high]
+
+
+def _a_star(xs: list[float], ys: list[float], router: _Router, ends: tuple[str, str],
             starts: list[tuple[tuple[int, int, str], int]], goals: dict[tuple[int, int, str], int],
             aim: Point) -> list[Point] | None:
-    rows: dict[float, list] = {}
-    cols: dict[float, list] = {}
-
-    def blocked(horizontal: bool, line: float, a: float, b: float) -> bool:
-        cache = rows if horizontal else cols
-        if line not in cache:
-            cache[line] = _blocked_intervals(obstacles, horizontal, line)
-        return _crosses(cache[line], a, b)
-
     def estimate(i: int, j: int) -> float:
         return abs(xs[i] - aim[0]) + abs(ys[j] - aim[1])
 
@@ -706,7 +747,7 @@ def _a_star(xs: list[float], ys: list[float], obstacles: list[Box], router: _Rou
             horizontal = dy == 0
             line = ys[j] if horizontal else xs[i]
             a, b = (xs[i], xs[ni]) if horizontal else (ys[j], ys[nj])
-            if blocked(horizontal, line, a, b):
+            if router.blocked(horizontal, line, a, b, ends):
                 continue
             step = abs(b - a) + (0 if direction == heading else BEND_COST)
             if router.reused(horizontal, line, a, b):
