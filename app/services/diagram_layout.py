@@ -256,21 +256,17 @@ class _Layout:
         """Return the lane tree, one row per leaf lane (plus one for nodes in no lane) and each node's row."""
         rows: list[str | None] = []
         row_of: dict[str, int] = {}
-
-        def build(lane_set: etree._Element | None, depth: int) -> list[_LaneNode]:
-            nodes = []
-            for lane in ([] if lane_set is None else lane_set.findall(_bpmn("lane"))):
-                node = _LaneNode(lane, depth, build(lane.find(_bpmn("childLaneSet")), depth + 1))
-                node.first_row = len(rows) if not node.children else node.children[0].first_row
-                if not node.children:
-                    rows.append(lane.get("id"))
-                node.last_row = len(rows) - 1
-                for ref in lane.findall(_bpmn("flowNodeRef")):
-                    row_of.setdefault((ref.text or "").strip(), node.first_row if node.children else node.last_row)
-                nodes.append(node)
-            return nodes
-
-        tree = build(process.find(_bpmn("laneSet")), 0)
+        tree = _lane_tree(process.find(_bpmn("laneSet")))
+        order = list(_walk(tree))
+        for node in order:  # a row per leaf lane, top to bottom in document order
+            if not node.children:
+                node.first_row = node.last_row = len(rows)
+                rows.append(node.element.get("id"))
+        for node in reversed(order):  # inner lanes before the lanes around them
+            if node.children:
+                node.first_row, node.last_row = node.children[0].first_row, node.children[-1].last_row
+            for ref in node.element.findall(_bpmn("flowNodeRef")):
+                row_of.setdefault((ref.text or "").strip(), node.first_row if node.children else node.last_row)
         # A node listed both in a parent lane and in one of its children belongs to the child (the deepest row).
         for node in _walk(tree):
             if not node.children:
@@ -362,10 +358,26 @@ class _Layout:
                 _bounds(etree.SubElement(edge, f"{{{BPMNDI_NS}}}BPMNLabel"), _edge_label(name, points, below))
 
 
+def _lane_tree(lane_set: etree._Element | None) -> list[_LaneNode]:
+    """Read a laneSet and its nested childLaneSets into a tree (a loop, not recursion: nesting has no limit)."""
+    tree: list[_LaneNode] = []
+    pending = [(lane_set, 0, tree)]
+    while pending:
+        found, depth, siblings = pending.pop()
+        for lane in ([] if found is None else found.findall(_bpmn("lane"))):
+            node = _LaneNode(lane, depth, [])
+            siblings.append(node)
+            pending.append((lane.find(_bpmn("childLaneSet")), depth + 1, node.children))
+    return tree
+
+
 def _walk(lanes: list[_LaneNode]) -> Iterable[_LaneNode]:
-    for lane in lanes:
+    """Yield every lane of the tree, each before its children (depth first, in document order)."""
+    stack = lanes[::-1]
+    while stack:
+        lane = stack.pop()
         yield lane
-        yield from _walk(lane.children)
+        stack.extend(lane.children[::-1])
 
 
 def _lane_depth(lanes: list[_LaneNode]) -> int:
