@@ -30,8 +30,10 @@ def _sqlite_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def select_locale() -> str:
+def select_locale() -> str | None:
     """Pick the UI language: ?lang=, then the session, then the user's setting, then the browser."""
+    if not has_request_context():
+        return None  # the command line and the scheduler: the default (en) unless they force one
     chosen = request.args.get("lang")
     if chosen in ("en", "zh_CN", "zh-CN"):
         session["lang"] = chosen.replace("-", "_")
