@@ -29,6 +29,8 @@ class Config:
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     IMPORT_MAX_BYTES = int(os.environ.get("QUALIFLOW_IMPORT_MAX_BYTES", 200 * 1024 * 1024))  # lot data files
     BPMN_MAX_BYTES = int(os.environ.get("QUALIFLOW_BPMN_MAX_BYTES", 2_000_000))
+    # Diagrams without DI above this many elements (flow nodes, flows, lanes, pools) are refused, not laid out.
+    DIAGRAM_LAYOUT_MAX_ELEMENTS = int(os.environ.get("QUALIFLOW_DIAGRAM_LAYOUT_MAX_ELEMENTS", 5_000))
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("QUALIFLOW_SESSION_MINUTES", 30)))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

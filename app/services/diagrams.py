@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 
+from flask import current_app
 from sqlalchemy import select
 
 from app import engine
@@ -21,15 +22,25 @@ SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 
 @dataclass(frozen=True)
 class DiagramFacts:
-    """What the pages need from one BPMN text: the XML with DI, element names and enclosing subprocesses."""
+    """What the pages need from one BPMN text besides its drawing: element names and enclosing subprocesses."""
 
-    xml: bytes
     names: dict[str, tuple[str, str | None]]  # element id -> (name, Chinese name)
     parents: dict[str, tuple[str, ...]]  # element id -> the subprocesses it sits in, innermost first
     sole_source: dict[str, str]  # element id -> the source of its only incoming sequence flow
 
 
-@lru_cache(maxsize=32)  # versions are immutable: one layout per version and process
+def laid_out(bpmn_xml: str) -> bytes:
+    """Return BPMN XML with diagram interchange: its own, or laid out here (refused above the configured size
+    with DiagramTooLarge). The layout is cached by the text, so a version or an unchanged draft is laid out once."""
+    return _laid_out(bpmn_xml, current_app.config["DIAGRAM_LAYOUT_MAX_ELEMENTS"])
+
+
+@lru_cache(maxsize=32)
+def _laid_out(bpmn_xml: str, max_elements: int) -> bytes:
+    return diagram_layout.add_layout(bpmn_xml.encode("utf-8"), max_elements)
+
+
+@lru_cache(maxsize=32)  # versions are immutable: one reading per version and process
 def _facts(bpmn_xml: str) -> DiagramFacts:
     data = bpmn_xml.encode("utf-8")
     root = diagram_layout.parse(data)
@@ -48,7 +59,7 @@ def _facts(bpmn_xml: str) -> DiagramFacts:
     for flow in root.iter(f"{{{diagram_layout.BPMN_NS}}}sequenceFlow"):
         sources[flow.get("targetRef")].append(flow.get("sourceRef"))
     sole_source = {target: found[0] for target, found in sources.items() if len(found) == 1}
-    return DiagramFacts(diagram_layout.add_layout(data), names, parents, sole_source)
+    return DiagramFacts(names, parents, sole_source)
 
 
 def facts(version: ProcessVersion) -> DiagramFacts:
@@ -57,7 +68,7 @@ def facts(version: ProcessVersion) -> DiagramFacts:
 
 def version_diagram(key: str, version: int) -> bytes:
     """Return a version's BPMN XML with diagram interchange, laid out when the file has none."""
-    return facts(processes.get_version(key, version)).xml
+    return laid_out(processes.get_version(key, version).bpmn_xml)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from app.models import ProcessDraft, ProcessInstance, ProcessVersion, StudioForm
 from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
-from app.services import audit, diagram_layout, diagrams, instances, processes
+from app.services import audit, diagrams, instances, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
 from handlers import REGISTRY
@@ -139,7 +139,7 @@ def get_draft(actor: User, draft_id: int) -> ProcessDraft:
 
 def draft_xml(actor: User, draft_id: int) -> bytes:
     """Return a draft's BPMN, laid out when it has no diagram interchange (a file written by hand)."""
-    return diagram_layout.add_layout(get_draft(actor, draft_id).bpmn_xml.encode("utf-8"))
+    return diagrams.laid_out(get_draft(actor, draft_id).bpmn_xml)
 
 
 def create_draft(actor: User, data: bytes, base_version_id: int | None = None, *,

@@ -6,9 +6,11 @@ from lxml import etree
 
 from app.extensions import db
 from app.models import Incident
-from app.services import instances, tasks
+from app.services import diagram_layout, diagrams, instances, tasks
+from app.services.diagram_layout import add_layout
 from tests.conftest import T0, login
 from tests.integration.capa_steps import STEPS, ready_task
+from tests.unit.services import large_diagrams
 
 BPMNDI = "{http://www.omg.org/spec/BPMN/20100524/DI}"
 JSON = {"Accept": "application/json"}
@@ -114,3 +116,52 @@ def test_instance_page_embeds_the_diagram_with_its_legend(client, seeded, user):
     assert f'data-states-url="/instances/{instance.id}/diagram.json"' in page
     assert "vendor/bpmn-js/bpmn-navigated-viewer.production.min.js" in page
     assert "waiting: timer, message or parallel branch" in page
+
+
+# --- diagrams of any size (issue 17) ----------------------------------------------------------------------------
+
+def new_draft(client, xml: bytes) -> int:
+    response = client.post("/studio/api/drafts", data=xml, content_type="application/xml")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_a_draft_of_600_steps_is_laid_out_once_and_then_served_from_the_cache(client, seeded, monkeypatch):
+    layouts = []
+    monkeypatch.setattr(diagram_layout, "add_layout", lambda *args: layouts.append(1) or add_layout(*args))
+    diagrams._laid_out.cache_clear()
+    login(client, "owner")
+    draft = new_draft(client, large_diagrams.chain(600))
+    first, again = (client.get(f"/studio/api/drafts/{draft}.bpmn") for _ in range(2))
+    assert first.status_code == again.status_code == 200 and first.data == again.data
+    shown = {shape.get("bpmnElement") for shape in etree.fromstring(first.data).iter(f"{BPMNDI}BPMNShape")}
+    assert {f"t{i}" for i in range(600)} <= shown
+    assert len(layouts) == 1
+
+
+@pytest.mark.parametrize("lang, refusal", [
+    ("en", "This diagram has 33 elements and no layout of its own (BPMN DI); Qualiflow lays out diagrams of up to 30"),
+    ("zh_CN", "该流程图有 33 个元素"),
+])
+def test_a_version_above_the_layout_limit_is_refused_with_a_message(app, client, seeded, lang, refusal):
+    app.config["DIAGRAM_LAYOUT_MAX_ELEMENTS"] = 30  # lot_release has 33 (pool, lanes, flow nodes and flows)
+    login(client, "owner")
+    response = client.get(f"/processes/lot_release/1/diagram.bpmn?lang={lang}", headers=JSON)
+    assert response.status_code == 422
+    assert response.get_json()["error"] == "DiagramTooLarge" and refusal in response.get_json()["message"]
+    page = client.get("/processes/lot_release/1/diagram.bpmn")  # a browser gets the error page, never a 500
+    assert page.status_code == 422 and refusal in page.get_data(as_text=True)
+    # The version page, its heat map and the studio around the drawing still answer.
+    assert client.get("/processes/lot_release/1").status_code == 200
+    assert client.get("/processes/lot_release/1/heat-map.json", headers=JSON).status_code == 200
+    studio = client.get("/studio/api/versions/lot_release/1.bpmn")
+    assert studio.status_code == 422 and refusal in studio.get_json()["message"]
+
+
+def test_a_draft_above_the_layout_limit_is_refused_in_the_studio(app, client, seeded):
+    app.config["DIAGRAM_LAYOUT_MAX_ELEMENTS"] = 100
+    login(client, "owner")
+    draft = new_draft(client, large_diagrams.chain(100))
+    response = client.get(f"/studio/api/drafts/{draft}.bpmn")
+    assert response.status_code == 422
+    assert response.get_json()["message"].startswith("This diagram has 203 elements")

@@ -9,10 +9,17 @@
   function load(url, json) {
     return fetch(url, {
       credentials: 'same-origin',
-      headers: { Accept: json ? 'application/json' : 'application/xml' }
+      // A refusal answers in JSON either way, with a message for the reader (a diagram too large to lay out).
+      headers: { Accept: json ? 'application/json' : 'application/xml;q=0.9, application/json' }
     }).then(function (response) {
       if (!response.ok) {
-        throw new Error(url + ' answered ' + response.status);
+        var type = response.headers.get('Content-Type') || '';
+        var body = type.indexOf('json') >= 0 ? response.json().catch(function () { return null; }) : Promise.resolve(null);
+        return body.then(function (found) {
+          var error = new Error(url + ' answered ' + response.status);
+          error.readerMessage = found && found.message;
+          throw error;
+        });
       }
       return json ? response.json() : response.text();
     });
@@ -64,7 +71,9 @@
 
   function failed(figure, error) {
     figure.querySelector('[data-diagram-canvas]').hidden = true;
-    figure.querySelector('[data-diagram-error]').hidden = false;
+    var message = figure.querySelector('[data-diagram-error]');
+    if (error && error.readerMessage) { message.textContent = error.readerMessage + ' ' + message.textContent; }
+    message.hidden = false;
     figure.querySelectorAll('[data-zoom]').forEach(function (button) { button.disabled = true; });
     figure.setAttribute('data-diagram-state', 'failed');
     if (window.console) { window.console.error(error); }

@@ -8,7 +8,9 @@ import pytest
 from lxml import etree
 
 from app.exceptions import InvalidBpmn
-from app.services.diagram_layout import BPMN_NS, BPMNDI_NS, DC_NS, DI_NS, add_layout
+from app.services import diagram_layout
+from app.services.diagram_layout import BPMN_NS, BPMNDI_NS, DC_NS, DI_NS, DiagramTooLarge, add_layout
+from tests.unit.services import large_diagrams
 
 ROOT = Path(__file__).resolve().parents[3]
 DIAGRAMS = sorted((ROOT / "processes").glob("*.bpmn"))
@@ -176,3 +178,81 @@ def test_unsafe_or_broken_input_is_refused_with_a_clear_error(data, message):
     with pytest.raises(InvalidBpmn) as refused:
         add_layout(data)
     assert message in refused.value.message
+
+
+# --- diagrams of any size (issue 17) ---------------------------------------------------------------------------
+
+def assert_drawn_whole(drawing: Drawing) -> None:
+    """Every flow node has bounds, no two overlap (but a boundary event on its host), every flow is orthogonal
+    and runs from its source's outline to its target's."""
+    hosts = {el.get("id"): el.get("attachedToRef") for el in drawing.root.iter(bpmn("boundaryEvent"))}
+    for container in [*drawing.root.iter(bpmn("process")), *drawing.root.iter(bpmn("subProcess"))]:
+        nodes = [n.get("id") for n in flow_nodes(container)]
+        shapes, edges = drawing.plane_of(nodes[0])
+        assert all(n in shapes and shapes[n][2] > 0 and shapes[n][3] > 0 for n in nodes)
+        # Sweep from left to right: only shapes whose x-ranges meet can overlap.
+        boxes = sorted((shapes[n], n) for n in nodes)
+        for i, (box, node_id) in enumerate(boxes):
+            for other, other_id in itertools.takewhile(lambda b, box=box: b[0][0] < box[0] + box[2], boxes[i + 1:]):
+                if hosts.get(node_id) != other_id and hosts.get(other_id) != node_id:
+                    assert not overlap(box, other), f"{node_id} overlaps {other_id}"
+        for flow in container.findall(bpmn("sequenceFlow")):
+            points = edges[flow.get("id")]
+            assert on_outline(points[0], shapes[flow.get("sourceRef")])
+            assert on_outline(points[-1], shapes[flow.get("targetRef")])
+            assert all(x0 == x1 or y0 == y1 for (x0, y0), (x1, y1) in itertools.pairwise(points))
+
+
+def test_a_chain_of_600_steps_is_laid_out_left_to_right():
+    drawing = Drawing(large_diagrams.chain(600))  # a recursive walk would hit Python's recursion limit
+    assert_drawn_whole(drawing)
+    shapes, _ = drawing.plane_of("t0")
+    assert [shapes[f"t{i}"][0] for i in range(600)] == sorted({shapes[f"t{i}"][0] for i in range(600)})
+
+
+def test_a_300_way_fan_out_is_laid_out():
+    drawing = Drawing(large_diagrams.fan_out(300))
+    assert_drawn_whole(drawing)
+    shapes, _ = drawing.plane_of("t0")
+    assert len({shapes[f"t{i}"][0] for i in range(300)}) == 1  # the branches share one column
+
+
+def test_2000_elements_with_gateways_loops_subprocesses_and_lanes_are_laid_out():
+    data = large_diagrams.mixed(2000)
+    assert diagram_layout.count_elements(diagram_layout.parse(data)) >= 2000
+    drawing = Drawing(data)
+    assert_drawn_whole(drawing)
+    assert len(drawing.planes) > 10  # the main plane and one per collapsed subprocess
+
+
+def routing_work(data: bytes, monkeypatch) -> int:
+    """How many grid steps the router checked for shapes while laying out data."""
+    checks = itertools.count()
+    blocked = diagram_layout._Router.blocked
+    monkeypatch.setattr(diagram_layout._Router, "blocked", lambda *args: next(checks) is None or blocked(*args))
+    add_layout(data)
+    monkeypatch.undo()
+    return next(checks)
+
+
+@pytest.mark.parametrize("make, size", [(large_diagrams.fan_out, 50), (large_diagrams.chain, 150),
+                                        (large_diagrams.mixed, 300)])
+def test_routing_work_grows_linearly_with_the_diagram(make, size, monkeypatch):
+    # Four times the elements, about four times the work (an all-pairs router does sixteen times or more).
+    assert routing_work(make(4 * size), monkeypatch) < 6 * routing_work(make(size), monkeypatch)
+
+
+def test_a_diagram_over_the_limit_is_refused_with_a_clear_message():
+    data = large_diagrams.chain(100)  # 102 nodes and 101 flows
+    assert diagram_layout.count_elements(diagram_layout.parse(data)) == 203
+    assert b"BPMNDiagram" in add_layout(data, max_elements=203)
+    with pytest.raises(DiagramTooLarge) as refused:
+        add_layout(data, max_elements=202)
+    assert refused.value.status == 422
+    assert refused.value.message.startswith("This diagram has 203 elements and no layout of its own (BPMN DI); "
+                                            "Qualiflow lays out diagrams of up to 202 elements.")
+
+
+def test_a_diagram_with_its_own_layout_is_never_refused():
+    laid_out = add_layout(large_diagrams.chain(100))
+    assert add_layout(laid_out, max_elements=10) == laid_out
