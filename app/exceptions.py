@@ -55,6 +55,17 @@ class Conflict(QualiflowError):
     status = 409
 
 
+class ProcessIdTaken(Conflict):
+    """The diagram's process id belongs to a different procedure; confirm that it replaces it, or rename it."""
+
+    def __init__(self, key: str, message: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "process": self.key, "confirm": "replace"}
+
+
 class TaskAlreadyCompleted(Conflict):
     """This task is already completed."""
 

@@ -14,11 +14,20 @@ from app.engine.runner import (
     retry,
     start,
 )
-from app.engine.validation import ParsedDiagram, parse_diagram, parse_duration, parse_xml
+from app.engine.validation import (
+    CallSite,
+    DiagramOutline,
+    ParsedDiagram,
+    outline,
+    parse_diagram,
+    parse_duration,
+    parse_xml,
+)
 from app.engine.working_days import add_working_days, working_days_between
 
 __all__ = [
     "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
+    "CallSite", "DiagramOutline", "outline",
     "element_states", "strongest",
     "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
     "MigrationOutcome", "MigrationRefused", "migrate", "parse_xml",

@@ -85,9 +85,14 @@ def load_spec(version: ProcessVersion) -> tuple[Any, dict]:
         if cached and cached[0] == version.content_hash:
             return cached[1], cached[2]
     parser = SpiffBpmnParser()
+    for name, xml in version.decisions.items():  # the DMN files deployed with it
+        parser.add_dmn_xml(etree.fromstring(xml.encode(), _SAFE_XML), filename=name)
     parser.add_bpmn_xml(etree.fromstring(version.bpmn_xml.encode(), _SAFE_XML), filename=version.filename)
     spec = parser.get_spec(_process_id(version))
-    subprocess_specs = parser.get_subprocess_specs(_process_id(version))
+    subprocess_specs = parser.get_subprocess_specs(_process_id(version), require_call_activity_specs=False)
+    for callee in version.callees:  # call activities run the callee versions it was deployed against
+        callee_spec, callee_subprocesses = load_spec(callee)
+        subprocess_specs = {**callee_subprocesses, **subprocess_specs, callee.definition.key: callee_spec}
     with _SPEC_LOCK:
         _SPEC_CACHE[version.id] = (version.content_hash, spec, subprocess_specs)
     return spec, subprocess_specs

@@ -6,7 +6,7 @@ import datetime
 import re
 import threading
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from flask_babel import gettext as _
@@ -16,12 +16,14 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from SpiffWorkflow.spiff.parser.process import SPIFF_XSD, SpiffBpmnParser
 
 from app.exceptions import BpmnProblem, InvalidBpmn
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NSMAP = {"bpmn": BPMN_NS, "spiffworkflow": SPIFF_NS}
 
 SIGNATURE_MEANINGS = ("authored", "reviewed", "approved", "released", "responsibility")
@@ -69,15 +71,32 @@ _DURATION = re.compile(
     rf"(?:T(?=\d)(?:(?P<hours>{_NUMBER})H)?(?:(?P<minutes>{_NUMBER})M)?(?:(?P<seconds>{_NUMBER})S)?)?"
 )
 
+_DMN_ROOTS = frozenset(f"{{{namespace}}}definitions" for namespace in DMN_SCHEMAS)  # DMN 1.1, 1.2 and 1.3
+_DMN_VALIDATORS: dict[str, BpmnValidator] = {}  # by namespace, built on first use (and used under _SCHEMA_LOCK)
+
 # Our own validator instance: lxml keeps the error log on the schema object, so concurrent deploys
 # must not share it with each other (the lock) nor with other users of SpiffWorkflow's VALIDATOR.
 _SCHEMA = BpmnValidator(imports={"spiffworkflow": SPIFF_XSD})
 _SCHEMA_LOCK = threading.Lock()
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                               huge_tree=False, encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """Where a diagram calls another process: the first call activity naming it."""
+
+    element_id: str | None
+    line: int | None
 
 
 @dataclass
 class ParsedDiagram:
-    """A deployable diagram: its single executable process, parsed specs, referenced forms and warnings."""
+    """A deployable diagram: its single executable process, parsed specs, referenced forms and warnings.
+
+    `calls` names the processes its call activities call that the file itself does not define (other deployed
+    processes); `decision_files` the .dmn files its business rule tasks use.
+    """
 
     process_id: str
     name: str
@@ -85,13 +104,28 @@ class ParsedDiagram:
     subprocess_specs: dict
     forms: set[str]
     warnings: list[BpmnProblem]
+    calls: dict[str, CallSite] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)  # .dmn file name -> XML text, of the files it uses
+
+
+@dataclass(frozen=True)
+class DiagramOutline:
+    """What a deploy needs to know of a diagram before linting it: its process id, calls and element ids."""
+
+    process_id: str | None
+    calls: frozenset[str]
+    element_ids: frozenset[str]
 
 
 def parse_diagram(data: bytes, *, filename: str, handlers: Mapping[str, Any], forms: Collection[str],
-                  max_bytes: int = 2_000_000) -> ParsedDiagram:
-    """Parse and lint a BPMN file; raise InvalidBpmn listing every error."""
+                  max_bytes: int = 2_000_000, decisions: Mapping[str, bytes] | None = None) -> ParsedDiagram:
+    """Parse and lint a BPMN file with the .dmn files deployed with it (name -> bytes); raise InvalidBpmn."""
     root = _parse_xml(data, filename=filename, max_bytes=max_bytes)
+    dmn_roots = {name: _parse_xml(content, filename=name, max_bytes=max_bytes, dmn=True)
+                 for name, content in sorted((decisions or {}).items())}
     problems: list[BpmnProblem] = []
+    decision_files = _check_decisions(dmn_roots, problems)  # decision id -> file name
+    dmn_valid = not problems
     executable = [p for p in root.iterfind("bpmn:process", NSMAP) if p.get("isExecutable") == "true"]
     if not executable:
         problems.append(_at(root, 'the file must contain exactly one executable process (isExecutable="true")'))
@@ -100,18 +134,39 @@ def parse_diagram(data: bytes, *, filename: str, handlers: Mapping[str, Any], fo
         problems.append(_at(executable[1], f"the file must contain exactly one executable process, found: {ids}"))
     schema_valid = _check_schema(root, problems)
     referenced_forms: set[str] = set()
+    called_decisions: set[str] = set()
     for process in executable:
         referenced_forms |= _lint_process(process, handlers=handlers, forms=forms, problems=problems)
+        called_decisions |= _check_business_rule_tasks(process, decision_files, problems)
     specs = None
     # SpiffWorkflow's parser assumes schema-valid input; on invalid input it only adds confusing follow-up errors.
-    if len(executable) == 1 and schema_valid:
-        specs = _build_specs(root, str(executable[0].get("id")), filename, problems)
+    if len(executable) == 1 and schema_valid and dmn_valid:
+        specs = _build_specs(root, str(executable[0].get("id")), filename, problems, dmn_roots)
+    for decision_id, name in sorted(decision_files.items()):
+        if decision_id not in called_decisions:
+            problems.append(BpmnProblem(_("%(file)s: no business rule task calls its decision %(decision)s, so it "
+                                          "is not deployed with the diagram", file=name, decision=decision_id),
+                                        severity="warning"))
     problems.sort(key=lambda p: p.line or 0)
     if specs is None or any(p.severity == "error" for p in problems):
         raise InvalidBpmn(problems, filename=filename)
     process = executable[0]
     return ParsedDiagram(process_id=str(process.get("id")), name=process.get("name") or str(process.get("id")),
-                         spec=specs[0], subprocess_specs=specs[1], forms=referenced_forms, warnings=problems)
+                         spec=specs[0], subprocess_specs=specs[1], forms=referenced_forms, warnings=problems,
+                         calls=_external_calls(root, process),
+                         decisions={decision_files[d]: decisions[decision_files[d]].decode("utf-8")
+                                    for d in called_decisions if d in decision_files})
+
+
+def outline(data: bytes, *, filename: str, max_bytes: int) -> DiagramOutline:
+    """Read the executable process's id, the other processes it calls and its element ids; raise InvalidBpmn."""
+    root = _parse_xml(data, filename=filename, max_bytes=max_bytes)
+    executable = [p for p in root.iterfind("bpmn:process", NSMAP) if p.get("isExecutable") == "true"]
+    if len(executable) != 1:
+        return DiagramOutline(None, frozenset(), frozenset())
+    process = executable[0]
+    return DiagramOutline(process.get("id"), frozenset(_external_calls(root, process)),
+                          frozenset(element.get("id") for element in process.iter(etree.Element) if element.get("id")))
 
 
 def parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
@@ -147,7 +202,7 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
+def _parse_xml(data: bytes, *, filename: str, max_bytes: int, dmn: bool = False) -> etree._Element:
     """Parse the upload into an lxml tree without ever loading a DTD or expanding an entity."""
     if len(data) > max_bytes:
         _reject(f"file is larger than {max_bytes} bytes", filename)
@@ -168,17 +223,17 @@ def _parse_xml(data: bytes, *, filename: str, max_bytes: int) -> etree._Element:
                   "with `iconv -f %(encoding)s -t UTF-8 in.bpmn > out.bpmn` and change the declaration to "
                   'encoding="UTF-8"', encoding=encoding), filename, 1)
     # Decoded as UTF-8 whatever the declaration names: the bytes were checked above, and ASCII is a subset of it.
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                             huge_tree=False, encoding="utf-8")
     try:
-        root = etree.fromstring(data, parser)
+        root = etree.fromstring(data, _SAFE_PARSER)
     except etree.XMLSyntaxError as exc:
         _reject(f"malformed XML: {exc.msg or exc}", filename, exc.lineno)
     docinfo = root.getroottree().docinfo
     # Second line of defence should the byte scan above ever be loosened.
     if docinfo.doctype or docinfo.internalDTD is not None:
         _reject("DOCTYPE and entities are not allowed", filename, 1)
-    if root.tag != _bpmn("definitions"):
+    if dmn and root.tag not in _DMN_ROOTS:
+        _reject(_("the root element must be dmn:definitions of DMN 1.1, 1.2 or 1.3"), filename, root.sourceline)
+    if not dmn and root.tag != _bpmn("definitions"):
         _reject("the root element must be bpmn:definitions", filename, root.sourceline)
     return root
 
@@ -211,13 +266,23 @@ def _check_schema(root: etree._Element, problems: list[BpmnProblem]) -> bool:
     return False
 
 
-def _build_specs(root: etree._Element, process_id: str, filename: str,
-                 problems: list[BpmnProblem]) -> tuple[BpmnProcessSpec, dict] | None:
-    """Run SpiffWorkflow's parser on the already safely parsed tree, turning its exceptions into problems."""
+def _spiff_specs(root: etree._Element, process_id: str, filename: str,
+                 dmn_roots: Mapping[str, etree._Element]) -> tuple[BpmnProcessSpec, dict]:
     parser = SpiffBpmnParser()  # schema validation already ran in _check_schema
+    for name, dmn_root in dmn_roots.items():
+        parser.add_dmn_xml(dmn_root, filename=name)
+    parser.add_bpmn_xml(root, filename=filename)
+    spec = parser.get_spec(process_id)
+    # A call activity to another deployed process has no spec here (None): the version pinned at deploy gives it.
+    subprocess_specs = parser.get_subprocess_specs(process_id, require_call_activity_specs=False)
+    return spec, {name: sub for name, sub in subprocess_specs.items() if sub is not None}
+
+
+def _build_specs(root: etree._Element, process_id: str, filename: str, problems: list[BpmnProblem],
+                 dmn_roots: Mapping[str, etree._Element]) -> tuple[BpmnProcessSpec, dict] | None:
+    """Run SpiffWorkflow's parser on the already safely parsed tree, turning its exceptions into problems."""
     try:
-        parser.add_bpmn_xml(root, filename=filename)
-        return parser.get_spec(process_id), parser.get_subprocess_specs(process_id)
+        return _spiff_specs(root, process_id, filename, dmn_roots)
     except ValidationException as exc:
         element_id = exc.id or None
         line = exc.line_number if isinstance(exc.line_number, int) and exc.line_number else None
@@ -257,6 +322,97 @@ def _lint_process(process: etree._Element, *, handlers: Mapping[str, Any], forms
         _check_timer(definition, problems)
     _check_reachable(process, problems)
     return referenced
+
+
+def _external_calls(root: etree._Element, process: etree._Element) -> dict[str, CallSite]:
+    """Map each process the call activities call, and the file does not define, to its first call site."""
+    defined = {p.get("id") for p in root.iterfind("bpmn:process", NSMAP)}
+    calls: dict[str, CallSite] = {}
+    for activity in process.iterfind(".//bpmn:callActivity", NSMAP):
+        called = (activity.get("calledElement") or "").strip()
+        if called and called not in defined:
+            calls.setdefault(called, CallSite(activity.get("id"), activity.sourceline))
+    return calls
+
+
+def _check_decisions(dmn_roots: Mapping[str, etree._Element], problems: list[BpmnProblem]) -> dict[str, str]:
+    """Check each .dmn file (schema, one decision, Python cells); return decision id -> file name."""
+    files: dict[str, str] = {}
+    for name, root in dmn_roots.items():
+        namespace = etree.QName(root).namespace
+        nsmap = {"dmn": namespace}
+        if not _check_dmn_schema(name, root, namespace, problems):
+            continue
+        decisions = root.findall("dmn:decision", nsmap)
+        if len(decisions) != 1:
+            problems.append(BpmnProblem(_("%(file)s: a .dmn file must hold exactly one decision, found %(n)s",
+                                          file=name, n=len(decisions)), line=root.sourceline))
+            continue
+        decision_id = decisions[0].get("id")
+        if decision_id in files:
+            problems.append(BpmnProblem(_("%(file)s: decision %(decision)s is also defined in %(other)s",
+                                          file=name, decision=decision_id, other=files[decision_id]),
+                                        element_id=decision_id, line=decisions[0].sourceline))
+            continue
+        files[decision_id] = name
+        _check_decision_cells(name, decisions[0], nsmap, problems)
+    return files
+
+
+def _check_dmn_schema(name: str, root: etree._Element, namespace: str, problems: list[BpmnProblem]) -> bool:
+    with _SCHEMA_LOCK:
+        validator = _DMN_VALIDATORS.get(namespace)
+        if validator is None:
+            validator = _DMN_VALIDATORS[namespace] = BpmnValidator(DMN_SCHEMAS[namespace])
+        if validator.validator.validate(root):
+            return True
+        entries = list(validator.validator.error_log)
+    problems.extend(BpmnProblem(f"{name}: {entry.message}", line=entry.line or None) for entry in entries)
+    return False
+
+
+def _check_decision_cells(name: str, decision: etree._Element, nsmap: dict[str, str],
+                          problems: list[BpmnProblem]) -> None:
+    """Check that rule cells are Python, as SpiffWorkflow's DMN engine evaluates them (FEEL is not supported)."""
+    for row, rule in enumerate(decision.iterfind("dmn:decisionTable/dmn:rule", nsmap), start=1):
+        for entry in rule:
+            kind = etree.QName(entry).localname
+            text = (entry.findtext("dmn:text", namespaces=nsmap) or "").strip()
+            if kind not in ("inputEntry", "outputEntry") or text in ("", "-"):
+                continue
+            # An input cell is a value to compare with (== is added), a comparison such as >= 3, or uses ? (the input).
+            source = text.replace("?", "dmn_input")
+            valid = (_syntax_error(source, "eval") is None
+                     or (kind == "inputEntry" and _syntax_error(f"dmn_input {source}", "eval") is None))
+            if not valid:
+                problems.append(BpmnProblem(_(
+                    "%(file)s: rule %(row)s of decision %(decision)s: %(text)s is not a Python expression; cells are "
+                    "Python, not FEEL: write e.g. \"high\", >= 3 or 1 <= ? <= 5", file=name, row=row,
+                    decision=decision.get("id"), text=text), element_id=entry.get("id"), line=entry.sourceline))
+
+
+def _check_business_rule_tasks(process: etree._Element, decision_files: Mapping[str, str],
+                               problems: list[BpmnProblem]) -> set[str]:
+    """Check that every business rule task calls a decision of the .dmn files deployed with it; return their ids."""
+    called: set[str] = set()
+    for task in process.iterfind(".//bpmn:businessRuleTask", NSMAP):
+        decision_id = (task.findtext("bpmn:extensionElements/spiffworkflow:calledDecisionId", namespaces=NSMAP)
+                       or "").strip()
+        if not decision_id:
+            camunda = task.get(f"{{{CAMUNDA_NS}}}decisionRef")
+            hint = _(" (camunda:decisionRef is Camunda's way to say it)") if camunda else ""
+            problems.append(_at(task, _(
+                "business rule task %(id)s names no decision: add <spiffworkflow:calledDecisionId>%(decision)s"
+                "</spiffworkflow:calledDecisionId> to its extensionElements%(hint)s", id=task.get("id"),
+                decision=camunda or "decision_id", hint=hint)))
+            continue
+        called.add(decision_id)
+        if decision_id not in decision_files:
+            problems.append(_at(task, _(
+                "business rule task %(id)s calls decision %(decision)s, which no .dmn file deployed with the diagram "
+                "defines (%(found)s); deploy the .dmn file together with the .bpmn", id=task.get("id"),
+                decision=decision_id, found=", ".join(sorted(decision_files)) or _("none given"))))
+    return called
 
 
 def _check_user_tasks(process: etree._Element, forms: Collection[str], problems: list[BpmnProblem]) -> set[str]:

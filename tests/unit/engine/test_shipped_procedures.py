@@ -15,6 +15,7 @@ from tests.conftest import ROOT
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
       "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core"}
 DIAGRAMS = sorted((ROOT / "processes").glob("*.bpmn"))
+DECISIONS = {path.name: path.read_bytes() for path in (ROOT / "processes").glob("*.dmn")}
 FORMS = {path.name for path in (ROOT / "forms").glob("*.json")}
 DEMO_GROUPS = {name for name, _label, _label_zh in GROUPS}
 
@@ -39,9 +40,17 @@ def test_every_procedure_the_issue_names_is_shipped():
 
 @pytest.mark.parametrize("path", DIAGRAMS, ids=lambda p: p.stem)
 def test_deploys_without_errors_or_warnings(path):
-    parsed = parse_diagram(path.read_bytes(), filename=path.name, handlers=REGISTRY, forms=FORMS)
-    # A timer computed from process data (a deadline) can only be checked when it starts: that note is expected.
-    assert [p.message for p in parsed.warnings if "depends on process data" not in p.message] == []
+    parsed = parse_diagram(path.read_bytes(), filename=path.name, handlers=REGISTRY, forms=FORMS, decisions=DECISIONS)
+    # A timer computed from process data (a deadline) can only be checked when it starts: that note is expected,
+    # and so is the note that the decision tables of the other procedures are not this one's.
+    assert [p.message for p in parsed.warnings
+            if "depends on process data" not in p.message and "no business rule task calls" not in p.message] == []
+
+
+def test_every_shipped_decision_table_is_used():
+    used = {name for path in DIAGRAMS for name in parse_diagram(
+        path.read_bytes(), filename=path.name, handlers=REGISTRY, forms=FORMS, decisions=DECISIONS).decisions}
+    assert used == set(DECISIONS) and "capa_risk.dmn" in used
 
 
 @pytest.mark.parametrize("path", DIAGRAMS, ids=lambda p: p.stem)
