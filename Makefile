@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/imports.py
+	$(BIN)/python bench/layout.py
 
 screenshots: setup
 	$(BIN)/python -m tests.e2e.guide_screenshots

@@ -627,6 +627,7 @@ def _simplify(points: list[Point]) -> list[Point]:
 
 _DIRECTIONS = {"E": (1, 0), "W": (-1, 0), "S": (0, 1), "N": (0, -1)}
 _OPPOSITE = {"E": "W", "W": "E", "S": "N", "N": "S"}
+_TURNS = {heading: tuple(d for d in _DIRECTIONS if d != _OPPOSITE[heading]) for heading in _DIRECTIONS}
 
 
 def _ports(box: Box) -> dict[str, Point]:
@@ -758,6 +759,23 @@ def _a_star(xs: list[float], ys: list[float], router: _Router, ends: tuple[str, 
     def estimate(i: int, j: int) -> float:
         return abs(xs[i] - aim[0]) + abs(ys[j] - aim[1])
 
+    steps: dict[tuple[int, int, bool], float | None] = {}  # per grid segment: length plus sharing cost, or blocked
+
+    def step_cost(i: int, j: int, direction: str) -> float | None:
+        dx, dy = _DIRECTIONS[direction]
+        horizontal = dy == 0
+        key = (min(i, i + dx), min(j, j + dy), horizontal)  # either way along a segment is the same segment
+        if key not in steps:
+            ni, nj = i + dx, j + dy
+            cost = None
+            if 0 <= ni < len(xs) and 0 <= nj < len(ys):
+                line = ys[j] if horizontal else xs[i]
+                a, b = (xs[i], xs[ni]) if horizontal else (ys[j], ys[nj])
+                if not router.blocked(horizontal, line, a, b, ends):
+                    cost = abs(b - a) + (REUSE_COST if router.reused(horizontal, line, a, b) else 0)
+            steps[key] = cost
+        return steps[key]
+
     counter = itertools.count()
     frontier: list = []
     best: dict[tuple[int, int, str], float] = {}
@@ -779,23 +797,16 @@ def _a_star(xs: list[float], ys: list[float], router: _Router, ends: tuple[str, 
             return path[::-1]
         i, j, heading = state
         # Leaving a port: straight out of the shape; elsewhere any turn but a U-turn.
-        for direction in ((heading,) if first else tuple(d for d in _DIRECTIONS if d != _OPPOSITE[heading])):
+        for direction in ((heading,) if first else _TURNS[heading]):
+            length = step_cost(i, j, direction)
+            if length is None:
+                continue
             dx, dy = _DIRECTIONS[direction]
-            ni, nj = i + dx, j + dy
-            if not (0 <= ni < len(xs) and 0 <= nj < len(ys)):
-                continue
-            horizontal = dy == 0
-            line = ys[j] if horizontal else xs[i]
-            a, b = (xs[i], xs[ni]) if horizontal else (ys[j], ys[nj])
-            if router.blocked(horizontal, line, a, b, ends):
-                continue
-            step = abs(b - a) + (0 if direction == heading else BEND_COST)
-            if router.reused(horizontal, line, a, b):
-                step += REUSE_COST
-            new_state = (ni, nj, direction)
-            new_cost = cost + step + goals.get(new_state, 0)
+            new_state = (i + dx, j + dy, direction)
+            new_cost = cost + length + (0 if direction == heading else BEND_COST) + goals.get(new_state, 0)
             if new_cost < best.get(new_state, math.inf):
                 best[new_state] = new_cost
                 came[new_state] = state
-                heapq.heappush(frontier, (new_cost + estimate(ni, nj), next(counter), new_cost, new_state, False))
+                heapq.heappush(frontier, (new_cost + estimate(i + dx, j + dy), next(counter), new_cost, new_state,
+                                          False))
     return None
