@@ -37,6 +37,9 @@ class Config:
     LOGIN_MAX_FAILURES = int(os.environ.get("QUALIFLOW_LOGIN_MAX_FAILURES", 5))
     LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUALIFLOW_LOGIN_LOCKOUT_MINUTES", 15))
     SCRIPT_TIME_LIMIT = float(os.environ.get("QUALIFLOW_SCRIPT_TIME_LIMIT", 1.0))
+    # Scripts and conditions run in worker processes, each capped at this much memory (address space).
+    SCRIPT_MEMORY_LIMIT_MB = int(os.environ.get("QUALIFLOW_SCRIPT_MEMORY_LIMIT_MB", 256))
+    SCRIPT_WORKERS = int(os.environ.get("QUALIFLOW_SCRIPT_WORKERS", 2))  # per web or scheduler process
     SCHEDULER_ENABLED = _bool("QUALIFLOW_SCHEDULER", True)
     SCHEDULER_TIMER_SECONDS = int(os.environ.get("QUALIFLOW_TIMER_SECONDS", 5))
     EXPIRY_CHECK_MINUTES = int(os.environ.get("QUALIFLOW_EXPIRY_CHECK_MINUTES", 60))

@@ -9,7 +9,7 @@ import json
 import threading
 import traceback
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +29,6 @@ from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
 from app.engine.serializer import dump_state, load_state
 from app.engine.validation import TASK_EXPRESSIONS, extension_properties, parse_duration
-from app.engine.working_days import add_working_days, working_days_between
 from app.exceptions import Conflict, ScriptRejected, TaskAlreadyCompleted, TaskNotClaimable
 from app.extensions import db
 from app.models import Incident, ProcessInstance, ProcessVersion, Task, User
@@ -56,6 +55,8 @@ class EngineContext:
     call_handler: Any  # Callable[[HandlerCall], Any]; runs inside the caller's transaction
     script_time_limit: float = 1.0
     holidays: tuple[date, ...] = ()  # skipped by add_working_days / working_days_between in scripts
+    script_memory_limit_mb: int = 256  # per script worker process
+    script_workers: int = 2  # processes running scripts and conditions, shared by the threads of this process
 
 
 @dataclass
@@ -98,22 +99,14 @@ def load_spec(version: ProcessVersion) -> tuple[Any, dict]:
     return spec, subprocess_specs
 
 
-def _script_helpers(ctx: EngineContext) -> dict[str, Any]:
-    return {
-        "date": date, "datetime": datetime, "timedelta": timedelta,
-        "add_working_days": lambda start, days: add_working_days(start, days, ctx.holidays),
-        "working_days_between": lambda start, end: working_days_between(start, end, ctx.holidays),
-        "now": lambda: ctx.now, "today": lambda: ctx.now.date(),
-    }
-
-
 def _script_engine(instance: ProcessInstance, ctx: EngineContext) -> QualiflowScriptEngine:
     def call(spiff_task: SpiffTask, operator: str, params: dict[str, Any]) -> Any:
         return ctx.call_handler(HandlerCall(
             instance=instance, element_id=spiff_task.task_spec.bpmn_id or spiff_task.task_spec.name,
             spiff_id=str(spiff_task.id), operator=operator, params=params, data=dict(spiff_task.data)))
 
-    environment = SandboxedEnvironment(helpers=_script_helpers(ctx), time_limit=ctx.script_time_limit)
+    environment = SandboxedEnvironment(now=ctx.now, holidays=ctx.holidays, time_limit=ctx.script_time_limit,
+                                       memory_limit_mb=ctx.script_memory_limit_mb, workers=ctx.script_workers)
     return QualiflowScriptEngine(environment, call)
 
 

@@ -42,4 +42,6 @@ def engine_context(now: datetime) -> EngineContext:
     """Return the engine inputs for one use case running at `now`."""
     return EngineContext(now=now, call_handler=lambda call: call_handler(call, now),
                          script_time_limit=current_app.config["SCRIPT_TIME_LIMIT"],
+                         script_memory_limit_mb=current_app.config["SCRIPT_MEMORY_LIMIT_MB"],
+                         script_workers=current_app.config["SCRIPT_WORKERS"],
                          holidays=tuple(current_app.config["HOLIDAYS"]))
