@@ -43,6 +43,10 @@ class Config:
     SCHEDULER_ENABLED = _bool("QUALIFLOW_SCHEDULER", True)
     SCHEDULER_TIMER_SECONDS = int(os.environ.get("QUALIFLOW_TIMER_SECONDS", 5))
     EXPIRY_CHECK_MINUTES = int(os.environ.get("QUALIFLOW_EXPIRY_CHECK_MINUTES", 60))
+    # The audit chain's anchor outside the database: HMAC-signed checkpoint files of its head.
+    AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
+    AUDIT_CHECKPOINT_DIR = Path(os.environ.get("AUDIT_CHECKPOINT_DIR", BASE_DIR / "instance" / "checkpoints"))
+    AUDIT_CHECKPOINT_MINUTES = int(os.environ.get("QUALIFLOW_AUDIT_CHECKPOINT_MINUTES", 60))
     SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
     SMTP_PORT = int(os.environ.get("SMTP_PORT", 8025))
     SMTP_SENDER = os.environ.get("SMTP_SENDER", "qualiflow@localhost")

@@ -59,6 +59,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     app.config.update(overrides or {})
     if config_name == "production" and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
         raise RuntimeError("Set SECRET_KEY in the environment for production.")
+    if config_name == "production" and not app.config["AUDIT_CHECKPOINT_KEY"]:
+        raise RuntimeError("Set AUDIT_CHECKPOINT_KEY in the environment for production (it signs the audit "
+                           "trail's checkpoints; keep it out of the database).")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".", exist_ok=True)
 

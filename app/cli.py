@@ -82,13 +82,37 @@ def token_command(username: str) -> None:
 
 @audit_cli.command("verify")
 def verify_command() -> None:
-    """Recompute the hash chain; exit 1 at the first broken row."""
-    from app.services import audit
-    report = audit.verify()
-    if report.ok:
-        click.echo(f"OK: {report.checked} audit events, chain intact.")
+    """Recompute the hash chain against the signed checkpoints, re-hash every document and check every
+    signature against its audit event; exit 1 when anything was tampered with."""
+    from app.services import audit_checkpoints, evidence
+    try:
+        report, checkpoints = audit_checkpoints.verify_trail()
+    except QualiflowError as err:
+        _fail(err.message)
+    problems = [] if report.ok else [f"audit trail broken at row {report.broken_id}: {report.problem} "
+                                     f"({report.checked} rows before it OK)"]
+    problems += evidence.verify_documents() + evidence.verify_signatures()
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    anchored = (f"matches {len(checkpoints)} checkpoint(s), the last at row {checkpoints[-1].last_id}"
+                if checkpoints else "no checkpoint yet (write one with `flask audit checkpoint`)")
+    click.echo(f"OK: {report.checked} audit events, chain intact, {anchored}; documents and signatures match.")
+
+
+@audit_cli.command("checkpoint")
+def checkpoint_command() -> None:
+    """Verify the rows appended since the last checkpoint and sign the chain's head into a checkpoint file."""
+    from app.services import audit_checkpoints
+    try:
+        checkpoint = audit_checkpoints.write_checkpoint()
+    except QualiflowError as err:
+        _fail(err.message)
+    if checkpoint is None:
+        click.echo("Nothing appended since the last checkpoint; none written.")
     else:
-        _fail(f"audit trail broken at row {report.broken_id}: {report.problem} ({report.checked} rows before it OK)")
+        click.echo(f"Checkpoint written: row {checkpoint.last_id}, hash {checkpoint.head_hash}.")
 
 
 @timers_cli.command("tick")

@@ -154,3 +154,15 @@ class Gone(QualiflowError):
     """This link has expired."""
 
     status = 410
+
+
+class EvidenceTampered(Conflict):
+    """Stored evidence no longer matches the hash recorded when it was made: it was changed afterwards."""
+
+
+class CheckpointInvalid(Conflict):
+    """A checkpoint file of the audit trail is not signed with this key: forged, altered, or the key changed."""
+
+
+class ChainBroken(Conflict):
+    """The audit trail does not verify."""

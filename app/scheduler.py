@@ -1,4 +1,5 @@
-"""APScheduler jobs for timers, the outbox and lot expiry: in the web process by default, or `flask scheduler run`."""
+"""APScheduler jobs for timers, the outbox, lot expiry and audit checkpoints: in the web process by default,
+or `flask scheduler run`."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def _job(app: Flask, name: str) -> None:
-    from app.services import lots, notifications, timers
+    from app.services import audit_checkpoints, lots, notifications, timers
 
     with app.app_context():
         try:
@@ -20,6 +21,8 @@ def _job(app: Flask, name: str) -> None:
                 timers.fire_due_timers()
             elif name == "expiry":
                 lots.expire_lots()
+            elif name == "checkpoint":
+                audit_checkpoints.write_checkpoint()
             else:
                 notifications.send_due()
         except Exception:  # a failing tick must not kill the scheduler; the next tick retries
@@ -36,6 +39,8 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                       max_instances=1, coalesce=True)
     scheduler.add_job(_job, "interval", minutes=app.config["EXPIRY_CHECK_MINUTES"], args=[app, "expiry"],
                       id="expiry", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    scheduler.add_job(_job, "interval", minutes=app.config["AUDIT_CHECKPOINT_MINUTES"], args=[app, "checkpoint"],
+                      id="checkpoint", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.start()
     app.extensions["qualiflow_scheduler"] = scheduler
     return scheduler

@@ -23,7 +23,7 @@ from app.api.schemas import (
     TaskSchema,
 )
 from app.exceptions import QualiflowError
-from app.services import instances, processes, tasks
+from app.services import evidence, instances, processes, tasks
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Qualiflow procedures, tasks and evidence")
 # Authenticate before any argument parsing, so anonymous callers learn nothing about the API's input rules.
@@ -142,7 +142,7 @@ def complete(args, task_id: int):
 @blp.route("/documents/<int:document_id>")
 @blp.response(200, description="the .docx file")
 def download(document_id: int):
-    """Download a rendered document."""
-    document = instances.get_document(document_id)
+    """Download a rendered document (409 when its bytes no longer match the recorded SHA-256)."""
+    document = evidence.open_document(document_id, api_user())
     return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
                      mimetype="application/vnd.openxmlformats-officedocument.wordprocessingml.document")

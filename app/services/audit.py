@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -100,31 +101,65 @@ def watch_sessions() -> None:
             orm_event.listen(Session, name, hook)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A row of the chain whose hash was recorded, signed, outside the database."""
+
+    last_id: int
+    head_hash: str
+    at: datetime
+
+
 @dataclass
 class ChainReport:
     ok: bool
     checked: int
     broken_id: int | None = None
     problem: str = ""
+    last_id: int = 0
+    last_hash: str = GENESIS
 
 
-def verify(batch: int = 5000) -> ChainReport:
-    """Recompute the chain from the first event; report the first row that was edited, inserted or removed."""
-    prev_hash, expected_id, checked, last_id = GENESIS, 1, 0, 0
+def verify(checkpoints: Sequence[Checkpoint] = (), *, since: Checkpoint | None = None,
+           batch: int = 5000) -> ChainReport:
+    """Recompute the chain from the first event (or from the row `since` anchors); report the first row
+    that was edited, inserted or removed, or a checkpoint the trail no longer reaches or matches."""
+    prev_hash, last_id = GENESIS, 0
+    if since is not None:
+        anchored = db.session.get(AuditEvent, since.last_id)
+        if anchored is None or anchored.hash != since.head_hash:
+            return ChainReport(False, 0, since.last_id, _checkpoint_problem(since, anchored is None))
+        prev_hash, last_id = since.head_hash, since.last_id
+    expected = {checkpoint.last_id: checkpoint for checkpoint in checkpoints}
+    checked = 0
     while True:
         rows = db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_id)
                                   .order_by(AuditEvent.id).limit(batch)).all()
         if not rows:
             break
         for event in rows:
-            if event.id != expected_id:
-                return ChainReport(False, checked, expected_id, f"row {expected_id} is missing")
+            if event.id != last_id + 1:
+                return ChainReport(False, checked, last_id + 1, f"row {last_id + 1} is missing")
             if event.prev_hash != prev_hash:
                 return ChainReport(False, checked, event.id, "previous hash does not match the row before")
             if _digest(prev_hash, event) != event.hash:
                 return ChainReport(False, checked, event.id, "row content does not match its hash")
-            prev_hash, expected_id, checked, last_id = event.hash, event.id + 1, checked + 1, event.id
+            checkpoint = expected.get(event.id)
+            if checkpoint is not None and checkpoint.head_hash != event.hash:
+                return ChainReport(False, checked, event.id, _checkpoint_problem(checkpoint, False))
+            prev_hash, checked, last_id = event.hash, checked + 1, event.id
+    beyond = [checkpoint for checkpoint in checkpoints if checkpoint.last_id > last_id]
+    if beyond:
+        return ChainReport(False, checked, last_id + 1, _checkpoint_problem(max(beyond, key=lambda c: c.last_id), True))
     head = db.session.get(AuditHead, 1)
     if head is not None and (head.last_id != last_id or head.last_hash != prev_hash):
         return ChainReport(False, checked, last_id + 1, "rows after the last one were removed")
-    return ChainReport(True, checked)
+    return ChainReport(True, checked, last_id=last_id, last_hash=prev_hash)
+
+
+def _checkpoint_problem(checkpoint: Checkpoint, missing: bool) -> str:
+    when = checkpoint.at.isoformat(timespec="seconds")
+    if missing:
+        return (f"the checkpoint of {when} anchored {checkpoint.last_id} rows but the trail ends before "
+                f"row {checkpoint.last_id}: rows were removed")
+    return f"row {checkpoint.last_id} no longer has the hash the checkpoint of {when} recorded: the trail was rewritten"

@@ -7,9 +7,9 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import FormInvalid, QualiflowError, ValidationFailed
+from app.exceptions import EvidenceTampered, FormInvalid, QualiflowError, ValidationFailed
 from app.models.evidence import DOCX_MIMETYPE
-from app.services import diagrams, instances, processes, studio
+from app.services import diagrams, evidence, instances, processes, studio
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -85,7 +85,12 @@ def retry(instance_id: int):
 @bp.get("/documents/<int:document_id>")
 @login_required
 def document(document_id: int):
-    document = instances.get_document(document_id)
+    try:
+        document = evidence.open_document(document_id, current_user)
+    except EvidenceTampered:
+        message = _("This document was changed after it was stored: its bytes no longer match the recorded "
+                    "SHA-256, so it is not served. An incident was raised on its instance.")
+        return render_template("error.html", status=409, message=message), 409
     return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
                      mimetype=DOCX_MIMETYPE)
 

@@ -5,9 +5,10 @@ import time
 from datetime import timedelta
 
 from app.extensions import db
+from app.models import AuditEvent, AuditHead
 from app.models.types import utcnow
 from app.scheduler import start_scheduler
-from app.services import instances, tasks
+from app.services import audit_checkpoints, instances, tasks
 from tests.integration.capa_steps import STEPS, ready_task
 
 
@@ -31,3 +32,18 @@ def test_scheduler_fires_an_overdue_action_plan_timer(app, seeded, user):
         scheduler.shutdown(wait=True)
     assert escalation is not None, "the scheduler did not fire the due timer"
     assert escalation.group_name == "qa_management" and escalation.element_id == "escalation_review"
+
+
+def test_scheduler_anchors_the_audit_trail_in_a_signed_checkpoint(app, seeded):
+    head = db.session.get(AuditHead, 1).last_id
+    db.session.remove()
+    directory = app.config["AUDIT_CHECKPOINT_DIR"]
+    scheduler = start_scheduler(app)
+    try:
+        deadline = time.monotonic() + 20
+        while not list(directory.glob("checkpoint-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        scheduler.shutdown(wait=True)
+    (checkpoint,) = audit_checkpoints.load_checkpoints()
+    assert (checkpoint.last_id, checkpoint.head_hash) == (head, db.session.get(AuditEvent, head).hash)

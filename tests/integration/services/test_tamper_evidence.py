@@ -1,12 +1,19 @@
 """Tampering with the evidence through the database: refused by triggers, or found by verify and downloads."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from app import create_app
 from app.extensions import db
-from app.models import AuditEvent, AuditHead
+from app.models import AuditEvent, AuditHead, Document, Incident, ProcessInstance, Signature
+from app.models.audit import DROP_APPEND_ONLY_SQL, DROP_EVIDENCE_GUARDS_SQL
+from app.services import audit, users
+from app.services.audit import GENESIS
+from tests.conftest import login
 from tests.integration.services.scenarios import close_capa
 
 
@@ -48,3 +55,129 @@ def test_the_database_refuses_to_change_the_evidence(user, statement):
     head = db.session.get(AuditHead, 1, populate_existing=True)
     assert (head.last_id, head.last_hash) == expected_head
     assert expected_head[0] == db.session.scalar(db.select(db.func.max(AuditEvent.id)))
+
+
+def _as_database_owner(*statements: str, **params) -> None:
+    """Do what someone with the owner's rights on the database could: drop every guard, then change the evidence."""
+    dialect = db.engine.dialect.name
+    for sql in [*DROP_APPEND_ONLY_SQL[dialect], *DROP_EVIDENCE_GUARDS_SQL[dialect]]:
+        db.session.execute(text(sql))
+    for statement in statements:
+        db.session.execute(text(statement), params)
+    db.session.commit()
+
+
+def _checkpoint(runner) -> int:
+    result = runner.invoke(args=["audit", "checkpoint"])
+    assert result.exit_code == 0, result.output
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0 and "matches 1 checkpoint(s)" in verified.output, verified.output
+    return db.session.get(AuditHead, 1, populate_existing=True).last_id
+
+
+def _refused(runner, *problems: str) -> None:
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1, result.output
+    assert "OK:" not in result.output
+    for problem in problems:
+        assert problem in result.output
+
+
+def test_verify_refuses_an_emptied_trail_and_head_against_the_checkpoint(runner, seeded):
+    rows = _checkpoint(runner)
+
+    _as_database_owner(_empty("audit_events"), f"UPDATE audit_head SET last_id = 0, last_hash = '{GENESIS}'")
+
+    _refused(runner, "broken at row 1: the checkpoint of", f"anchored {rows} rows", "rows were removed")
+
+
+def test_verify_refuses_a_tail_deleted_with_the_head_moved_back(runner, seeded):
+    rows = _checkpoint(runner)
+    keep = rows - 2
+    kept_hash = db.session.get(AuditEvent, keep).hash
+
+    _as_database_owner(f"DELETE FROM audit_events WHERE id > {keep}",
+                       f"UPDATE audit_head SET last_id = {keep}, last_hash = '{kept_hash}'")
+
+    _refused(runner, f"broken at row {keep + 1}:", "rows were removed")
+
+
+def test_verify_finds_a_row_rewritten_and_the_rest_rechained(runner, seeded):
+    rows = _checkpoint(runner)
+    events = db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id)).all()
+    _as_database_owner()
+    events[1].reason = "tidied up"
+    for before, event in zip(events, events[1:], strict=False):
+        event.prev_hash = before.hash
+        event.hash = audit._digest(before.hash, event)
+    db.session.flush()
+    db.session.execute(text("UPDATE audit_head SET last_hash = :hash"), {"hash": events[-1].hash})
+    db.session.commit()
+    assert audit.verify().ok  # the chain alone cannot tell: only the anchor outside the database can
+
+    _refused(runner, f"broken at row {rows}:", "the trail was rewritten")
+
+
+def test_verify_refuses_a_forged_checkpoint_file(app, runner, seeded):
+    _checkpoint(runner)
+    (path,) = (app.config["AUDIT_CHECKPOINT_DIR"]).glob("checkpoint-*.json")
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps({**body, "last_id": 1}))
+
+    _refused(runner, f"{path.name} does not carry a valid signature")
+
+
+def test_verify_names_a_signature_whose_printed_name_changed(runner, user):
+    instance = close_capa(user)
+    (signature,) = db.session.scalars(db.select(Signature)).all()
+
+    _as_database_owner("UPDATE signatures SET printed_name = 'Someone Else'")
+
+    _refused(runner, f"signature {signature.id} (instance {instance.id}) does not match audit event",
+             ": printed name")
+
+
+@pytest.mark.parametrize("download", [
+    lambda client, token, document_id: client.get(f"/instances/documents/{document_id}"),
+    lambda client, token, document_id: client.get(f"/api/v1/documents/{document_id}",
+                                                  headers={"Authorization": f"Bearer {token}"}),
+], ids=["web", "api"])
+def test_a_document_whose_bytes_changed_is_not_served(client, runner, user, download):
+    instance = close_capa(user)
+    (document,) = db.session.scalars(db.select(Document)).all()
+    document_id, filename = document.id, document.filename
+    token = users.issue_token("auditor")
+    login(client, "auditor")
+    assert download(client, token, document_id).status_code == 200
+
+    _as_database_owner("UPDATE documents SET content = :content", content=b"PK forged report")
+
+    response = download(client, token, document_id)
+    assert response.status_code == 409
+    assert b"forged" not in response.data
+    assert "changed after it was stored" in response.get_data(as_text=True)
+    (incident,) = db.session.scalars(db.select(Incident)).all()
+    assert incident.instance_id == instance.id and filename in incident.message
+    assert db.session.get(ProcessInstance, instance.id).status == "completed"
+    (tampered,) = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "document.tampered")).all()
+    assert tampered.new["recorded_sha256"] == document.sha256
+    _refused(runner, f"document {document_id} ({filename}): the stored bytes", "do not match the recorded SHA-256")
+
+
+def test_the_refused_download_page_speaks_chinese(client, user):
+    close_capa(user)
+    (document,) = db.session.scalars(db.select(Document)).all()
+    _as_database_owner("UPDATE documents SET content = :content", content=b"PK forged report")
+    login(client, "auditor")
+
+    response = client.get(f"/instances/documents/{document.id}?lang=zh_CN")
+
+    assert response.status_code == 409
+    assert "此文件在保存后被更改" in response.get_data(as_text=True)
+
+
+def test_production_refuses_to_start_without_a_checkpoint_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUDIT_CHECKPOINT_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="AUDIT_CHECKPOINT_KEY"):
+        create_app("production", {"SECRET_KEY": "a real secret", "AUDIT_CHECKPOINT_KEY": "",
+                                  "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite'}"})
