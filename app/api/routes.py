@@ -141,6 +141,7 @@ def complete(args, task_id: int):
 
 @blp.route("/documents/<int:document_id>")
 @blp.response(200, description="the .docx file")
+@blp.alt_response(409, description="its bytes no longer match the recorded SHA-256: not served, incident raised")
 def download(document_id: int):
     """Download a rendered document (409 when its bytes no longer match the recorded SHA-256)."""
     document = evidence.open_document(document_id, api_user())
