@@ -1,6 +1,7 @@
 """Command-line entry points (`flask ...`): deploy, demo data, tokens, audit verification, timers, outbox."""
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from app.exceptions import QualiflowError
 
@@ -37,24 +40,43 @@ outbox_cli = AppGroup("outbox", help="Send queued e-mail.")
 demo_cli = AppGroup("demo", help="Demo users and data.")
 scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler.")
 lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
+instances_cli = AppGroup("instances", help="Look after running procedure instances.")
+
+
+def _terminal_locale() -> str:
+    """The command line speaks the terminal's language (LANGUAGE, LC_ALL, LC_MESSAGES, LANG): Chinese or English."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if os.environ.get(name):
+            return "zh_CN" if os.environ[name].lower().startswith("zh") else "en"
+    return "en"
 
 
 @processes_cli.command("deploy")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--note", default="", help="Change note recorded with new versions.")
-def deploy_command(path: Path, note: str) -> None:
-    """Deploy a .bpmn file or every .bpmn file of a directory (unchanged files are skipped)."""
+@click.option("--replace", is_flag=True,
+              help="Confirm that a diagram replaces the different procedure that already has its process id.")
+def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
+    """Deploy a .bpmn file with the .dmn files it uses (PATHS: x.bpmn [y.dmn ...]), or every .bpmn file of a
+    directory with the directory's .dmn files. Unchanged files are skipped."""
     from app.services import processes
-    try:
-        if path.is_dir():
-            results = processes.deploy_directory(path, None, note)
-        else:
-            results = [processes.deploy_file(path.read_bytes(), path.name, None, note)]
-    except QualiflowError as err:
-        problems = getattr(err, "problems", [])
-        for problem in problems:
-            click.echo(f"  {problem.severity}: {problem}", err=True)
-        _fail(err.message)
+    with force_locale(_terminal_locale()):
+        diagrams = [path for path in paths if path.suffix == ".bpmn"]
+        decisions = {path.name: path.read_bytes() for path in paths if path.suffix == ".dmn"}
+        directory = len(paths) == 1 and paths[0].is_dir()
+        if not directory and (len(diagrams) != 1 or len(diagrams) + len(decisions) != len(paths)):
+            _fail(_("give one .bpmn file and the .dmn files it uses, or one directory"))
+        try:
+            if directory:
+                results = processes.deploy_directory(paths[0], None, note, replace=replace)
+            else:
+                results = [processes.deploy_file(diagrams[0].read_bytes(), diagrams[0].name, None, note,
+                                                 decisions=decisions or None, replace=replace)]
+        except QualiflowError as err:
+            problems = getattr(err, "problems", [])
+            for problem in problems:
+                click.echo(f"  {problem.severity}: {problem}", err=True)
+            _fail(err.message)
     for result in results:
         state = "deployed as" if result.created else "unchanged,"
         click.echo(f"{result.version.definition.key}: {state} version {result.version.version}")
@@ -120,8 +142,23 @@ def checkpoint_command() -> None:
 def tick_command(now_text: str | None) -> None:
     """Fire every timer due now (for cron or tests)."""
     from app.services import timers
-    fired = timers.fire_due_timers(_parse_now(now_text))
-    click.echo(f"{fired} instance(s) advanced by timers.")
+    report = timers.tick(_parse_now(now_text))
+    click.echo(f"{report.fired} instance(s) advanced by timers.")
+    for instance_id in report.failed:  # each in incident; the others fired regardless
+        click.echo(f"instance {instance_id}: the timer step failed; see its incident.", err=True)
+
+
+@instances_cli.command("check")
+def check_instances_command() -> None:
+    """Find running instances that nothing can move on (stalled) and put each in incident; exit 1 if any."""
+    from app.services import instances
+    checked, stalled = instances.check_running()
+    for item in stalled:
+        click.echo(f"instance {item.instance_id} ({item.process_key}, {item.title!r}): stalled at "
+                   f"{item.element_id or '-'}", err=True)
+    click.echo(f"Checked {checked} running instance(s): {len(stalled)} stalled.")
+    if stalled:
+        sys.exit(1)
 
 
 @outbox_cli.command("send")
@@ -199,5 +236,6 @@ def kinds_command() -> None:
 
 
 def register(app: Flask) -> None:
-    for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli):
+    for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
+                  instances_cli):
         app.cli.add_command(group)

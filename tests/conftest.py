@@ -108,3 +108,19 @@ def user(seeded):
 def login(client, username: str, password: str = demo.DEMO_PASSWORD):
     """Sign in through the login page (CSRF is off in the testing config)."""
     return client.post("/login", data={"username": username, "password": password})
+
+
+@pytest.fixture(params=["warm", "cold"])
+def engine_caches(request, monkeypatch):
+    """Run a procedure path twice: warm (one process from start to end) and cold, where every engine step
+    starts with no parsed spec, as after a restart or on another worker. Both must pass the same assertions."""
+    if request.param == "cold":
+        from app.engine import runner
+        load_spec = runner.load_spec
+
+        def load_cold(version):
+            runner._SPEC_CACHE.clear()
+            return load_spec(version)
+
+        monkeypatch.setattr(runner, "load_spec", load_cold)
+    return request.param

@@ -7,11 +7,14 @@ from app.engine.runner import (
     HandlerCall,
     StepOutcome,
     cancel,
+    check,
     complete,
     data_hash,
     fire_timers,
     load_spec,
+    record_failure,
     retry,
+    stalled_at,
     start,
 )
 from app.engine.validation import (
@@ -26,8 +29,9 @@ from app.engine.validation import (
 from app.engine.working_days import add_working_days, working_days_between
 
 __all__ = [
-    "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "complete", "data_hash",
+    "EngineContext", "HandlerCall", "ParsedDiagram", "StepOutcome", "cancel", "check", "complete", "data_hash",
     "CallSite", "DiagramOutline", "outline",
+    "record_failure", "stalled_at",
     "element_states", "strongest",
     "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
     "MigrationOutcome", "MigrationRefused", "migrate", "parse_xml",

@@ -14,7 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from lxml import etree
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.specs.mixins.service_task import ServiceTask
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
@@ -23,11 +25,12 @@ from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
+from app.engine import data_check
 from app.engine.clock import engine_time
 from app.engine.pruning import hidden_open_task, open_tasks, prune_history
 from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
-from app.engine.serializer import dump_state, load_state
+from app.engine.serializer import as_restored, dump_state, load_state
 from app.engine.validation import TASK_EXPRESSIONS, extension_properties, parse_duration
 from app.exceptions import Conflict, ScriptRejected, TaskAlreadyCompleted, TaskNotClaimable
 from app.extensions import db
@@ -89,8 +92,9 @@ def load_spec(version: ProcessVersion) -> tuple[Any, dict]:
     for name, xml in version.decisions.items():  # the DMN files deployed with it
         parser.add_dmn_xml(etree.fromstring(xml.encode(), _SAFE_XML), filename=name)
     parser.add_bpmn_xml(etree.fromstring(version.bpmn_xml.encode(), _SAFE_XML), filename=version.filename)
-    spec = parser.get_spec(_process_id(version))
-    subprocess_specs = parser.get_subprocess_specs(_process_id(version), require_call_activity_specs=False)
+    spec, subprocess_specs = as_restored(
+        parser.get_spec(_process_id(version)),
+        parser.get_subprocess_specs(_process_id(version), require_call_activity_specs=False))
     for callee in version.callees:  # call activities run the callee versions it was deployed against
         callee_spec, callee_subprocesses = load_spec(callee)
         subprocess_specs = {**callee_subprocesses, **subprocess_specs, callee.definition.key: callee_spec}
@@ -143,8 +147,29 @@ def complete(instance: ProcessInstance, task: Task, data: dict[str, Any], ctx: E
     with engine_time(ctx.now):
         workflow, spiff_task = ready_task(instance, task, ctx)
         spiff_task.data.update(data)
-        spiff_task.run()
+        try:
+            spiff_task.run()
+        except Exception as err:  # e.g. a multi-instance that finds no output item in the completed child
+            return _failed_completion(instance, task, data, err, ctx)
     return _run(instance, workflow, ctx)
+
+
+_COMPLETION_FAILED = "qualiflow_completion_failed"  # internal data of a user task whose completion raised
+
+
+def _failed_completion(instance: ProcessInstance, task: Task, data: dict[str, Any], err: Exception,
+                       ctx: EngineContext) -> StepOutcome:
+    """Stop the instance at the task with an incident: the state before this completion, the user's data kept on
+    the task, which is left in ERROR so that a retry completes it again with that data."""
+    workflow, spiff_task = ready_task(instance, task, ctx)  # reloaded: the failed run may have half-changed things
+    spiff_task.data.update(data)
+    spiff_task.internal_data[_COMPLETION_FAILED] = True
+    spiff_task.error()
+    element_id = spiff_task.task_spec.bpmn_id
+    outcome = StepOutcome()
+    outcome.incident = _record_incident(instance, element_id, f"Completing {element_id} failed: {_reason(err)}",
+                                        "".join(traceback.format_exception(err)), ctx)
+    return _run(instance, workflow, ctx, outcome)
 
 
 def fire_timers(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
@@ -161,10 +186,18 @@ def retry(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
     failed = [t for wf in _all_workflows(workflow) for t in wf.tasks.values() if t.has_state(TaskState.ERROR)]
     if not failed and instance.status != "incident":
         raise Conflict("This instance has no failed task to retry.")
-    for spiff_task in failed:
-        spiff_task._set_state(TaskState.READY)
     instance.status = "running"
-    outcome = _run(instance, workflow, ctx)
+    outcome = StepOutcome()
+    with engine_time(ctx.now):
+        try:
+            for spiff_task in failed:
+                spiff_task._set_state(TaskState.READY)
+                if spiff_task.internal_data.pop(_COMPLETION_FAILED, False):
+                    spiff_task.run()  # the user's completion, with the data they gave, goes through now
+            _merge_stranded_children(workflow)
+        except Exception as err:
+            outcome.incident = _incident(instance, workflow, err, ctx)
+    outcome = _run(instance, workflow, ctx, outcome)
     if outcome.incident is None:
         _resolve_incidents(instance, ctx)
     return outcome
@@ -182,7 +215,7 @@ def cancel(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
     with engine_time(ctx.now):
         workflow.cancel()
     outcome = StepOutcome()
-    _save(instance, workflow, ctx)
+    _save(instance, workflow, outcome, ctx)
     for row in _open_rows(instance):
         row.state = "cancelled"
         outcome.cancelled.append(row)
@@ -197,8 +230,27 @@ def _all_workflows(workflow: BpmnWorkflow) -> list:
     return [workflow, *workflow.subprocesses.values()]
 
 
-def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> StepOutcome:
-    outcome = StepOutcome()
+def _merge_stranded_children(workflow: BpmnWorkflow) -> None:
+    """Merge the completed children a loop or multi-instance task never merged.
+
+    Before specs were wired as SpiffWorkflow's deserializer wires them, the last child completed in a new
+    process left its parent STARTED for ever; a retry of such an instance finishes what was missed.
+    """
+    for wf in _all_workflows(workflow):
+        for task in list(wf.tasks.values()):
+            spec = task.task_spec
+            if not isinstance(spec, LoopTask) or not task.has_state(TaskState.STARTED):
+                continue
+            merged = task.internal_data.get("merged", [])
+            for child in list(task.children):
+                if (child.task_spec.name == spec.task_spec and child.has_state(TaskState.COMPLETED)
+                        and str(child.id) not in merged and task.has_state(TaskState.STARTED)):
+                    spec.merge_child(child.workflow, child)
+
+
+def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext,
+         outcome: StepOutcome | None = None) -> StepOutcome:
+    outcome = outcome or StepOutcome()
     automated: list[SpiffTask] = []
 
     def did_complete(spiff_task: SpiffTask) -> None:
@@ -209,24 +261,71 @@ def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) 
         try:
             workflow.do_engine_steps(did_complete_task=did_complete)
         except SpiffWorkflowException as err:
-            outcome.incident = _incident(instance, workflow, err, ctx)
+            outcome.incident = outcome.incident or _incident(instance, workflow, err, ctx)
         except Exception as err:  # a bug in a handler must not lose the instance either
-            outcome.incident = _incident(instance, workflow, err, ctx)
+            outcome.incident = outcome.incident or _incident(instance, workflow, err, ctx)
     prune_history(workflow)
     assignments = _assignments(instance, workflow, outcome, ctx)  # before saving: a failed one leaves its task in ERROR
-    hidden = hidden_open_task(workflow)
-    if hidden is not None and outcome.incident is None:
-        outcome.incident = _record_incident(
-            instance, hidden.task_spec.bpmn_id,
-            f"The engine lost sight of task {hidden.task_spec.bpmn_id!r} at tree depth {hidden.depth}; "
-            "the instance is held instead of being reported completed.", "", ctx)
-    _save(instance, workflow, ctx)
+    if outcome.incident is None:
+        outcome.incident = _stuck(instance, workflow, ctx)
+    _save(instance, workflow, outcome, ctx)
     _sync_tasks(instance, workflow, automated, outcome, ctx, assignments)
     if outcome.incident is None and not any(open_tasks(wf) for wf in _all_workflows(workflow)):
         instance.status = "completed"
         instance.completed_at = ctx.now
         outcome.completed = True
     return outcome
+
+
+def stalled_at(workflow: BpmnWorkflow) -> str | None:
+    """Return the element an unfinished workflow is stuck at when nothing can move it on, else None.
+
+    A running instance always waits for something: a ready user task, a timer, a message or signal.
+    Open tasks with none of these (a multi-instance whose last child was never merged, a join whose
+    branches are gone) would wait for ever without anyone noticing.
+    """
+    if _live_user_tasks(workflow) or workflow.event_manager.tasks:
+        return None
+    stuck = [t for wf in _all_workflows(workflow) for t in wf.tasks.values()
+             if t.has_state(TaskState.DEFINITE_MASK) and t.task_spec.bpmn_id]
+    if not stuck:
+        return None
+    # A started task (a loop, a multi-instance, a subprocess) is where the run stopped; the path ahead of it
+    # is only FUTURE. Among those, the deepest is the most specific.
+    rank = {TaskState.STARTED: 3, TaskState.WAITING: 2, TaskState.READY: 1}
+    return max(stuck, key=lambda t: (rank.get(t.state, 0), t.workflow.depth, t.depth)).task_spec.bpmn_id
+
+
+def _stuck(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> Incident | None:
+    """Turn a workflow that can no longer move (or that SpiffWorkflow would call completed too early) into an
+    incident naming the element, rather than an instance that waits for ever."""
+    hidden = hidden_open_task(workflow)
+    if hidden is not None:
+        return _record_incident(
+            instance, hidden.task_spec.bpmn_id,
+            f"The engine lost sight of task {hidden.task_spec.bpmn_id!r} at tree depth {hidden.depth}; "
+            "the instance is held instead of being reported completed.", "", ctx)
+    element_id = stalled_at(workflow)
+    if element_id is None:
+        return None
+    return _record_incident(
+        instance, element_id,
+        f"Stalled at {element_id}: the instance is running but no task is ready and no timer, message or signal "
+        "is awaited, so it would wait for ever. Retry it; if it stalls again, fix the diagram and migrate it.",
+        "", ctx)
+
+
+def record_failure(instance: ProcessInstance, err: Exception, ctx: EngineContext) -> StepOutcome:
+    """Put an instance in incident for an error raised outside the engine's own handling (its step rolled back)."""
+    message = f"The step failed and was undone: {err.__class__.__name__}: {_reason(err)}"
+    return StepOutcome(incident=_record_incident(instance, None, message, "".join(traceback.format_exception(err)),
+                                                 ctx))
+
+
+def check(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
+    """Look at a running instance without moving it: an incident if it stalled, else nothing changes."""
+    workflow = _load(instance, ctx)
+    return StepOutcome(incident=_stuck(instance, workflow, ctx))
 
 
 def _incident(instance: ProcessInstance, workflow: BpmnWorkflow, err: Exception, ctx: EngineContext) -> Incident:
@@ -256,10 +355,44 @@ def _record_incident(instance: ProcessInstance, element_id: str | None, message:
     return incident
 
 
-def _save(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext) -> None:
-    instance.state_json = dump_state(workflow)
+def _save(instance: ProcessInstance, workflow: BpmnWorkflow, outcome: StepOutcome, ctx: EngineContext) -> None:
+    try:
+        instance.state_json = dump_state(workflow)
+    except (TypeError, ValueError, RecursionError, OverflowError) as err:  # a value task data cannot hold
+        incident = _drop_unstorable(instance, workflow, err, ctx)
+        outcome.incident = outcome.incident or incident
+        instance.state_json = dump_state(workflow)
     instance.next_timer_at = _next_timer_at(workflow)
     instance.data = _json_safe(_latest_data(workflow))
+
+
+def _drop_unstorable(instance: ProcessInstance, workflow: BpmnWorkflow, err: Exception,
+                     ctx: EngineContext) -> Incident:
+    """Remove the values task data cannot hold and raise an incident at the element that first stored one.
+
+    The value is not kept (it could not be saved anyway); the instance stops there, so nobody works on
+    with a step's result missing, until the diagram is fixed and the instance retried or migrated.
+    """
+    found: list[tuple[SpiffTask | None, str, str, str]] = []
+    for wf in _all_workflows(workflow):
+        found.extend((None, key, path, reason) for key, path, reason in data_check.problems(wf.data))
+        for task in sorted(wf.tasks.values(), key=lambda t: t.last_state_change):
+            found.extend((task, key, path, reason) for key, path, reason in data_check.problems(task.data))
+    if not found:
+        raise err  # not a data value: a defect of ours, let it surface
+    task, key, path, reason = _producer(found)
+    for wf in _all_workflows(workflow):
+        for bad_key in {item[1] for item in found}:
+            wf.data.pop(bad_key, None)
+            for holder in wf.tasks.values():
+                holder.data.pop(bad_key, None)
+    element_id = task.task_spec.bpmn_id if task is not None else None
+    where = element_id or "the process data"
+    return _record_incident(
+        instance, element_id,
+        f'{where} stored "{path}" as {reason}; the value was not kept and the instance stopped here. '
+        "Task data holds text, numbers, true/false, lists, objects with text keys, dates and durations. "
+        "Fix the script (or handler), then retry.", "".join(traceback.format_exception(err)), ctx)
 
 
 def _latest_data(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -271,8 +404,31 @@ def _latest_data(workflow: BpmnWorkflow) -> dict[str, Any]:
     return dict(max(source, key=lambda t: t.last_state_change).data) if source else {}
 
 
+def _producer(found: list[tuple[SpiffTask | None, str, str, str]]) -> tuple[SpiffTask | None, str, str, str]:
+    """Return the finding of the element that stored a bad value: the first holder whose parent did not hold it."""
+    for item in found:
+        task, key = item[0], item[1]
+        if task is None or not task.task_spec.bpmn_id:
+            continue
+        parent = task.parent
+        if parent is None or key not in parent.data or data_check.first_problem({key: parent.data[key]}) is None:
+            return item
+    return found[0]
+
+
+def _plain(value: Any) -> Any:
+    """Return what JSON holds for a stored non-JSON value: dates as ISO text, sets as lists, never a repr."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if callable(value):
+        return None
+    return str(value)  # durations and UUIDs, the remaining types the engine state holds
+
+
 def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(data, default=str))
+    return json.loads(json.dumps(data, default=_plain))
 
 
 def _next_timer_at(workflow: BpmnWorkflow) -> datetime | None:
@@ -280,7 +436,9 @@ def _next_timer_at(workflow: BpmnWorkflow) -> datetime | None:
     due: list[datetime] = []
     for spiff_task in workflow.event_manager.tasks.values():
         definition = getattr(spiff_task.task_spec, "event_definition", None)
-        if not isinstance(definition, TimerEventDefinition):
+        # An event-based gateway (or a multiple event) holds its timers inside one combined definition.
+        inner = definition.event_definitions if isinstance(definition, MultipleEventDefinition) else [definition]
+        if not any(isinstance(item, TimerEventDefinition) for item in inner):
             continue
         value = spiff_task._get_internal_data("event_value")
         if isinstance(value, dict):

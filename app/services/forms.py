@@ -13,6 +13,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import SchemaError
 
+from app.engine import data_check
 from app.exceptions import FormInvalid
 
 _FALSE_WORDS = {"", "false", "off", "0", "no"}
@@ -35,6 +36,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "type:integer": "Enter a whole number.",
         "type:number": "Enter a number.",
         "type": "This value has the wrong type.",
+        "unstorable": "This value cannot be stored (use finite numbers, text, true/false, lists and objects).",
     },
     "zh-CN": {
         "required": "此项为必填项。",
@@ -53,6 +55,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "type:integer": "请输入整数。",
         "type:number": "请输入数字。",
         "type": "此项的值类型不正确。",
+        "unstorable": "无法保存此值（请使用有限数值、文本、是/否、列表和对象）。",
     },
 }
 
@@ -102,6 +105,11 @@ def validate(schema: dict, data: dict, lang: str = "en") -> None:
     validator = _FormValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     messages = _MESSAGES[_language(lang)]
     errors: dict[str, list[str]] = {}
+    # NaN, Infinity (which JSON parsers accept) and over-long integers would fail at the database, not here.
+    for key, _, _ in data_check.problems(data):
+        errors.setdefault(key, []).append(messages["unstorable"])
+    if errors:
+        raise FormInvalid(errors)
     for error in validator.iter_errors(data):
         path = ".".join(str(p) for p in error.path)
         errors.setdefault(path, []).append(_message(error, messages))

@@ -1,12 +1,14 @@
 """Procedure instances: start, read (with evidence and history), retry after an incident, cancel."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from app import engine
+from app.engine import data_check
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import (
@@ -30,6 +32,8 @@ from app.models.users import OWNER_ROLES, WORKER_ROLES
 from app.services import audit, deadlines, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
+
+log = logging.getLogger(__name__)
 
 
 def of_process(query: Select, key: str, *, open_only: bool = False) -> Select:
@@ -68,11 +72,29 @@ def record_outcome(actor: User | None, instance: ProcessInstance, outcome: engin
         audit.record(actor, "instance.completed", "instance", instance.id, instance_id=instance.id, at=now)
 
 
+def record_failure(instance_id: int, err: Exception, now: datetime) -> None:
+    """Put an instance in incident for a step that raised and was rolled back (its own transaction).
+
+    Used where no user waits for an answer (the timer tick): the failure must not stop other instances.
+    """
+    try:
+        with atomic():
+            instance = get_instance(instance_id)
+            outcome = engine.record_failure(instance, err, engine_context(now))
+            record_outcome(None, instance, outcome, now)
+    except Exception:  # the database itself is failing: the next tick tries again
+        log.exception("could not record the failure of instance %s", instance_id)
+
+
 def start_instance(process_key: str, actor: User, data: dict | None = None, *, title: str = "",
                    language: str | None = None, now: datetime | None = None) -> ProcessInstance:
     """Start the latest version of a process as actor and run it to its first wait."""
     require_worker(actor)
     now = now or utcnow()
+    problems = data_check.problems(data or {})
+    unstorable = {key: [f"This value cannot be stored: {reason}."] for key, _, reason in problems}
+    if unstorable:
+        raise FormInvalid(unstorable)
     with atomic():  # an unknown process rolls back too, so no read transaction (and lock) is left open
         version = processes.get_version(process_key)
         instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
@@ -163,6 +185,48 @@ def retry_instance(instance_id: int, actor: User, now: datetime | None = None) -
         audit.record(actor, "incident.retried", "instance", instance.id, instance_id=instance.id, at=now)
         record_outcome(actor, instance, outcome, now)
     return instance
+
+
+@dataclass(frozen=True)
+class StalledInstance:
+    """A running instance that nothing can move on, now in incident."""
+
+    instance_id: int
+    title: str
+    process_key: str
+    element_id: str | None
+    message: str
+
+
+def check_running(actor: User | None = None, now: datetime | None = None) -> tuple[int, list[StalledInstance]]:
+    """Look at every running instance for a stall and put each stalled one in incident (audited).
+
+    Return how many were checked and the stalled ones. Only instances with no ready task and no timer
+    are loaded at all: the others are waiting for someone or something by construction.
+    """
+    if actor is not None and not actor.has_role("admin"):
+        raise PermissionDenied("Only administrators can check running instances.")
+    now = now or utcnow()
+    ready = select(Task.id).where(Task.instance_id == ProcessInstance.id, Task.state == "ready")
+    candidates = list(db.session.scalars(
+        select(ProcessInstance.id).where(ProcessInstance.status == "running", ProcessInstance.next_timer_at.is_(None),
+                                         ~ready.exists()).order_by(ProcessInstance.id)))
+    checked = db.session.scalar(select(func.count()).where(ProcessInstance.status == "running")) or 0
+    db.session.rollback()
+    stalled = []
+    for instance_id in candidates:
+        with atomic():
+            instance = db.session.scalar(
+                select(ProcessInstance).where(ProcessInstance.id == instance_id, ProcessInstance.status == "running")
+                .with_for_update(skip_locked=True, of=ProcessInstance))
+            if instance is None:  # moved on (or locked by a step) meanwhile
+                continue
+            outcome = engine.check(instance, engine_context(now))
+            if outcome.incident is not None:
+                record_outcome(actor, instance, outcome, now)
+                stalled.append(StalledInstance(instance.id, instance.title, instance.version.definition.key,
+                                               outcome.incident.element_id, outcome.incident.message))
+    return checked, stalled
 
 
 def get_document(document_id: int) -> Document:

@@ -1,6 +1,12 @@
-"""Fire due BPMN timers: only instances whose indexed next_timer_at has passed are touched."""
+"""Fire due BPMN timers: only instances whose indexed next_timer_at has passed are touched.
+
+Each instance fires in its own transaction; one that fails (a handler bug, a value the database refuses)
+is rolled back alone and put in incident, and the tick goes on with the others.
+"""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,17 +17,30 @@ from app.models import ProcessInstance
 from app.models.types import utcnow
 from app.services import audit
 from app.services.execution import engine_context
-from app.services.instances import record_outcome
+from app.services.instances import record_failure, record_outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    fired: int = 0
+    failed: list[int] = field(default_factory=list)  # instances put in incident because their step raised
 
 
 def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
     """Fire the timers due at `now`; one transaction per instance; return how many instances advanced."""
+    return tick(now, limit).fired
+
+
+def tick(now: datetime | None = None, limit: int = 200) -> TickReport:
+    """Fire the timers due at `now`, each instance on its own; report which advanced and which failed."""
     now = now or utcnow()
+    report = TickReport()
     due_ids = list(db.session.scalars(
         select(ProcessInstance.id).where(ProcessInstance.next_timer_at <= now, ProcessInstance.status == "running")
         .order_by(ProcessInstance.next_timer_at).limit(limit)))
     db.session.rollback()
-    fired = 0
     for instance_id in due_ids:
         # SKIP LOCKED lets several schedulers share the work on PostgreSQL; the re-check makes a late one a no-op.
         # OF limits the lock to the instance row: PostgreSQL refuses FOR UPDATE across the joined-eager version.
@@ -39,8 +58,10 @@ def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
                          new={"due_at": due_at.isoformat()})
             record_outcome(None, instance, outcome, now)
             db.session.commit()
-            fired += 1
-        except Exception:
+            report.fired += 1
+        except Exception as err:  # this instance only: the others still fire
             db.session.rollback()
-            raise
-    return fired
+            log.exception("timer of instance %s failed", instance_id)
+            record_failure(instance_id, err, now)
+            report.failed.append(instance_id)
+    return report

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import PermissionDenied
@@ -29,6 +30,18 @@ def incidents():
     page = instances.list_incidents(page=request.args.get("page", 1, type=int),
                                     per_page=current_app.config["PAGE_SIZE"])
     return render_template("admin/incidents.html", page=page)
+
+
+@bp.post("/incidents/check")
+@admin_required
+def check_instances():
+    checked, stalled = instances.check_running(current_user)
+    if stalled:
+        flash(_("%(stalled)d of %(checked)d running instances had stalled; each is now listed as an incident.",
+                stalled=len(stalled), checked=checked), "warning")
+    else:
+        flash(_("Checked %(checked)d running instances: none has stalled.", checked=checked), "success")
+    return redirect(url_for("admin.incidents"))
 
 
 @bp.get("/outbox")

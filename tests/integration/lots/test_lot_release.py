@@ -14,6 +14,9 @@ from app.models import Document, Inspection, ProcessInstance, Product, ProductLo
 from app.services import demo, imports, lots, tasks
 from tests.conftest import T0
 
+# Every path also runs cold: each engine step as in a freshly started process.
+pytestmark = pytest.mark.usefixtures("engine_caches")
+
 HOUR = timedelta(hours=1)
 REVIEW = {"batch_record_reviewed": True, "review_comment": "Batch record complete, no deviation."}
 RELEASE = {"decision": "approve", "comment": "Released for distribution."}

@@ -15,6 +15,9 @@ from app.services import recalls
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 
+# Every path also runs cold: each engine step as in a freshly started process.
+pytestmark = pytest.mark.usefixtures("engine_caches")
+
 HOUR = timedelta(hours=1)
 
 

@@ -40,6 +40,9 @@ from tests.integration.capa_steps import (
 )
 from tests.integration.services.scenarios import APPROVE, REJECT, approve, count
 
+# Every path also runs cold: each engine step as in a freshly started process.
+pytestmark = pytest.mark.usefixtures("engine_caches")
+
 HOUR, DAY, MINUTE = timedelta(hours=1), timedelta(days=1), timedelta(minutes=1)
 TWO_ACTIONS = {**PLAN, "actions": [
     {"description": "Replace the deburring tool", "type": "corrective", "owner": "prod", "due_date": "2026-12-01"},

@@ -14,6 +14,9 @@ from app.models import Document, OutboxMessage, ProcessInstance, Product, Produc
 from app.services import demo, instances, tasks, timers
 from tests.conftest import T0
 
+# Every path also runs cold: each engine step as in a freshly started process.
+pytestmark = pytest.mark.usefixtures("engine_caches")
+
 DAY = timedelta(days=1)
 REQUEST = {"title": "New sealing temperature", "change_type": "process", "requested_on": "2026-11-23",
            "description": "Raise the pouch sealing temperature from 180 to 185 C.",

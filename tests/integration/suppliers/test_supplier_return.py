@@ -43,6 +43,9 @@ from tests.integration.suppliers.conftest import (
     step,
 )
 
+# Every path also runs cold: each engine step as in a freshly started process.
+pytestmark = pytest.mark.usefixtures("engine_caches")
+
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
 
 
