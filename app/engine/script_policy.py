@@ -246,6 +246,7 @@ class Compiled(NamedTuple):
     code: CodeType
     unavailable: Mapping[str, int]
     assigned: Mapping[str, int]
+    called: frozenset[str]  # names called as functions
 
 
 _ERROR_LINE = re.compile(r"^Line (\d+): (.*)$", re.DOTALL)
@@ -271,7 +272,9 @@ def _compile(source: str, mode: str) -> Compiled | SyntaxError | list[tuple[int,
     unavailable = {node.id: node.lineno for node in names if node.id in _UNAVAILABLE and node.id not in assigned}
     stores = [(node.id, node.lineno) for node in names if not isinstance(node.ctx, ast.Load)]
     stores += [(node.name, node.lineno) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
-    return Compiled(result.code, unavailable, dict(sorted(stores, key=lambda store: store[1])))
+    called = frozenset(node.func.id for node in ast.walk(tree)
+                       if isinstance(node, ast.Call) and isinstance(node.func, ast.Name))
+    return Compiled(result.code, unavailable, dict(sorted(stores, key=lambda store: store[1])), called)
 
 
 def compile_source(source: str, mode: str) -> Compiled:
@@ -285,17 +288,23 @@ def compile_source(source: str, mode: str) -> Compiled:
 
 
 def check(source: str, mode: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
-    """Return the (line, reason) refusals of source and the (line, name) builtins it reads that scripts lack.
+    """Return the (line, reason) errors and warnings the sandbox finds in source before running it.
 
-    Task data may define a name like a missing builtin (a form field "input"), so only a run can tell whether
-    reading it fails.
+    Calling a builtin that scripts lack can never work (task data cannot hold a function); only reading one
+    is a warning, since task data may define the name (a form field "input").
     """
     compiled = _compile(source, mode)
     if isinstance(compiled, SyntaxError):
         return [(compiled.lineno or 1, f"syntax error: {compiled.msg}")], []
     if isinstance(compiled, list):
         return compiled, []
-    return [], sorted((line, name) for name, line in compiled.unavailable.items())
+    errors, warnings = [], []
+    for name, line in sorted(compiled.unavailable.items(), key=lambda item: item[1]):
+        if name in compiled.called:
+            errors.append((line, f'"{name}" is not available in scripts.'))
+        else:
+            warnings.append((line, f'"{name}" is not available in scripts unless the task data defines it.'))
+    return errors, warnings
 
 
 def _timed(code: CodeType, namespace: dict[str, Any], time_limit: float) -> Any:

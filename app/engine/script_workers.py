@@ -171,8 +171,8 @@ def _answer(request: dict[str, Any], memory_limit_mb: int) -> dict[str, Any]:
     """Run one request and return its reply (before encoding)."""
     op = request["op"]
     if op == "check":
-        problems, unavailable = script_policy.check(request["source"], request["mode"])
-        return {"problems": problems, "unavailable": unavailable}
+        errors, warnings = script_policy.check(request["source"], request["mode"])
+        return {"errors": errors, "warnings": warnings}
     functions = script_policy.helpers(request["now"], tuple(request["holidays"]))
     source, data, external, time_limit = request["source"], request["data"], request["external"], request["time_limit"]
     reply: dict[str, Any] = {}
@@ -327,7 +327,7 @@ class WorkerPool:
             reply = self._run({"op": "check", "source": source, "mode": mode}, CHECK_TIME_LIMIT)
         except ScriptRejected as exc:
             return [(1, exc.message)], []
-        return [tuple(problem) for problem in reply["problems"]], [tuple(name) for name in reply["unavailable"]]
+        return [tuple(error) for error in reply["errors"]], [tuple(warning) for warning in reply["warnings"]]
 
     def _run(self, request: dict[str, Any], time_limit: float, data: dict[str, Any] | None = None) -> dict[str, Any]:
         try:

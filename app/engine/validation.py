@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinitio
 from SpiffWorkflow.dmn.parser.BpmnDmnParser import SCHEMAS as DMN_SCHEMAS
 from SpiffWorkflow.spiff.parser.process import SPIFF_XSD, SpiffBpmnParser
 
+from app.engine import script_workers
 from app.exceptions import BpmnProblem, InvalidBpmn
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -474,6 +475,10 @@ def _check_task_properties(task: etree._Element, properties: dict[str, str], pro
         error = _syntax_error(expression.strip(), "eval") if expression.strip() else SyntaxError("it is empty")
         if error:
             problems.append(_at(task, f"{name} must be an expression over the task's data: {error.msg}"))
+            continue
+        for _line, reason, severity in _sandbox_problems(expression.strip(), "eval"):
+            problems.append(_at(task, _("%(name)s is refused by the script sandbox: %(reason)s", name=name,
+                                        reason=reason), severity=severity))
 
 
 def _check_service_task(task: etree._Element, handlers: Mapping[str, Any], problems: list[BpmnProblem]) -> None:
@@ -513,6 +518,9 @@ def _parameter_error(schema: Any, name: str, key: str, value: str) -> str | None
     error = _syntax_error(value.strip(), "eval")
     if error:
         return f"invalid expression: {error.msg}"
+    refused = [reason for _line, reason, severity in _sandbox_problems(value.strip(), "eval") if severity == "error"]
+    if refused:
+        return _("refused by the script sandbox: %(reason)s", reason=" ".join(refused))
     try:
         literal = ast.literal_eval(value.strip())
     except _NOT_A_LITERAL:
@@ -547,7 +555,24 @@ def _syntax_error(source: str, mode: str) -> SyntaxError | None:
     return None
 
 
+def _sandbox_problems(source: str, mode: str) -> list[tuple[int, str, str]]:
+    """Return (line, reason, severity) for what the script sandbox refuses in source, checked by its own compiler.
+
+    The check runs in a script worker, under its memory and time limits, like the code will.
+    """
+    errors, warnings = script_workers.pool().check(source, mode)
+    return [(line, reason, "error") for line, reason in errors] + [(line, reason, "warning")
+                                                                   for line, reason in warnings]
+
+
+# Expressions of loops and multi-instance activities, checked like conditions.
+_LOOP_EXPRESSIONS = ("bpmn:standardLoopCharacteristics/bpmn:loopCondition",
+                     "bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality",
+                     "bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition")
+
+
 def _check_scripts(process: etree._Element, problems: list[BpmnProblem]) -> None:
+    """Check scripts, conditions and loop expressions against the script sandbox's rules."""
     for task in process.iterfind(".//bpmn:scriptTask", NSMAP):
         script = task.find("bpmn:script", NSMAP)
         if script is None or not (script.text or "").strip():
@@ -557,15 +582,33 @@ def _check_scripts(process: etree._Element, problems: list[BpmnProblem]) -> None
     for script in process.xpath(".//spiffworkflow:preScript | .//spiffworkflow:postScript", namespaces=NSMAP):
         if (script.text or "").strip():
             _check_script(script.getparent().getparent(), script, etree.QName(script).localname, problems)
+    # _lint_process reports their syntax errors and Camunda expressions.
+    for condition in process.iterfind(".//bpmn:sequenceFlow/bpmn:conditionExpression", NSMAP):
+        text = (condition.text or "").strip()
+        if text and _syntax_error(text, "eval") is None:
+            _check_script(condition.getparent(), condition, "condition", problems, mode="eval")
+    for path in _LOOP_EXPRESSIONS:
+        for expression in process.iterfind(f".//{path}", NSMAP):
+            if (expression.text or "").strip():
+                _check_script(expression.getparent().getparent(), expression, etree.QName(expression).localname,
+                              problems, mode="eval")
 
 
-def _check_script(owner: etree._Element, script: etree._Element, label: str, problems: list[BpmnProblem]) -> None:
-    error = _syntax_error(script.text, "exec")
+def _check_script(owner: etree._Element, script: etree._Element, label: str, problems: list[BpmnProblem],
+                  mode: str = "exec") -> None:
+    """Report a syntax error of a script or expression element, or each thing the script sandbox refuses in it."""
+    source = script.text.strip() if mode == "eval" else script.text
+    error = _syntax_error(source, mode)
     if error:
         line = error.lineno or 1
         # The script text starts on its element's line, so its line N is N - 1 lines further down the file.
         problems.append(_at(owner, f"{label} has a syntax error on its line {line}: {error.msg}",
                             line=script.sourceline + line - 1))
+        return
+    for line, reason, severity in _sandbox_problems(source, mode):
+        problems.append(_at(owner, _("%(label)s is refused by the script sandbox on its line %(line)s: %(reason)s",
+                                     label=label, line=line, reason=reason),
+                            line=script.sourceline + line - 1, severity=severity))
 
 
 def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> None:
@@ -588,6 +631,12 @@ def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> Non
     error = _syntax_error(text, "eval")
     if error:
         problems.append(_at(event, f"{kind} has a syntax error: {error.msg}", line=expression.sourceline))
+        return
+    refused = _sandbox_problems(text, "eval")
+    for _line, reason, severity in refused:
+        problems.append(_at(event, _("%(kind)s is refused by the script sandbox: %(reason)s", kind=kind,
+                                     reason=reason), line=expression.sourceline, severity=severity))
+    if any(severity == "error" for _line, _reason, severity in refused):
         return
     try:
         value = ast.literal_eval(text)

@@ -5,7 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.exceptions import Conflict, PermissionDenied
+from app.engine import validation
+from app.exceptions import Conflict, InvalidBpmn, PermissionDenied
 from app.extensions import db
 from app.models import AuditEvent, Incident, OutboxMessage, ProcessInstance, Task
 from app.services import demo, instances, tasks, users
@@ -120,13 +121,25 @@ def test_failing_script_raises_an_incident(user):
     assert "division by zero" in incident.message
 
 
-@pytest.mark.parametrize("escape", [
+ESCAPES = [
     "__import__('os').system('touch {target}')",
     "open('{target}', 'w').write('owned')",
     "().__class__.__base__.__subclasses__()",
-])
-def test_script_escape_is_rejected_as_an_incident(user, tmp_path, escape):
+]
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_script_escape_is_refused_at_deploy(user, tmp_path, escape):
+    with pytest.raises(InvalidBpmn) as refused:
+        deploy(_scripted(escape.format(target=tmp_path / "escaped")), "scripted.bpmn")
+    assert {(p.element_id, p.line) for p in refused.value.problems} == {("compute", 8)}
+    assert all("refused by the script sandbox on its line 1" in p.message for p in refused.value.problems)
+
+
+@pytest.mark.parametrize("escape", ESCAPES)
+def test_script_escape_deployed_before_the_check_is_rejected_as_an_incident(user, tmp_path, escape, monkeypatch):
     target = tmp_path / "escaped"
+    monkeypatch.setattr(validation, "_sandbox_problems", lambda source, mode: [])  # as deploys did before
     deploy(_scripted(escape.format(target=target)), "scripted.bpmn")
 
     instance = instances.start_instance("scripted", user("qa"), now=T0)
