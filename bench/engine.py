@@ -338,6 +338,55 @@ def bench_instances(instances: int, user_ids: dict[str, int]) -> dict[str, Any]:
             **_latency_summary(latencies)}
 
 
+@contextmanager
+def scripts_in_process() -> Iterator[None]:
+    """Run scripts and conditions in the calling thread, as before script workers, to measure what workers cost."""
+    from app.engine import runner, sandbox, script_policy
+
+    class InProcess(sandbox.SandboxedEnvironment):
+        def evaluate(self, expression: str, context: dict, external_context: dict | None = None) -> Any:
+            return script_policy.evaluate(expression, context, external_context or {},
+                                          script_policy.helpers(self.now, self.holidays), self.time_limit)
+
+        def execute(self, script: str, context: dict, external_context: dict | None = None) -> bool:
+            script_policy.execute(script, context, external_context or {},
+                                  script_policy.helpers(self.now, self.holidays), self.time_limit)
+            return True
+
+    runner.SandboxedEnvironment = InProcess
+    try:
+        yield
+    finally:
+        runner.SandboxedEnvironment = sandbox.SandboxedEnvironment
+
+
+def bench_script_calls(calls: int) -> dict[str, Any]:
+    """Time the approval diagram's script and condition per call, in a worker and in this thread."""
+    from app.engine import script_policy
+    from app.engine.sandbox import SandboxedEnvironment
+
+    script, condition = 'risk = "high" if severity >= 3 else "low"', 'risk == "high"'
+    data = {**FORM_DATA, "severity": 3, "title": "bench", "risk": "high"}
+    environment = SandboxedEnvironment(now=datetime.now(UTC))
+    helpers = script_policy.helpers(environment.now, ())
+    environment.evaluate(condition, data)  # starts the worker; its start-up is not a call
+
+    def per_call_us(call: Callable[[], Any]) -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return round((time.perf_counter() - started) / calls * 1e6, 1)
+
+    figures = {
+        "evaluate_worker_us": per_call_us(lambda: environment.evaluate(condition, data)),
+        "evaluate_in_process_us": per_call_us(lambda: script_policy.evaluate(condition, data, {}, helpers, 1.0)),
+        "execute_worker_us": per_call_us(lambda: environment.execute(script, dict(data))),
+        "execute_in_process_us": per_call_us(
+            lambda: script_policy.execute(script, dict(data), {}, helpers, 1.0)),
+    }
+    return {"calls": calls, **figures}
+
+
 def bench_growth(loops: int, user_ids: dict[str, int]) -> dict[str, Any]:
     """Run one looping instance for `loops` passes; compare the mean cost of its first and last five steps."""
     sizes: list[int] = []
@@ -437,6 +486,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if profiler:
                 profiler.disable()
             growth = bench_growth(args.loop, user_ids)
+            with scripts_in_process():
+                in_process = bench_instances(args.instances, user_ids)
+            script_calls = bench_script_calls(500)
             capa = bench_capa(args.capa_instances, user_ids) if args.capa else None
             audit_rows = _verify_audit()
     if profiler:
@@ -461,6 +513,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if capa is not None:
         result["capa"] = capa
+    result["script_workers"] = {
+        **script_calls,
+        "steps_per_s_workers": ours["steps_per_s"], "steps_per_s_in_process": in_process["steps_per_s"],
+        "steps_ratio_workers_in_process": round(ours["steps_per_s"] / in_process["steps_per_s"], 3),
+        "step_p50_ms_workers": ours["step_p50_ms"], "step_p50_ms_in_process": in_process["step_p50_ms"],
+        "note": "the approval step runs one script and one condition; in process is the in-thread sandbox "
+                "scripts had before workers (no OS limits)",
+    }
     return result
 
 
@@ -488,6 +548,15 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"  note: {growth['raw_note']}")
     if "warning" in g_raw:
         print(f"  baseline warning: {g_raw['warning']}")
+    workers = result["script_workers"]
+    print()
+    print(f"Script workers (scripts and conditions in worker processes with OS limits; {workers['calls']} calls)")
+    print(f"  {'':28}{'worker':>26}{'in this thread':>20}")
+    for label, key in (("evaluate us/call", "evaluate"), ("execute us/call", "execute")):
+        print(f"  {label:28}{workers[key + '_worker_us']:>26}{workers[key + '_in_process_us']:>20}")
+    print(f"  {'approval steps/s':28}{workers['steps_per_s_workers']:>26}{workers['steps_per_s_in_process']:>20}")
+    print(f"  {'approval step p50 ms':28}{workers['step_p50_ms_workers']:>26}{workers['step_p50_ms_in_process']:>20}")
+    print(f"  {'steps/s ratio workers / in thread':34}{workers['steps_ratio_workers_in_process']:>20}")
     if "capa" in result:
         capa = result["capa"]
         print()
