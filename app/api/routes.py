@@ -5,6 +5,7 @@ import io
 
 from flask import jsonify, send_file
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
 from app.api.auth import api_user, authenticate_request
@@ -55,11 +56,16 @@ class Process(MethodView):
 @blp.arguments(DeployArgsSchema, location="form")
 @blp.response(201, DeployResultSchema)
 def deploy(files, form):
-    """Deploy a .bpmn upload: 400 with element id, line and message when invalid; 201 with the version."""
+    """Deploy a .bpmn upload with its .dmn files: 400 with element id, line and message when invalid; 409 when its
+    process id is a different procedure and replace is not set; 201 with the version."""
     upload = files["file"]
     if upload is None or not upload.filename or not upload.filename.endswith(".bpmn"):
-        raise BadUpload()
-    return processes.deploy_file(upload.read(), upload.filename, api_user(), form["change_note"])
+        raise BadUpload(_("Upload a .bpmn file in the multipart field 'file'."))
+    if not all(dmn.filename and dmn.filename.endswith(".dmn") for dmn in files["dmn"]):
+        raise BadUpload(_("Decision tables go in the multipart field 'dmn', as .dmn files."))
+    decisions = {dmn.filename: dmn.read() for dmn in files["dmn"]} or None
+    return processes.deploy_file(upload.read(), upload.filename, api_user(), form["change_note"], decisions=decisions,
+                                 replace=form["replace"])
 
 
 @blp.route("/instances", methods=["POST"])

@@ -27,11 +27,17 @@ class DeployResultSchema(Schema):
 
 class DeployArgsSchema(Schema):
     change_note = fields.Str(load_default="")
+    replace = fields.Bool(load_default=False, metadata={
+        "description": "Confirm that the diagram replaces the procedure that already has its process id although "
+                       "it is not derived from it (otherwise 409)"})
 
 
 class FileSchema(Schema):
     # Not required here: a missing upload answers 400 BadUpload like a wrong file type, not a 422.
     file = fields.Raw(metadata={"type": "string", "format": "binary"}, load_default=None)
+    dmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), load_default=list, metadata={
+        "description": "The .dmn decision tables the diagram's business rule tasks call (repeat the field); "
+                       "without any, those of the process's latest version are kept"})
 
 
 class StartSchema(Schema):

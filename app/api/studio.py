@@ -25,6 +25,8 @@ class DraftArgsSchema(Schema):
 
 class DeployDraftSchema(Schema):
     change_note = fields.Str(load_default="", metadata={"description": "what changed and why (required)"})
+    replace = fields.Bool(load_default=False, metadata={
+        "description": "confirm that a draft not based on its process replaces the procedure with its process id"})
 
 
 class DiffArgsSchema(Schema):
@@ -112,11 +114,12 @@ def validate_diagram():
 @blp.arguments(DeployDraftSchema)
 @blp.response(201, description="the new version: key, version and its page")
 @blp.alt_response(400, description=_PROBLEMS)
-@blp.alt_response(409, description="identical to the latest version, or already deployed")
+@blp.alt_response(409, description="identical to the latest version, already deployed, or its process id is a "
+                                    "different procedure and replace is not set")
 @blp.alt_response(422, description="no change note")
 def deploy_draft(args, draft_id: int):
     """Deploy a draft as the process's next version."""
-    version = studio.deploy_draft(api_user(), draft_id, args["change_note"])
+    version = studio.deploy_draft(api_user(), draft_id, args["change_note"], replace=args["replace"])
     key = version.definition.key
     return jsonify(key=key, version=version.version,
                    url=url_for("processes.version", key=key, version=version.version)), 201

@@ -183,7 +183,8 @@ def deploy_directory(directory: Path, actor: User | None, change_note: str = "",
     files = sorted(Path(directory).glob("*.bpmn"))
     if not files:
         raise NotFound(f"No .bpmn files in {directory}.")
-    decisions = {path.name: path.read_bytes() for path in sorted(Path(directory).glob("*.dmn"))}
+    # Without .dmn files in the directory each diagram keeps its latest version's decision tables.
+    decisions = {path.name: path.read_bytes() for path in sorted(Path(directory).glob("*.dmn"))} or None
     forms = available_forms()
     results, problems = [], []
     with atomic():

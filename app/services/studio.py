@@ -65,7 +65,9 @@ def process_catalogue(actor: User) -> dict:
             "key": definition.key, "name": definition.name,
             "versions": [{"version": v.version, "author": v.author.username if v.author else None,
                           "created_at": _iso(v.created_at), "change_note": v.change_note,
-                          "instances_open": open_counts.get(v.id, 0)} for v in definition.versions],
+                          "instances_open": open_counts.get(v.id, 0),
+                          "calls": [{"key": c.definition.key, "version": c.version} for c in v.callees]}
+                         for v in definition.versions],
             "drafts": []}
     for draft in drafts:
         entry = entries.setdefault(draft.key, {"key": draft.key, "name": draft.name, "versions": [], "drafts": []})
@@ -203,8 +205,12 @@ def validate_diagram(actor: User, data: bytes) -> dict:
     return {"valid": True, "problems": [asdict(p) for p in parsed.warnings]}
 
 
-def deploy_draft(actor: User, draft_id: int, change_note: str | None) -> ProcessVersion:
-    """Deploy a draft as the process's next version (process owners and admins, with a change note)."""
+def deploy_draft(actor: User, draft_id: int, change_note: str | None, *, replace: bool = False) -> ProcessVersion:
+    """Deploy a draft as the process's next version (process owners and admins, with a change note).
+
+    It keeps the decision tables of its process's latest version; `replace` confirms that a draft not based on that
+    process (a new diagram or an import) replaces the procedure that has its process id.
+    """
     _require_studio_user(actor)
     note = (change_note or "").strip()
     if not note:
@@ -212,7 +218,7 @@ def deploy_draft(actor: User, draft_id: int, change_note: str | None) -> Process
     with atomic():
         draft = _editable_draft(actor, draft_id)
         result = processes.deploy_file(draft.bpmn_xml.encode("utf-8"), f"{draft.key}.bpmn", actor, note,
-                                       draft_id=draft.id)
+                                       draft_id=draft.id, replace=replace)
         if not result.created:
             raise Conflict(f"This draft is identical to version {result.version.version}; there is nothing to deploy.")
         draft.deployed_version = result.version

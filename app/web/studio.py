@@ -6,12 +6,12 @@ from __future__ import annotations
 from functools import wraps
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from werkzeug.routing import BuildError
 
-from app.exceptions import PermissionDenied
+from app.exceptions import InvalidBpmn, PermissionDenied, ProcessIdTaken
 from app.models.users import OWNER_ROLES
 from app.services import processes, studio, users
 from app.web import ui_lang
@@ -217,6 +217,7 @@ def index_messages() -> dict:
         "openVersion": _("Open v%(version)s", version="{version}"),
         "compare": _("Compare v%(from)s → v%(to)s", **{"from": "{from}", "to": "{to}"}),
         "compareDraft": _("Compare with its base"),
+        "calls": _("calls %(key)s v%(version)s", key="{key}", version="{version}"),
         "openDraft": _("Open draft #%(id)s", id="{id}"),
         "deleteDraft": _("Delete"),
         "confirmDelete": _("Delete draft #%(id)s?", id="{id}"),
@@ -253,8 +254,37 @@ def _editor(**page) -> str:
 @bp.get("/")
 @owner_required
 def index():
+    return _index()
+
+
+def _index(upload_error: str | None = None, problems: list | None = None, status: int = 200):
     return render_template("studio/index.html", config={"messages": index_messages()}, forms_url=_forms_url(),
-                           api=api_url())
+                           api=api_url(), upload_error=upload_error, problems=problems or [],
+                           upload=request.form), status
+
+
+@bp.post("/deploy")
+@owner_required
+def deploy_upload():
+    """Deploy a .bpmn file from a modeler with its .dmn files; a refusal comes back on the studio's page."""
+    diagram = request.files.get("bpmn")
+    decisions = [upload for upload in request.files.getlist("dmn") if upload.filename]
+    note = request.form.get("change_note", "").strip()
+    if diagram is None or not (diagram.filename or "").endswith(".bpmn") \
+            or not all(upload.filename.endswith(".dmn") for upload in decisions):
+        return _index(_("Choose a .bpmn file, and the .dmn files of its decision tables if it has any."), status=400)
+    if not note:
+        return _index(_("A change note is required."), status=422)
+    try:
+        result = processes.deploy_file(diagram.read(), diagram.filename, current_user, note,
+                                       decisions={upload.filename: upload.read() for upload in decisions} or None,
+                                       replace=request.form.get("replace") == "on")
+    except (InvalidBpmn, ProcessIdTaken) as err:
+        return _index(err.message, getattr(err, "problems", None), err.status)
+    key, number = result.version.definition.key, result.version.version
+    flash(_("%(key)s deployed as version %(version)s.", key=key, version=number) if result.created
+          else _("%(key)s is unchanged: version %(version)s.", key=key, version=number), "success")
+    return redirect(url_for("processes.version", key=key, version=number))
 
 
 @bp.get("/new")

@@ -111,7 +111,8 @@ def validate():
 
 @bp.post("/drafts/<int:draft_id>/deploy")
 def deploy_draft(draft_id: int):
-    version = studio.deploy_draft(current_user, draft_id, json_field("change_note"))
+    version = studio.deploy_draft(current_user, draft_id, json_field("change_note"),
+                                  replace=json_field("replace") is True)
     key = version.definition.key
     return jsonify(key=key, version=version.version,
                    url=url_for("processes.version", key=key, version=version.version)), 201

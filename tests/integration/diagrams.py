@@ -1,7 +1,9 @@
-"""Variants of the shipped CAPA diagram for deploy tests (shared by the API and CLI tests)."""
+"""Variants of the shipped CAPA diagram and diagrams from other modelers, for deploy tests (shared by the service,
+API, CLI and studio tests)."""
 from __future__ import annotations
 
 from tests.conftest import ROOT
+from tests.integration.services.scenarios import diagram, user_task
 
 CAPA_XML = (ROOT / "processes" / "capa.bpmn").read_text(encoding="utf-8")
 
@@ -30,3 +32,40 @@ def capa_variant(*changes: list[tuple[str, str]]) -> str:
 def line_of(text: str, needle: str) -> int:
     """Return the 1-based line number of needle's first occurrence in text."""
     return text[:text.index(needle)].count("\n") + 1
+
+
+CAPA_RISK_DMN = (ROOT / "processes" / "capa_risk.dmn").read_bytes()
+
+
+def callee(result: str) -> bytes:
+    """A process another one calls: a script that says which version ran."""
+    return diagram("checklist", f"""
+    <bpmn:startEvent id="c_start"/>
+    <bpmn:sequenceFlow id="c1" sourceRef="c_start" targetRef="c_script"/>
+    <bpmn:scriptTask id="c_script" name="Fill"><bpmn:script>result = '{result}'</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="c2" sourceRef="c_script" targetRef="c_end"/>
+    <bpmn:endEvent id="c_end"/>
+""", lane_nodes=["c_start", "c_script", "c_end"])
+
+
+CALLER = diagram("inspection_round", f"""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prepare"/>
+    {user_task('prepare', 'Prepare')}
+    <bpmn:sequenceFlow id="f2" sourceRef="prepare" targetRef="run_checklist"/>
+    <bpmn:callActivity id="run_checklist" name="Run the checklist" calledElement="checklist"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="run_checklist" targetRef="review"/>
+    {user_task('review', 'Review')}
+    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+""", lane_nodes=["start", "prepare", "run_checklist", "review", "end"])
+
+
+# A different procedure that a modeler gave the process id capa: no element id in common with the shipped CAPA.
+DIFFERENT_CAPA = diagram("capa", f"""
+    <bpmn:startEvent id="Event_0x1"/>
+    <bpmn:sequenceFlow id="Flow_0x1" sourceRef="Event_0x1" targetRef="Activity_0x1"/>
+    {user_task('Activity_0x1', 'Something else')}
+    <bpmn:sequenceFlow id="Flow_0x2" sourceRef="Activity_0x1" targetRef="Event_0x2"/>
+    <bpmn:endEvent id="Event_0x2"/>
+""", lane_nodes=["Event_0x1", "Activity_0x1", "Event_0x2"])

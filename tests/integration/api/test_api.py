@@ -12,6 +12,9 @@ import pytest
 from app.services import demo, instances, tasks
 from tests.integration.capa_steps import PLAN, STEPS, ready_task, run_capa_to_approval
 from tests.integration.diagrams import (
+    CALLER,
+    CAPA_RISK_DMN,
+    DIFFERENT_CAPA,
     LONGER_DUE_IN,
     MISSING_FORM_FILE,
     NO_FORM_PROPERTY,
@@ -306,11 +309,14 @@ def test_unknown_records_answer_404_json(client, auth, method, path):
 
 # --- deploying diagrams ------------------------------------------------------------------------
 
-def _deploy(client, headers, content: str | bytes | None, filename: str = "capa.bpmn", note: str = ""):
-    data = {"change_note": note}
+def _deploy(client, headers, content: str | bytes | None, filename: str = "capa.bpmn", note: str = "",
+            dmn: dict[str, bytes] | None = None, **fields):
+    data = {"change_note": note, **fields}
     if content is not None:
         raw = content.encode() if isinstance(content, str) else content
         data["file"] = (io.BytesIO(raw), filename)
+    if dmn:
+        data["dmn"] = [(io.BytesIO(raw), name) for name, raw in dmn.items()]
     return client.post(f"{API}/processes/deploy", headers=headers, data=data, content_type="multipart/form-data")
 
 
@@ -389,3 +395,47 @@ def test_bad_uploads_answer_400_with_located_problems(app, client, auth, upload,
                    and expected["message"] in p["message"] for p in problems), problems
         assert "Traceback" not in response.get_data(as_text=True)
     assert _versions(client, auth) == [1]
+
+
+# --- diagrams from other modelers --------------------------------------------------------------
+
+def test_a_bpmn_deploys_with_its_dmn_files(client, auth):
+    copy = capa_variant([('<bpmn:process id="capa"', '<bpmn:process id="capa_copy"')])
+
+    response = _deploy(client, auth("owner"), copy, "capa_copy.bpmn", dmn={"capa_risk.dmn": CAPA_RISK_DMN})
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json() == {"process": "capa_copy", "version": 1, "created": True}
+
+
+def test_a_file_declaring_ascii_deploys(client, auth):
+    ascii_capa = capa_variant(LONGER_DUE_IN, [('encoding="UTF-8"', 'encoding="ASCII"')])
+    assert _deploy(client, auth("owner"), ascii_capa).status_code == 201
+
+
+@pytest.mark.parametrize("language, fragments", [
+    ("en", ["which is not deployed: deploy checklist first"]),
+    ("zh-CN", ["调用流程 checklist，但该流程尚未部署"]),
+])
+def test_a_call_to_a_process_that_is_not_deployed_is_400_in_the_callers_language(client, auth, language, fragments):
+    response = _deploy(client, {**auth("owner"), "Accept-Language": language}, CALLER, "inspection_round.bpmn")
+    assert response.status_code == 400
+    (problem,) = response.get_json()["problems"]
+    assert problem["element_id"] == "run_checklist" and all(f in problem["message"] for f in fragments)
+
+
+@pytest.mark.parametrize("language, fragment", [("en", "confirm that it replaces capa"), ("zh-CN", "确认它替换 capa")])
+def test_a_different_procedure_under_a_taken_process_id_is_409_until_confirmed(client, auth, language, fragment):
+    headers = {**auth("owner"), "Accept-Language": language}
+    refused = _deploy(client, headers, DIFFERENT_CAPA)
+    assert refused.status_code == 409
+    assert refused.get_json()["confirm"] == "replace" and fragment in refused.get_json()["message"]
+    assert _versions(client, auth) == [1]
+
+    confirmed = _deploy(client, headers, DIFFERENT_CAPA, note="replaces the old CAPA", replace="true")
+    assert confirmed.status_code == 201 and _versions(client, auth) == [2, 1]
+
+
+def test_a_decision_table_that_is_not_a_dmn_file_is_a_bad_upload(client, auth):
+    response = _deploy(client, auth("owner"), capa_variant(LONGER_DUE_IN), dmn={"capa_risk.xml": CAPA_RISK_DMN})
+    assert response.status_code == 400 and response.get_json()["error"] == "BadUpload"

@@ -16,7 +16,16 @@ from app.models.audit import DROP_APPEND_ONLY_SQL
 from app.services import demo, instances, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import STEPS, ready_task
-from tests.integration.diagrams import LONGER_DUE_IN, RENAMED_PROCESS, UNKNOWN_HANDLER, capa_variant
+from tests.integration.diagrams import (
+    CALLER,
+    CAPA_RISK_DMN,
+    DIFFERENT_CAPA,
+    LONGER_DUE_IN,
+    RENAMED_PROCESS,
+    UNKNOWN_HANDLER,
+    callee,
+    capa_variant,
+)
 
 
 def _write(directory, files: dict[str, str]):
@@ -92,6 +101,55 @@ def test_a_form_naming_an_unknown_server_check_is_refused_at_deploy(runner, app,
     assert result.exit_code != 0
     assert "form change_request.schema.json names an unknown check 'lots_exist_somewhere'" in result.output
     assert _versions("change_control") == [1]
+
+
+def _terminal(language: str) -> dict[str, str | None]:
+    return {"LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None, "LANG": language}
+
+
+def test_a_bpmn_file_deploys_with_the_dmn_files_given_after_it(runner, seeded, tmp_path):
+    directory = _write(tmp_path / "import", {"capa_copy.bpmn": capa_variant(RENAMED_PROCESS)})
+    (directory / "capa_risk.dmn").write_bytes(CAPA_RISK_DMN)
+
+    alone = runner.invoke(args=["processes", "deploy", str(directory / "capa_copy.bpmn")])
+    assert alone.exit_code == 1 and "deploy the .dmn file together with the .bpmn" in alone.output
+
+    result = runner.invoke(args=["processes", "deploy", str(directory / "capa_copy.bpmn"),
+                                 str(directory / "capa_risk.dmn")])
+    assert result.exit_code == 0, result.output
+    assert "capa_copy: deployed as version 1" in result.output
+
+
+@pytest.mark.parametrize("language, message", [
+    ("en_GB.UTF-8", "calls process checklist, which is not deployed: deploy checklist first"),
+    ("zh_CN.UTF-8", "调用活动 run_checklist 调用流程 checklist，但该流程尚未部署"),
+])
+def test_a_call_to_a_process_that_is_not_deployed_fails_in_the_terminals_language(runner, seeded, tmp_path,
+                                                                                   language, message):
+    (tmp_path / "round.bpmn").write_bytes(CALLER)
+    result = runner.invoke(args=["processes", "deploy", str(tmp_path / "round.bpmn")], env=_terminal(language))
+    assert result.exit_code == 1 and message in result.output
+    (tmp_path / "checklist.bpmn").write_bytes(callee("v1"))
+    assert runner.invoke(args=["processes", "deploy", str(tmp_path)]).exit_code == 0
+    assert _versions("inspection_round") == [1]
+
+
+def test_a_different_procedure_under_a_taken_process_id_needs_replace(runner, seeded, tmp_path):
+    (tmp_path / "capa.bpmn").write_bytes(DIFFERENT_CAPA)
+
+    refused = runner.invoke(args=["processes", "deploy", str(tmp_path / "capa.bpmn")], env=_terminal("zh_CN.UTF-8"))
+    assert refused.exit_code == 1 and "确认它替换 capa" in refused.output and "--replace" in refused.output
+    assert _versions() == [1]
+
+    replaced = runner.invoke(args=["processes", "deploy", str(tmp_path / "capa.bpmn"), "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    assert _versions() == [1, 2]
+
+
+def test_two_bpmn_files_are_refused(runner, seeded):
+    result = runner.invoke(args=["processes", "deploy", str(ROOT / "processes" / "capa.bpmn"),
+                                 str(ROOT / "processes" / "recall.bpmn")])
+    assert result.exit_code == 1 and "give one .bpmn file and the .dmn files it uses" in result.output
 
 
 def test_deploying_an_empty_directory_fails(runner, seeded, tmp_path):

@@ -13,33 +13,9 @@ from app.models import ProcessInstance
 from app.services import instances, processes, tasks, users
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import PROBLEM, ready_task
-from tests.integration.services.scenarios import diagram, user_task
+from tests.integration.diagrams import CALLER, DIFFERENT_CAPA, callee
 
 ESCALATION = {"escalation_action": "Looked at it"}
-
-
-def callee(result: str) -> bytes:
-    """A process another one calls: a script that says which version ran."""
-    return diagram("checklist", f"""
-    <bpmn:startEvent id="c_start"/>
-    <bpmn:sequenceFlow id="c1" sourceRef="c_start" targetRef="c_script"/>
-    <bpmn:scriptTask id="c_script" name="Fill"><bpmn:script>result = '{result}'</bpmn:script></bpmn:scriptTask>
-    <bpmn:sequenceFlow id="c2" sourceRef="c_script" targetRef="c_end"/>
-    <bpmn:endEvent id="c_end"/>
-""", lane_nodes=["c_start", "c_script", "c_end"])
-
-
-CALLER = diagram("inspection_round", f"""
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prepare"/>
-    {user_task('prepare', 'Prepare')}
-    <bpmn:sequenceFlow id="f2" sourceRef="prepare" targetRef="run_checklist"/>
-    <bpmn:callActivity id="run_checklist" name="Run the checklist" calledElement="checklist"/>
-    <bpmn:sequenceFlow id="f3" sourceRef="run_checklist" targetRef="review"/>
-    {user_task('review', 'Review')}
-    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-""", lane_nodes=["start", "prepare", "run_checklist", "review", "end"])
 
 
 def admin():
@@ -141,13 +117,7 @@ def test_a_business_rule_task_without_its_dmn_file_is_refused(seeded):
 # --- process id collisions -----------------------------------------------------------------------------------
 
 def test_a_different_procedure_under_a_taken_process_id_needs_a_confirmation(seeded):
-    stranger = diagram("capa", f"""
-    <bpmn:startEvent id="Event_0x1"/>
-    <bpmn:sequenceFlow id="Flow_0x1" sourceRef="Event_0x1" targetRef="Activity_0x1"/>
-    {user_task('Activity_0x1', 'Something else')}
-    <bpmn:sequenceFlow id="Flow_0x2" sourceRef="Activity_0x1" targetRef="Event_0x2"/>
-    <bpmn:endEvent id="Event_0x2"/>
-""", lane_nodes=["Event_0x1", "Activity_0x1", "Event_0x2"])
+    stranger = DIFFERENT_CAPA
     latest = processes.get_version("capa").version
 
     with pytest.raises(ProcessIdTaken) as caught:

@@ -6,13 +6,22 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app.exceptions import Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied
+from app.exceptions import Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
 from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, Task
 from app.services import instances, processes, studio, tasks
 from tests.conftest import T0
 from tests.integration.capa_steps import PLAN, STEPS, ready_task
-from tests.integration.diagrams import CAPA_XML, LONGER_DUE_IN, MISSING_FORM_FILE, capa_variant, line_of
+from tests.integration.diagrams import (
+    CALLER,
+    CAPA_XML,
+    DIFFERENT_CAPA,
+    LONGER_DUE_IN,
+    MISSING_FORM_FILE,
+    callee,
+    capa_variant,
+    line_of,
+)
 from tests.integration.studio.capa_versions import WITHOUT_DESCRIBE, capa_v2
 
 
@@ -107,6 +116,34 @@ def test_an_identical_draft_is_not_deployed_again(seeded, user):
     with pytest.raises(Conflict, match="identical to version 1"):
         studio.deploy_draft(user("owner"), draft.id, "no change")
     assert studio.get_draft(user("owner"), draft.id).deployed_version is None
+
+
+def test_a_draft_is_derived_from_the_version_it_is_based_on_whatever_it_keeps(seeded, user):
+    base = processes.get_version("capa")
+    draft = studio.create_draft(user("owner"), DIFFERENT_CAPA, base_version_id=base.id)
+    assert studio.deploy_draft(user("owner"), draft.id, "rebuilt from scratch").version == 2
+
+
+def test_an_imported_diagram_under_a_taken_process_id_needs_the_replace_confirmation(seeded, user):
+    draft = studio.create_draft(user("owner"), DIFFERENT_CAPA)
+    with pytest.raises(ProcessIdTaken, match="confirm that it replaces capa"):
+        studio.deploy_draft(user("owner"), draft.id, "imported from Camunda Modeler")
+    version = studio.deploy_draft(user("owner"), draft.id, "imported from Camunda Modeler", replace=True)
+    assert version.version == 2
+    [deployed] = [e for e in audit_events("process.deployed") if e.new["version"] == 2]
+    assert deployed.new["replaced"] is True
+
+
+def test_a_draft_of_the_capa_keeps_its_decision_table_and_the_catalogue_shows_pinned_callees(seeded, user):
+    assert studio.validate_diagram(user("owner"), capa_variant(LONGER_DUE_IN).encode())["valid"] is True
+    assert set(processes.get_version("capa", deploy_variant(user, capa_variant(LONGER_DUE_IN))).decisions) == {
+        "capa_risk.dmn"}
+    checklist = studio.create_draft(user("owner"), callee("v1"))
+    studio.deploy_draft(user("owner"), checklist.id, "the checklist")
+    caller = studio.create_draft(user("owner"), CALLER)
+    studio.deploy_draft(user("owner"), caller.id, "calls the checklist")
+    catalogue = {p["key"]: p for p in studio.process_catalogue(user("owner"))["processes"]}
+    assert catalogue["inspection_round"]["versions"][0]["calls"] == [{"key": "checklist", "version": 1}]
 
 
 @pytest.mark.parametrize("username", ["qa", "head", "auditor", "prod"])

@@ -323,7 +323,7 @@ class Editor {
     try {
       const draftId = await this.save();
       const deployed = await call(this.root.dataset.api + '/drafts/' + draftId + '/deploy',
-                                  { method: 'POST', json: { change_note: note } });
+                                  { method: 'POST', json: { change_note: note, replace: dialog.querySelector('[name="replace"]').checked } });
       say(fill(this.messages.deployed, { key: deployed.key, version: deployed.version }), 'success');
       const link = document.createElement('a');
       link.href = deployed.url;

@@ -35,8 +35,11 @@ function processCard(process, root, messages) {
         '?key=' + encodeURIComponent(process.key) + '&from=' + previous.version + '&to=' + v.version },
                       fill(messages.compare, { from: previous.version, to: v.version })));
     }
+    // The callee versions its call activities were deployed against (and keep running).
+    const calls = (v.calls || []).map((c) => el('div', { class: 'small text-body-secondary', 'data-calls': c.key },
+                                                fill(messages.calls, { key: c.key, version: c.version })));
     return el('tr', { 'data-version': v.version },
-              el('td', {}, 'v' + v.version), el('td', {}, when(v.created_at)), el('td', {}, v.author || messages.system),
+              el('td', {}, 'v' + v.version, calls), el('td', {}, when(v.created_at)), el('td', {}, v.author || messages.system),
               el('td', {}, v.change_note || '—'), el('td', {}, String(v.instances_open ?? 0)), el('td', {}, actions));
   });
   const draftRows = process.drafts.map((d) => {
