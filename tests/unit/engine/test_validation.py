@@ -363,3 +363,86 @@ def test_parse_duration_rejects_bad_input(text: str) -> None:
 ])
 def test_extension_properties(task_spec: object, expected: dict) -> None:
     assert extension_properties(task_spec) == expected
+
+
+# --- DMN decision tables deployed with a diagram ------------------------------------------------------------
+
+DMN_NS = "https://www.omg.org/spec/DMN/20191111/MODEL/"
+RULE_TASK = ('<bpmn:businessRuleTask id="rate" name="Rate">'
+             '<bpmn:extensionElements><spiffworkflow:calledDecisionId>{decision}</spiffworkflow:calledDecisionId>'
+             '</bpmn:extensionElements></bpmn:businessRuleTask>')
+
+
+def make_dmn(decision: str = "rating", cell: str = '"high"', decisions: int = 1) -> bytes:
+    tables = "".join(f"""
+  <decision id="{decision}{'_' + str(n) if n else ''}" name="Rating">
+    <decisionTable id="table{n}">
+      <input id="in{n}" label="Score">
+        <inputExpression id="in_expr{n}" typeRef="string"><text>score</text></inputExpression>
+      </input>
+      <output id="out{n}" label="Rating" name="rating" typeRef="string"/>
+      <rule id="rule{n}">
+        <inputEntry id="rule{n}_in"><text>&gt;= 3</text></inputEntry>
+        <outputEntry id="rule{n}_out"><text>{escape(cell)}</text></outputEntry>
+      </rule>
+    </decisionTable>
+  </decision>""" for n in range(decisions))
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<definitions xmlns="{DMN_NS}" id="d" name="d" namespace="x">' \
+           f"{tables}\n</definitions>\n".encode()
+
+
+def with_rule_task(task: str = RULE_TASK.format(decision="rating")) -> bytes:
+    """Put task (id "rate") between the subprocess and the end."""
+    data = make_bpmn(extra=task + '<bpmn:sequenceFlow id="f_rate" sourceRef="rate" targetRef="done" />')
+    return data.replace(b'sourceRef="investigate" targetRef="done"', b'sourceRef="investigate" targetRef="rate"')
+
+
+def parse_with(data: bytes, decisions: dict[str, bytes]) -> ParsedDiagram:
+    return parse_diagram(data, filename="capa.bpmn", handlers=HANDLERS, forms=FORMS, decisions=decisions)
+
+
+def test_a_business_rule_task_deploys_with_the_dmn_file_it_calls() -> None:
+    parsed = parse_with(with_rule_task(), {"rating.dmn": make_dmn(), "other.dmn": make_dmn("other")})
+    assert set(parsed.decisions) == {"rating.dmn"}
+    assert [p.message for p in parsed.warnings] == [
+        "other.dmn: no business rule task calls its decision other, so it is not deployed with the diagram"]
+
+
+BAD_DECISIONS = [
+    pytest.param(with_rule_task(), {}, "rate", "calls decision rating, which no .dmn file", id="dmn-missing"),
+    pytest.param(with_rule_task(RULE_TASK.replace(
+        "<bpmn:extensionElements><spiffworkflow:calledDecisionId>{decision}</spiffworkflow:calledDecisionId>"
+        "</bpmn:extensionElements>", "").replace('name="Rate"', 'name="Rate" camunda:decisionRef="rating" '
+                                                            'xmlns:camunda="http://camunda.org/schema/1.0/bpmn"')),
+                 {"rating.dmn": make_dmn()}, "rate", "<spiffworkflow:calledDecisionId>rating</spiffworkflow:"
+                                                     "calledDecisionId>", id="camunda-decision-ref"),
+    pytest.param(with_rule_task(), {"rating.dmn": make_dmn(cell="[1..5]")}, "rule0_out", "cells are Python, not FEEL",
+                 id="feel-cell"),
+    pytest.param(with_rule_task(), {"rating.dmn": make_dmn(decisions=2)}, None, "exactly one decision, found 2",
+                 id="two-decisions"),
+    pytest.param(with_rule_task(), {"rating.dmn": make_dmn(), "copy.dmn": make_dmn()}, "rating",
+                 "decision rating is also defined in", id="duplicate-decision"),
+    pytest.param(with_rule_task(), {"rating.dmn": make_dmn().replace(b"<decisionTable", b"<bogus/><decisionTable")},
+                 None, "rating.dmn: ", id="dmn-schema-error"),
+]
+
+
+@pytest.mark.parametrize(("data", "decisions", "element_id", "fragment"), BAD_DECISIONS)
+def test_bad_decision_tables_are_located(data: bytes, decisions: dict[str, bytes], element_id: str | None,
+                                         fragment: str) -> None:
+    with pytest.raises(InvalidBpmn) as caught:
+        parse_with(data, decisions)
+    assert any(p.element_id == element_id and fragment in p.message and p.severity == "error"
+               for p in caught.value.problems), caught.value.problems
+
+
+def test_a_dmn_file_that_is_no_dmn_is_refused() -> None:
+    with pytest.raises(InvalidBpmn, match="dmn:definitions of DMN 1.1, 1.2 or 1.3"):
+        parse_with(with_rule_task(), {"rating.dmn": make_bpmn()})
+
+
+def test_call_activities_to_other_files_are_listed_with_their_call_site() -> None:
+    call = '<bpmn:callActivity id="call_checklist" calledElement="checklist" />'
+    data = with_rule_task(call.replace("call_checklist", "rate"))
+    parsed = parse(data)
+    assert parsed.calls == {"checklist": validation.CallSite("rate", source_line(data, "rate"))}
