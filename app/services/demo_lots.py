@@ -67,11 +67,11 @@ def _plan(today: date) -> dict[str, list[dict]]:
                           "email": f"quality@{code[4:].lower()}-supplier.example",
                           "language": "en" if code == "SUP-COCR" else "zh-CN"} for code, name, _ in SUPPLIERS]
     gtins = {model: _gtin(stem) for _, model, _, stem, *_ in PRODUCTS}
-    materials: dict[str, list[tuple[str, str]]] = {}
+    materials: dict[str, list[tuple[str, str, date]]] = {}
     for material, supplier, models in MATERIALS:
         for n in range(7):
             number = f"ML-{supplier[4:]}-{2025 + n // 4}{n:02d}"
-            received = today - timedelta(days=420 - 55 * n)
+            received = today - timedelta(days=800 - 90 * n)  # the first lots precede the oldest product lots
             plan["material_lots"].append({"supplier_code": supplier, "material": material, "lot_number": number,
                                           "received_on": received.isoformat(),
                                           "expiry_on": (received + timedelta(days=1460)).isoformat(),
@@ -80,7 +80,7 @@ def _plan(today: date) -> dict[str, list[dict]]:
                                         "result": "pass", "inspected_on": received.isoformat(),
                                         "inspector": "Zhang Min", "results": "CoA checked, sampling AQL 1.0 passed"})
             for model in models:
-                materials.setdefault(model, []).append((material, number))
+                materials.setdefault(model, []).append((material, number, received))
     distributors, hospitals = [], []
     for i, province in enumerate(PROVINCES, start=1):
         code = f"D{i:02d}"
@@ -117,7 +117,9 @@ def _plan(today: date) -> dict[str, list[dict]]:
                    "batch_record_complete": "yes" if not recent or n % 2 else "no",
                    "labels_checked": "yes" if not recent else "no"}
             plan["product_lots"].append({k: v for k, v in lot.items() if v is not None})
-            for material, material_lot in rng.sample(materials[model], k=min(2, len(materials[model]))):
+            # only material lots already received when the lot was made (genealogy refuses the others)
+            received_by_then = [m for m in materials[model] if m[2] <= made]
+            for material, material_lot, _ in rng.sample(received_by_then, k=min(2, len(received_by_then))):
                 plan["genealogy"].append({"product_lot": number, "material": material, "material_lot": material_lot,
                                           "quantity": round(lot["quantity"] * rng.uniform(0.01, 0.05), 2)})
             if model == "CS-3018" and plan["product_lots"]:  # each stent lot uses a delivery-catheter lot

@@ -87,6 +87,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "one_component": ("give either a material lot or a component lot", "请填写物料批号或组件批号（二选一）"),
     "one_lot": ("give either a product lot or a material lot", "请填写产品批号或物料批号（二选一）"),
     "self_component": ("a lot cannot be its own component", "批次不能是自身的组件"),
+    "received_after_made": ("material lot {value} was received on {received}, after lot {lot} was made on {made}",
+                            "物料批 {value} 的接收日期 {received} 晚于批次 {lot} 的生产日期 {made}"),
+    "made_after_made": ("component lot {value} was made on {component_made}, after lot {lot} was made on {made}",
+                        "组件批 {value} 的生产日期 {component_made} 晚于批次 {lot} 的生产日期 {made}"),
     "not_shippable": ("lot {value} is {status} and cannot be shipped", "批次 {value} 状态为 {status}，不能发货"),
     "expired_at_shipment": ("lot {value} expired on {expiry}", "批次 {value} 已于 {expiry} 过期"),
     "empty_file": ("the file has no data rows", "文件没有数据行"),
@@ -382,13 +386,14 @@ def _material_lot_map(state: ImportState, rows: list[Row]) -> dict[str, list]:
     found: dict[str, list] = {}
     numbers = list({r.values.get("material_lot") for r in rows if r.values.get("material_lot")})
     if numbers:
-        for row in state.session.execute(select(MaterialLot.lot_number, MaterialLot.id, MaterialLot.material)
+        for row in state.session.execute(select(MaterialLot.lot_number, MaterialLot.id, MaterialLot.material,
+                                                MaterialLot.received_on)
                                          .where(MaterialLot.lot_number.in_(numbers))):
             found.setdefault(row.lot_number, []).append(row)
     return found
 
 
-def _material_lot_id(state: ImportState, row: Row, found: dict[str, list]) -> int | None:
+def _material_lot(state: ImportState, row: Row, found: dict[str, list]) -> Any:
     number, material = row.values["material_lot"], row.values.get("material")
     candidates = [c for c in found.get(number, []) if not material or c.material == material]
     if not candidates:
@@ -397,11 +402,14 @@ def _material_lot_id(state: ImportState, row: Row, found: dict[str, list]) -> in
     if len(candidates) > 1:
         state.refuse(row.line, "material", "ambiguous_lot", value=number)
         return None
-    return candidates[0].id
+    return candidates[0]
 
 
 def _genealogy(state: ImportState, rows: list[Row]) -> None:
-    lots_by_number = _product_lot_map(state, rows, "product_lot", "component_lot")
+    """Link product lots to their material and component lots; an input that came in (or was made) after
+    the lot it went into was made is impossible and refused."""
+    lots_by_number = _product_lot_map(state, rows, "product_lot", "component_lot",
+                                      extra=(ProductLot.manufactured_on,))
     materials = _material_lot_map(state, rows)
     records = []
     for row in rows:
@@ -420,12 +428,21 @@ def _genealogy(state: ImportState, rows: list[Row]) -> None:
             if component.id == lot.id:
                 state.refuse(row.line, "component_lot", "self_component")
                 continue
+            if lot.manufactured_on and component.manufactured_on and component.manufactured_on > lot.manufactured_on:
+                state.refuse(row.line, "component_lot", "made_after_made", value=values["component_lot"],
+                             component_made=component.manufactured_on, lot=values["product_lot"],
+                             made=lot.manufactured_on)
+                continue
             record["component_lot_id"] = component.id
         else:
-            material_id = _material_lot_id(state, row, materials)
-            if material_id is None:
+            material = _material_lot(state, row, materials)
+            if material is None:
                 continue
-            record["material_lot_id"] = material_id
+            if lot.manufactured_on and material.received_on and material.received_on > lot.manufactured_on:
+                state.refuse(row.line, "material_lot", "received_after_made", value=values["material_lot"],
+                             received=material.received_on, lot=values["product_lot"], made=lot.manufactured_on)
+                continue
+            record["material_lot_id"] = material.id
         records.append(record)
     state.write(GenealogyEdge, records)
 
@@ -447,10 +464,10 @@ def _inspections(state: ImportState, rows: list[Row]) -> None:
                 continue
             record["product_lot_id"] = lot.id
         else:
-            material_id = _material_lot_id(state, row, materials)
-            if material_id is None:
+            material = _material_lot(state, row, materials)
+            if material is None:
                 continue
-            record["material_lot_id"] = material_id
+            record["material_lot_id"] = material.id
         if record.get("product_lot_id") and values["stage"] == "final" and values["result"] == "fail":
             failed_finals.append(record)
         else:

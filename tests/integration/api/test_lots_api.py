@@ -210,6 +210,10 @@ BAD_RECORDS = [
     ("zero-shipped", "/shipments", {"product_lot": "L1", "customer_code": "H1", "quantity": 0,
                                     "shipped_on": "2026-03-01"}, "quantity", "greater than zero"),
     ("self-component", "/genealogy", {"product_lot": "L1", "component_lot": "L1"}, "component_lot", "own component"),
+    ("material-received-after-made", "/genealogy", {"product_lot": "L3", "material_lot": "M1"}, "material_lot",
+     "received on 2026-01-02, after lot L3 was made on 2024-01-10"),
+    ("component-made-after", "/genealogy", {"product_lot": "L1", "component_lot": "L2"}, "component_lot",
+     "made on 2026-02-10, after lot L1 was made on 2026-01-10"),
 ]
 
 

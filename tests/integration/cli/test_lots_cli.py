@@ -66,7 +66,7 @@ def test_kinds_lists_columns_with_required_marks(runner, app):
 
 
 def test_demo_load_fills_the_lot_pages_once(runner, app):
-    from app.models import Customer, Shipment
+    from app.models import Customer, GenealogyEdge, MaterialLot, Shipment
     from app.services import audit, trace
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0 and "lot data row(s) loaded" in first.output
@@ -76,6 +76,11 @@ def test_demo_load_fills_the_lot_pages_once(runner, app):
     assert len(provinces) >= 5
     onward = db.session.scalar(db.select(db.func.count(Shipment.id)).where(Shipment.from_customer_id.is_not(None)))
     assert onward > 0
+    impossible = db.session.scalar(db.select(db.func.count(GenealogyEdge.id))
+                                   .join(ProductLot, ProductLot.id == GenealogyEdge.product_lot_id)
+                                   .join(MaterialLot, MaterialLot.id == GenealogyEdge.material_lot_id)
+                                   .where(MaterialLot.received_on > ProductLot.manufactured_on))
+    assert impossible == 0  # no material lot went into a product lot made before it came in
     report = trace.trace_report("ML-PP-202500")  # the first resin lot went into syringes and infusion sets
     assert len(report.forward.product_lots) > 1 and report.consignees
     assert audit.verify().ok

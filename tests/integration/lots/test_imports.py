@@ -222,6 +222,20 @@ def test_a_good_csv_file_imports_every_row(run, kind):
     assert observe() == expected
 
 
+def test_genealogy_refuses_an_input_that_came_after_the_lot_was_made(run):
+    run("material_lots", [["supplier_code", "material", "lot_number", "received_on"], ["S1", "resin", "M-LATE",
+                                                                                       "2026-03-01"]])
+    run("product_lots", [PRODUCT_LOT_HEADER, [GTIN, "L-LATE", "10", "2026-04-01", "2028-04-01"]])
+    job = run("genealogy", [["product_lot", "material", "material_lot", "component_lot"],
+                            ["L-hold", "resin", "M-LATE", ""], ["L-hold", "", "", "L-LATE"],
+                            ["L-LATE", "resin", "M-LATE", ""], ["L-LATE", "", "", "L-hold"]])
+    assert (job.status, triples(job)) == ("failed", [(2, "material_lot", "received_after_made"),
+                                                     (3, "component_lot", "made_after_made")])
+    assert job.errors[0]["reason"] == "material lot M-LATE was received on 2026-03-01, after lot L-hold was made " \
+                                      "on 2026-01-01"
+    assert count(GenealogyEdge) == 0
+
+
 def test_an_xlsx_file_with_date_and_number_cells_imports_like_csv(run):
     content = xlsx_bytes([
         ["Product UDI-DI (GTIN)", "Lot number", "Quantity", "Manufactured on", "Expiry date", "Labels / UDI checked"],
