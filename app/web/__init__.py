@@ -65,6 +65,7 @@ def register_web(app: Flask) -> None:
     from app.web import (
         admin,
         auth,
+        display,
         inbox,
         instances,
         lots,
@@ -130,6 +131,10 @@ def register_web(app: Flask) -> None:
         return task.name_zh if ui_lang() == "zh-CN" and task.name_zh else task.name
 
     app.add_template_global(countdown)
+    app.add_template_global(display.action_label, "action_label")
+    app.add_template_global(display.meaning_label, "meaning_label")
+    app.add_template_global(display.release_check_label, "release_check_label")
+    app.add_template_filter(display.json_text, "json_text")
 
     @app.template_global()
     def deadline_label(deadline: Deadline) -> str:

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, QualiflowError, SignatureRejected
 from app.services import forms, instances, processes, tasks
-from app.web import ui_lang
+from app.web import display, ui_lang
 
 bp = Blueprint("inbox", __name__)
 
@@ -29,9 +29,13 @@ def _render_task(task, values=None, errors=None, message=None, status=200):
     fields = forms.form_fields(schema, ui_schema, values if values is not None else tasks.form_values(task, schema),
                                errors or {}, lang=ui_lang())
     record = instances.instance_record(task.instance_id)
+    summary = figures = None
+    if task.signature_meaning:  # a signer reads what they sign in words, not the instance's raw data
+        summary = display.step_facts(record.tasks, ui_lang())
+        figures = display.key_figures(task.instance)
     return render_template("inbox/task.html", task=task, fields=fields, form_title=_form_title(schema),
-                           record=record, can_work=tasks.can_work_on(task, current_user), message=message,
-                           errors=errors), status
+                           record=record, summary=summary, figures=figures,
+                           can_work=tasks.can_work_on(task, current_user), message=message, errors=errors), status
 
 
 def _form_title(schema: dict) -> str:

@@ -139,9 +139,9 @@ def request_release(page: Page, lot_number: str) -> None:
 def review_batch_record(page: Page) -> None:
     """E-sign the batch record review, after seeing that all release checks passed."""
     open_step(page, REVIEW)
-    release = page.get_by_test_id("instance-data").locator("dt:text-is('release') + dd")
-    expect(release).to_contain_text('"releasable": true')
-    expect(release).to_contain_text('"failed": []')
+    checks = page.get_by_test_id("key-figures")
+    expect(checks).to_contain_text("Batch record complete")
+    expect(checks.get_by_text("fail")).to_have_count(0)
     page.get_by_label("The batch record is complete and reviewed").check()
     page.get_by_label("Review comment").fill("Batch record complete; no deviations.")
     sign_and_complete(page)

@@ -1,0 +1,206 @@
+"""What signers and inspectors read: a step's facts labelled by its forms, a recall's figures, audit actions in
+words and audit values as decoded text."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask_babel import lazy_gettext
+
+from app.models import ProcessInstance, Task
+from app.services import forms, lots, recalls, tasks
+
+# Every action code passed to audit.record, in words; "login.failed" and "signature.failed" come from
+# users.check_password's purpose.
+ACTIONS: dict[str, Any] = {
+    "deadline.escalated": lazy_gettext("Deadline escalated"),
+    "deadline.met": lazy_gettext("Deadline met"),
+    "deadline.started": lazy_gettext("Deadline started"),
+    "document.tampered": lazy_gettext("Document found changed"),
+    "draft.created": lazy_gettext("Draft created"),
+    "draft.deleted": lazy_gettext("Draft deleted"),
+    "import.completed": lazy_gettext("Import completed"),
+    "incident.raised": lazy_gettext("Incident raised"),
+    "incident.retried": lazy_gettext("Incident retried"),
+    "inspection.capa_opened": lazy_gettext("CAPA opened from an inspection"),
+    "instance.cancelled": lazy_gettext("Instance cancelled"),
+    "instance.completed": lazy_gettext("Instance completed"),
+    "instance.migrated": lazy_gettext("Instance moved to another version"),
+    "instance.started": lazy_gettext("Instance started"),
+    "login.failed": lazy_gettext("Sign-in failed"),
+    "login.succeeded": lazy_gettext("Signed in"),
+    "lot.capa_opened": lazy_gettext("CAPA opened for a lot"),
+    "lot.status_changed": lazy_gettext("Lot status changed"),
+    "process.deployed": lazy_gettext("Procedure deployed"),
+    "recall.acknowledged": lazy_gettext("Consignee acknowledged the recall"),
+    "recall.affected_edited": lazy_gettext("Affected lots edited"),
+    "recall.check_recorded": lazy_gettext("Effectiveness check recorded"),
+    "recall.notice_queued": lazy_gettext("Recall notice queued"),
+    "recall.reminder_queued": lazy_gettext("Recall reminder queued"),
+    "recall.return_recorded": lazy_gettext("Return recorded"),
+    "recall.sample_drawn": lazy_gettext("Check sample drawn"),
+    "recall.started_from_capa": lazy_gettext("Recall started from this CAPA"),
+    "record.created": lazy_gettext("Record created"),
+    "signature.applied": lazy_gettext("Electronic signature applied"),
+    "signature.failed": lazy_gettext("Signature password wrong"),
+    "studio_form.discarded": lazy_gettext("Studio form discarded"),
+    "studio_form.saved": lazy_gettext("Studio form saved"),
+    "supplier.status_changed": lazy_gettext("Supplier status changed"),
+    "supplier_return.scar_answered": lazy_gettext("Supplier answered the SCAR"),
+    "supplier_return.scar_reminded": lazy_gettext("SCAR reminder sent"),
+    "supplier_return.scar_sent": lazy_gettext("SCAR sent to the supplier"),
+    "supplier_return.scar_verified": lazy_gettext("SCAR answer verified"),
+    "supplier_return.shipped": lazy_gettext("Return shipped"),
+    "task.automated": lazy_gettext("Automatic step done"),
+    "task.cancelled": lazy_gettext("Step cancelled"),
+    "task.claimed": lazy_gettext("Step claimed"),
+    "task.completed": lazy_gettext("Step completed"),
+    "task.created": lazy_gettext("Step created"),
+    "task.released": lazy_gettext("Step released"),
+    "timer.fired": lazy_gettext("Timer fired"),
+    "token.issued": lazy_gettext("API token issued"),
+    "user.created": lazy_gettext("User created"),
+}
+
+# The meanings the shipped procedures sign with (signatureMeaning) and "rejected" (signatures.signed_meaning).
+MEANINGS: dict[str, Any] = {
+    "approved": lazy_gettext("Approved"),
+    "authored": lazy_gettext("Authored"),
+    "released": lazy_gettext("Released"),
+    "reviewed": lazy_gettext("Reviewed"),
+    "rejected": lazy_gettext("Rejected"),
+}
+
+RELEASE_CHECKS: dict[str, Any] = {
+    "batch_record_complete": lazy_gettext("Batch record complete"),
+    "final_inspection_passed": lazy_gettext("Final inspection passed"),
+    "sterilization_record": lazy_gettext("Sterilization record"),
+    "labels_udi": lazy_gettext("Labels with UDI checked"),
+    "no_open_capa_or_deviation": lazy_gettext("No open CAPA or deviation"),
+    "not_expired": lazy_gettext("Not expired"),
+}
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One labelled value; a table of rows when the form field is a list of records."""
+
+    label: str
+    text: str = ""
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FactGroup:
+    title: str
+    facts: list[Fact]
+
+
+def action_label(action: str) -> str:
+    """Return an audit action code in the page language; a code not in ACTIONS stays as it is."""
+    label = ACTIONS.get(action)
+    return str(label) if label is not None else action
+
+
+def meaning_label(meaning: str) -> str:
+    """Return a signature meaning in the page language; an unknown one stays as the procedure wrote it."""
+    label = MEANINGS.get(meaning)
+    return str(label) if label is not None else meaning
+
+
+def json_text(value: Any) -> str:
+    """Return a stored value as JSON that reads as written: 批准, not \\u6279\\u51c6."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def step_facts(steps: Iterable[Task], lang: str) -> list[FactGroup]:
+    """Return the answers of the completed steps (the latest of each), labelled by their forms' titles.
+
+    Signed gates are left out: their decision belongs to the signer of that gate, and must never read as the
+    decision of the step being signed now. Signatures are listed on their own.
+    """
+    latest: dict[str, Task] = {}
+    for step in steps:
+        if step.state == "completed" and step.form and step.data and not step.signature_meaning:
+            latest.pop(step.element_id, None)  # a repeated step moves to where it was last answered
+            latest[step.element_id] = step
+    done = sorted(latest.values(), key=lambda s: (s.completed_at, s.id))
+    groups = [FactGroup(_step_name(step, lang), _facts(step, lang)) for step in done]
+    return [group for group in groups if group.facts]
+
+
+def key_figures(instance: ProcessInstance) -> tuple[str, list[Fact]] | None:
+    """Return the figures a procedure's signer weighs beyond the form answers, under a heading, if it has any."""
+    key = instance.version.definition.key
+    release = (instance.data or {}).get("release")
+    if key == recalls.PROCESS_KEY:
+        return str(lazy_gettext("Recall figures")), recall_figures(instance.id)
+    if key == lots.RELEASE_PROCESS and isinstance(release, dict):
+        return str(lazy_gettext("Release checks")), release_checks(release)
+    return None
+
+
+def release_checks(report: dict) -> list[Fact]:
+    """Return a lot release's checks (lots.ReleaseReport.as_dict) as pass or fail with the reason."""
+    facts = [Fact(str(lazy_gettext("Lot")), str(report.get("lot_number", "")))]
+    for check in report.get("checks", []):
+        verdict = str(lazy_gettext("pass") if check.get("passed") else lazy_gettext("fail"))
+        text = f"{verdict}: {check['detail']}" if check.get("detail") else verdict
+        facts.append(Fact(release_check_label(check.get("code", "")), text))
+    return facts
+
+
+def release_check_label(code: str) -> str:
+    label = RELEASE_CHECKS.get(code)
+    return str(label) if label is not None else code
+
+
+def recall_figures(instance_id: int) -> list[Fact]:
+    """Return what a recall signer weighs: its number, class, lots, consignees and the units back so far."""
+    view = recalls.recall_view(instance_id)
+    totals = view.totals
+    data = view.instance.data or {}
+    return [
+        Fact(str(lazy_gettext("Recall number")), recalls.recall_number(instance_id)),
+        Fact(str(lazy_gettext("Recall class")), str(data.get("recall_class") or "—")),
+        Fact(str(lazy_gettext("Product")), view.product_name or "—"),
+        Fact(str(lazy_gettext("Affected lots")), ", ".join(row.lot.lot_number for row in view.lots) or "—"),
+        Fact(str(lazy_gettext("Consignees")), str(totals["consignees"])),
+        Fact(str(lazy_gettext("Units shipped")), str(totals["quantity_shipped"])),
+        Fact(str(lazy_gettext("Units returned")), str(totals["quantity_returned"])),
+        Fact(str(lazy_gettext("Units destroyed")), str(totals["quantity_destroyed"])),
+        Fact(str(lazy_gettext("Consignees notified")), str(totals["notified"])),
+        Fact(str(lazy_gettext("Consignees acknowledged")), f"{totals['acknowledged']} / {totals['notified']}"),
+    ]
+
+
+def _step_name(step: Task, lang: str) -> str:
+    return step.name_zh if lang == "zh-CN" and step.name_zh else step.name
+
+
+def _facts(step: Task, lang: str) -> list[Fact]:
+    schema, ui_schema = tasks.task_form(step)
+    facts = [_fact(f) for f in forms.form_fields(schema, ui_schema, step.data or {}, {}, lang=lang)]
+    return [fact for fact in facts if fact.text or fact.rows]
+
+
+def _fact(form_field: forms.Field) -> Fact:
+    if form_field.widget == "array_table":
+        rows = [[_text(cell) for cell in row] for row in form_field.rows]
+        return Fact(form_field.label, columns=[c.label for c in form_field.columns],
+                    rows=[row for row in rows if any(row)])
+    return Fact(form_field.label, _text(form_field))
+
+
+def _text(form_field: forms.Field) -> str:
+    """Return a field's value as the words its form offers (option names, Yes/No), else as typed."""
+    value = form_field.value
+    if form_field.widget == "checkbox":
+        value = "true" if value else "false"  # an unchecked box was answered "no"
+    names = {option: name for option, name in form_field.options if option}
+    return names.get(value, value) if isinstance(value, str) else str(value)
