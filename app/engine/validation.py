@@ -624,7 +624,7 @@ def _check_timer(definition: etree._Element, problems: list[BpmnProblem]) -> Non
     if not text:
         problems.append(_at(event, f"{kind} is empty; expected {example}", line=expression.sourceline))
         return
-    foreign = _foreign_timer(text)
+    foreign = _foreign_timer(text, kind)
     if foreign:
         problems.append(_at(event, foreign, line=expression.sourceline))
         return
@@ -659,12 +659,15 @@ def _foreign_expression(text: str) -> str | None:
     return python
 
 
-def _foreign_timer(text: str) -> str | None:
-    """Explain how to write a Camunda expression or a cron timer as the Python/ISO 8601 timer it means."""
+def _foreign_timer(text: str, kind: str) -> str | None:
+    """Explain how to write a Camunda expression, a bare ISO 8601 value or a cron timer as the Python timer it means."""
     python = _foreign_expression(text)
     if python is not None:
         return _("timer %(text)s is a Camunda expression; timers are Python expressions: a string literal such as "
                  '"P5D" or a data field, here %(python)s', text=text, python=python)
+    if _timer_value_valid(kind, text):  # Camunda reads PT5M as text; in Python it is a name (or a division)
+        return _("timer %(text)s is ISO 8601 without quotes; timers are Python expressions: write %(quoted)s",
+                 text=text, quoted=f'"{text}"')
     try:
         value = ast.literal_eval(text)
     except (*_NOT_A_LITERAL, SyntaxError, MemoryError):

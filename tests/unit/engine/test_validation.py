@@ -205,6 +205,12 @@ BAD_INPUTS = [
     pytest.param(make_bpmn(timer="${escalation_after}"), "escalate_timer",
                  "timers are Python expressions: a string literal such as \"P5D\" or a data field, here "
                  "escalation_after", None, id="camunda-timer"),
+    pytest.param(make_bpmn(timer="PT5M"), "escalate_timer", 'ISO 8601 without quotes; timers are Python '
+                 'expressions: write "PT5M"', None, id="unquoted-duration"),
+    pytest.param(make_bpmn(timer_kind="timeCycle", timer="R3/PT1H"), "escalate_timer", 'write "R3/PT1H"', None,
+                 id="unquoted-cycle"),
+    pytest.param(make_bpmn(timer_kind="timeDate", timer="2030-01-31T09:00:00Z"), "escalate_timer",
+                 'write "2030-01-31T09:00:00Z"', None, id="unquoted-date"),
     pytest.param(make_bpmn(timer_kind="timeCycle", timer="0 0 9 * * ?"), "escalate_timer",
                  'cron expression; timers are Python expressions giving ISO 8601, e.g. "R/2026-01-01T09:00:00/P1D"',
                  None, id="cron-timer"),
