@@ -12,26 +12,33 @@ from app.extensions import db
 from app.models import AuditEvent, Document, Incident, ProcessInstance, Signature, User
 from app.models.types import utcnow
 from app.services import audit
+from app.services.document_rendering import stored_fingerprint
 from app.services.instances import get_document
 from app.services.transaction import atomic
 
 
-def document_problem(document: Document) -> str | None:
-    """Say how a document's stored bytes differ from its recorded SHA-256 and size, or None when they match."""
+def document_problem(document: Document, stored: dict | None) -> str | None:
+    """Say how a document differs from what was recorded when it was stored (its row's SHA-256 and size, and
+    the document.stored audit event when there is one), or None when it matches."""
     digest = hashlib.sha256(document.content).hexdigest()
     if digest != document.sha256 or len(document.content) != document.size:
         return (f"document {document.id} ({document.filename}): the stored bytes (SHA-256 {digest[:12]}…, "
                 f"{len(document.content)} bytes) do not match the recorded SHA-256 {document.sha256[:12]}… "
                 f"({document.size} bytes)")
+    if stored is not None and stored != stored_fingerprint(document):
+        return (f"document {document.id} ({document.filename}): the row no longer matches what the "
+                f"document.stored audit event recorded (SHA-256 {str(stored.get('sha256'))[:12]}…)")
     return None
 
 
 def verify_documents() -> list[str]:
-    """Re-hash every stored document; return one problem per document whose bytes changed."""
+    """Re-hash every stored document; return one problem per document whose bytes or record changed."""
+    stored = {event.object_id: event.new for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "document.stored"))}
     problems = []
     for document_id in db.session.scalars(select(Document.id).order_by(Document.id)).all():
         document = db.session.get(Document, document_id)
-        problem = document_problem(document)
+        problem = document_problem(document, stored.get(str(document.id)))
         if problem:
             problems.append(problem)
         db.session.expire(document, ["content"])  # keep one document's bytes in memory at a time
@@ -71,7 +78,9 @@ def open_document(document_id: int, actor: User, now: datetime | None = None) ->
     """Return a document to download after re-checking its bytes; on a mismatch raise an incident on its
     instance, audit it, and refuse with EvidenceTampered."""
     document = get_document(document_id)
-    problem = document_problem(document)
+    problem = document_problem(document, db.session.scalar(select(AuditEvent.new).where(
+        AuditEvent.instance_id == document.instance_id, AuditEvent.action == "document.stored",
+        AuditEvent.object_id == str(document.id))))
     if problem is None:
         return document
     now = now or utcnow()

@@ -1,6 +1,7 @@
 """Tampering with the evidence through the database: refused by triggers, or found by verify and downloads."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -137,20 +138,30 @@ def test_verify_names_a_signature_whose_printed_name_changed(runner, user):
              ": printed name")
 
 
+FORGED = b"PK forged report"
+REWRITES = {  # statement, what `flask audit verify` says
+    "bytes": ("UPDATE documents SET content = :content", "the stored bytes"),
+    "bytes and hash": ("UPDATE documents SET content = :content, sha256 = :sha256, size = :size",
+                       "the row no longer matches what the document.stored audit event recorded"),
+}
+
+
+@pytest.mark.parametrize("rewrite", REWRITES.values(), ids=REWRITES.keys())
 @pytest.mark.parametrize("download", [
     lambda client, token, document_id: client.get(f"/instances/documents/{document_id}"),
     lambda client, token, document_id: client.get(f"/api/v1/documents/{document_id}",
                                                   headers={"Authorization": f"Bearer {token}"}),
 ], ids=["web", "api"])
-def test_a_document_whose_bytes_changed_is_not_served(client, runner, user, download):
+def test_a_document_whose_bytes_changed_is_not_served(client, runner, user, download, rewrite):
     instance = close_capa(user)
     (document,) = db.session.scalars(db.select(Document)).all()
     document_id, filename = document.id, document.filename
     token = users.issue_token("auditor")
     login(client, "auditor")
     assert download(client, token, document_id).status_code == 200
+    statement, problem = rewrite
 
-    _as_database_owner("UPDATE documents SET content = :content", content=b"PK forged report")
+    _as_database_owner(statement, content=FORGED, sha256=hashlib.sha256(FORGED).hexdigest(), size=len(FORGED))
 
     response = download(client, token, document_id)
     assert response.status_code == 409
@@ -160,14 +171,14 @@ def test_a_document_whose_bytes_changed_is_not_served(client, runner, user, down
     assert incident.instance_id == instance.id and filename in incident.message
     assert db.session.get(ProcessInstance, instance.id).status == "completed"
     (tampered,) = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action == "document.tampered")).all()
-    assert tampered.new["recorded_sha256"] == document.sha256
-    _refused(runner, f"document {document_id} ({filename}): the stored bytes", "do not match the recorded SHA-256")
+    assert tampered.new["stored_sha256"] == hashlib.sha256(FORGED).hexdigest()
+    _refused(runner, f"document {document_id} ({filename}): {problem}")
 
 
 def test_the_refused_download_page_speaks_chinese(client, user):
     close_capa(user)
     (document,) = db.session.scalars(db.select(Document)).all()
-    _as_database_owner("UPDATE documents SET content = :content", content=b"PK forged report")
+    _as_database_owner(REWRITES["bytes"][0], content=FORGED)
     login(client, "auditor")
 
     response = client.get(f"/instances/documents/{document.id}?lang=zh_CN")
