@@ -305,6 +305,9 @@ def _properties(element: etree._Element) -> dict[str, str | None]:
             props["resultVariable"] = operator.get("resultVariable")
             for param in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NSMAP):
                 props[f"parameter {param.get('id')}"] = param.get("value")
+        decision = extensions.find("spiffworkflow:calledDecisionId", NSMAP)
+        if decision is not None:
+            props["decision"] = _text(decision)
         for kind in ("preScript", "postScript"):
             script = extensions.find(f"spiffworkflow:{kind}", NSMAP)
             if script is not None:

@@ -186,6 +186,15 @@ def test_diff_against_a_draft(seeded, user):
                                                "new": "link_source"}]}]
 
 
+def test_diff_names_the_decision_a_business_rule_task_calls(seeded, user):
+    changed = capa_variant([(">capa_risk_rating<", ">capa_risk_v2<")])
+    draft = studio.create_draft(user("owner"), changed.encode())
+    result = studio.diff(user("owner"), "capa", 1, draft_id=draft.id)
+    assert result["changed"] == [{"id": "rate_risk", "type": "businessRuleTask", "name": "Rate the risk (severity x "
+                                  "probability)", "changes": [{"property": "decision", "old": "capa_risk_rating",
+                                                               "new": "capa_risk_v2"}]}]
+
+
 def test_migrating_an_instance_waiting_at_describe_problem_to_version_2(seeded, user):
     instance = start_capa(user)
     waiting = ready_task(instance.id, "describe_problem")
