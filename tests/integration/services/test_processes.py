@@ -14,6 +14,7 @@ from app.services import instances, processes, tasks, users
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import PROBLEM, ready_task
 from tests.integration.diagrams import CALLER, DIFFERENT_CAPA, callee
+from tests.integration.services.scenarios import diagram, user_task
 
 ESCALATION = {"escalation_action": "Looked at it"}
 
@@ -58,6 +59,28 @@ def test_a_caller_runs_the_callee_version_it_was_deployed_against(seeded, user):
     redeployed = processes.deploy_file(CALLER, "inspection_round.bpmn", admin())  # picks up the new callee
     assert redeployed.created and [c.version for c in redeployed.version.callees] == [2]
     assert processes.deploy_file(CALLER, "inspection_round.bpmn", admin()).created is False
+
+
+def test_a_user_task_of_the_callee_opens_with_the_form_frozen_from_the_callee_version(seeded, user):
+    checklist = diagram("checklist", f"""
+    <bpmn:startEvent id="c_start"/>
+    <bpmn:sequenceFlow id="c1" sourceRef="c_start" targetRef="c_check"/>
+    {user_task('c_check', 'Tick the checklist', form='capa_problem.schema.json')}
+    <bpmn:sequenceFlow id="c2" sourceRef="c_check" targetRef="c_end"/>
+    <bpmn:endEvent id="c_end"/>
+""", lane_nodes=["c_start", "c_check", "c_end"])
+    processes.deploy_file(checklist, "checklist.bpmn", admin())
+    assert "capa_problem.schema.json" in processes.deploy_file(CALLER, "inspection_round.bpmn", admin()).version.forms
+    instance = instances.start_instance("inspection_round", user("qa"), now=T0)
+
+    complete(instance.id, "prepare", user("qa"), ESCALATION)
+
+    row = ready_task(instance.id, "c_check")
+    assert (row.form, row.group_name) == ("capa_problem.schema.json", "qa")
+    schema, _ui = tasks.task_form(row)
+    assert schema["title"] == "CAPA: problem description"
+    complete(instance.id, "c_check", user("qa"), PROBLEM)
+    assert ready_task(instance.id, "review") is not None
 
 
 def test_a_directory_deploys_callees_before_their_callers(seeded, tmp_path: Path):
