@@ -18,6 +18,7 @@ ACTIONS: dict[str, Any] = {
     "deadline.escalated": lazy_gettext("Deadline escalated"),
     "deadline.met": lazy_gettext("Deadline met"),
     "deadline.started": lazy_gettext("Deadline started"),
+    "document.stored": lazy_gettext("Document stored"),
     "document.tampered": lazy_gettext("Document found changed"),
     "draft.created": lazy_gettext("Draft created"),
     "draft.deleted": lazy_gettext("Draft deleted"),
