@@ -279,6 +279,21 @@ def _spiff_specs(root: etree._Element, process_id: str, filename: str,
     return spec, {name: sub for name, sub in subprocess_specs.items() if sub is not None}
 
 
+def _from_recursion(exc: BaseException) -> bool:
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, RecursionError) or str(seen).startswith("RecursionError"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _too_long_a_chain(root: etree._Element) -> str:
+    steps = len(root.xpath("//*[local-name()='sequenceFlow']"))
+    return _("This process chains too many steps one after another for the engine (%(steps)d sequence flows; "
+             "about 400 in a row is the limit). Split it into subprocesses or call activities.", steps=steps)
+
+
 def _build_specs(root: etree._Element, process_id: str, filename: str, problems: list[BpmnProblem],
                  dmn_roots: Mapping[str, etree._Element]) -> tuple[BpmnProcessSpec, dict] | None:
     """Run SpiffWorkflow's parser on the already safely parsed tree, turning its exceptions into problems."""
@@ -288,6 +303,10 @@ def _build_specs(root: etree._Element, process_id: str, filename: str, problems:
         element_id = exc.id or None
         line = exc.line_number if isinstance(exc.line_number, int) and exc.line_number else None
         message = str(exc.args[0]) if exc.args else "invalid diagram"
+        if _from_recursion(exc):  # SpiffWorkflow's task parser wraps it
+            element_id, line, message = None, None, _too_long_a_chain(root)
+    except RecursionError:  # SpiffWorkflow's parser follows a chain of steps by recursion
+        element_id, line, message = None, None, _too_long_a_chain(root)
     except Exception as exc:  # SpiffWorkflow lets KeyError, AttributeError etc. escape on malformed extensions
         element_id, line, message = None, None, f"{type(exc).__name__}: {exc}"
     if element_id and line is None:

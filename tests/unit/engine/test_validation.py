@@ -452,3 +452,16 @@ def test_call_activities_to_other_files_are_listed_with_their_call_site() -> Non
     data = with_rule_task(call.replace("call_checklist", "rate"))
     parsed = parse(data)
     assert parsed.calls == {"checklist": validation.CallSite("rate", source_line(data, "rate"))}
+
+
+def test_a_chain_too_long_for_the_parser_is_refused_with_a_clear_message():
+    from tests.unit.services.large_diagrams import chain
+
+    steps = chain(700).replace(b"<bpmn:userTask ", b"<bpmn:task ")  # tasks without a lane or form to lint
+
+    with pytest.raises(InvalidBpmn) as refused:
+        parse_diagram(steps, filename="long.bpmn", handlers=HANDLERS, forms=FORMS)
+
+    text = " ".join(problem.message for problem in refused.value.problems)
+    assert "too many steps one after another" in text
+    assert "RecursionError" not in text and "recursion" not in text.lower()
