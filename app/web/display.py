@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext
@@ -119,15 +120,17 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def step_facts(steps: Iterable[Task], lang: str) -> list[FactGroup]:
-    """Return the answers of the completed steps (the latest of each), labelled by their forms' titles.
+def step_facts(steps: Iterable[Task], lang: str, until: datetime | None = None) -> list[FactGroup]:
+    """Return the answers of the completed steps (the latest of each, completed by `until`), labelled by their
+    forms' titles.
 
     Signed gates are left out: their decision belongs to the signer of that gate, and must never read as the
     decision of the step being signed now. Signatures are listed on their own.
     """
     latest: dict[str, Task] = {}
     for step in steps:
-        if step.state == "completed" and step.form and step.data and not step.signature_meaning:
+        if (step.state == "completed" and step.form and step.data and not step.signature_meaning
+                and (until is None or step.completed_at <= until)):
             latest.pop(step.element_id, None)  # a repeated step moves to where it was last answered
             latest[step.element_id] = step
     done = sorted(latest.values(), key=lambda s: (s.completed_at, s.id))

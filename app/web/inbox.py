@@ -31,8 +31,9 @@ def _render_task(task, values=None, errors=None, message=None, status=200):
     record = instances.instance_record(task.instance_id)
     summary = figures = None
     if task.signature_meaning:  # a signer reads what they sign in words, not the instance's raw data
-        summary = display.step_facts(record.tasks, ui_lang())
-        figures = display.key_figures(task.instance)
+        summary = display.step_facts(record.tasks, ui_lang(), until=task.completed_at)
+        # Figures are live counts: shown to whoever signs now, not as if a signed step had seen them.
+        figures = display.key_figures(task.instance) if task.state == "ready" else None
     return render_template("inbox/task.html", task=task, fields=fields, form_title=_form_title(schema),
                            record=record, summary=summary, figures=figures,
                            can_work=tasks.can_work_on(task, current_user), message=message, errors=errors), status

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
+from app.extensions import db
+from app.models import Task
 from app.models.types import utcnow
 from tests.conftest import login
 from tests.integration import recall_steps as steps
@@ -47,3 +50,18 @@ def test_decision_page_shows_no_earlier_decision(client, at_decision):
     assert "Agreed." not in page
     radios = re.findall(r'<input[^>]*type="radio"[^>]*name="decision"[^>]*>', page)
     assert len(radios) == 2 and not any("checked" in radio for radio in radios)
+
+
+
+def test_a_signed_step_shows_what_was_known_when_it_was_signed(client, at_decision, user):
+    instance_id = db.session.get(Task, at_decision).instance_id
+    later = utcnow() + timedelta(minutes=5)
+    steps.step(instance_id, "decision", steps.APPROVE, user, later)
+    steps.step(instance_id, "prepare_notices", steps.NOTICES, user, later)
+    signed = db.session.scalar(db.select(Task).where(Task.instance_id == instance_id,
+                                                     Task.element_id == "sign_assessment"))
+    login(client, "qa")
+    summary = _summary(client.get(f"/tasks/{signed.id}?lang=en").get_data(as_text=True))
+    assert "What was signed" in summary and "Health hazard" in summary
+    assert steps.NOTICES["notice_contact"] not in summary  # answered after this step was signed
+    assert "Recall figures" not in summary  # live counts, not what the signer saw
