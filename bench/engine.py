@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
@@ -360,6 +360,26 @@ def scripts_in_process() -> Iterator[None]:
         runner.SandboxedEnvironment = sandbox.SandboxedEnvironment
 
 
+def bench_script_steps(instances: int, user_ids: dict[str, int]) -> dict[str, Any]:
+    """Run approval instances alternately with script workers and in this thread (load drift hits both alike)."""
+    elapsed = {"workers": 0.0, "in_process": 0.0}
+    latencies: dict[str, list[float]] = {"workers": [], "in_process": []}
+    for i in range(instances):
+        for mode in elapsed:
+            with scripts_in_process() if mode == "in_process" else nullcontext():
+                started = time.perf_counter()
+                instance_id = start(APPROVAL_ID, user_ids["qa"], {"severity": 1 + i % 4}, f"bench {mode} #{i}")
+                latencies[mode] += run_steps(instance_id, lambda task: user_ids[LANE_USERS[task.group_name]],
+                                             lambda task: FORM_DATA)
+                elapsed[mode] += time.perf_counter() - started
+    rates = {mode: len(latencies[mode]) / elapsed[mode] for mode in elapsed}
+    return {"instances": instances,
+            "steps_per_s_workers": round(rates["workers"], 2), "steps_per_s_in_process": round(rates["in_process"], 2),
+            "steps_ratio_workers_in_process": round(rates["workers"] / rates["in_process"], 3),
+            "step_p50_ms_workers": _ms(statistics.median(latencies["workers"])),
+            "step_p50_ms_in_process": _ms(statistics.median(latencies["in_process"]))}
+
+
 def bench_script_calls(calls: int) -> dict[str, Any]:
     """Time the approval diagram's script and condition per call, in a worker and in this thread."""
     from app.engine import script_policy
@@ -486,8 +506,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if profiler:
                 profiler.disable()
             growth = bench_growth(args.loop, user_ids)
-            with scripts_in_process():
-                in_process = bench_instances(args.instances, user_ids)
+            script_steps = bench_script_steps(args.instances, user_ids)
             script_calls = bench_script_calls(500)
             capa = bench_capa(args.capa_instances, user_ids) if args.capa else None
             audit_rows = _verify_audit()
@@ -514,12 +533,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if capa is not None:
         result["capa"] = capa
     result["script_workers"] = {
-        **script_calls,
-        "steps_per_s_workers": ours["steps_per_s"], "steps_per_s_in_process": in_process["steps_per_s"],
-        "steps_ratio_workers_in_process": round(ours["steps_per_s"] / in_process["steps_per_s"], 3),
-        "step_p50_ms_workers": ours["step_p50_ms"], "step_p50_ms_in_process": in_process["step_p50_ms"],
-        "note": "the approval step runs one script and one condition; in process is the in-thread sandbox "
-                "scripts had before workers (no OS limits)",
+        **script_calls, **script_steps,
+        "note": "an approval instance runs one script and one condition in 4 steps; in this thread is the "
+                "sandbox as it ran before workers (no OS limits); instances alternate between the two",
     }
     return result
 
@@ -550,7 +566,8 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"  baseline warning: {g_raw['warning']}")
     workers = result["script_workers"]
     print()
-    print(f"Script workers (scripts and conditions in worker processes with OS limits; {workers['calls']} calls)")
+    print(f"Script workers (scripts and conditions in worker processes with OS limits; {workers['calls']} calls, "
+          f"{workers['instances']} approval instances each way, alternating)")
     print(f"  {'':28}{'worker':>26}{'in this thread':>20}")
     for label, key in (("evaluate us/call", "evaluate"), ("execute us/call", "execute")):
         print(f"  {label:28}{workers[key + '_worker_us']:>26}{workers[key + '_in_process_us']:>20}")

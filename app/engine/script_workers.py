@@ -123,14 +123,18 @@ def _decode_object(obj: dict[str, Any]) -> Any:
     return obj
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_DECODER = json.JSONDecoder(object_hook=_decode_object)  # built once: building one costs as much as a small reply
+
+
 def dumps(value: Any) -> bytes:
     """Return a message as bytes: a JSON object whose values were encoded."""
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def loads(message: bytes) -> Any:
     """Return a message decoded with only the tagged types above."""
-    return json.loads(message, object_hook=_decode_object)
+    return _DECODER.decode(message.decode())
 
 
 # The worker: a loop reading requests from stdin and writing replies to the private copy of stdout.
@@ -208,6 +212,7 @@ def serve(memory_limit_mb: int) -> None:
     """Apply the memory limit and answer requests until stdin closes (the worker's main loop)."""
     import resource
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in a terminal is for the parent, which stops us
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # nothing a script or a library prints can corrupt the replies
     limit = memory_limit_mb * 1024 * 1024
@@ -219,7 +224,8 @@ def serve(memory_limit_mb: int) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         # The parent kills a worker at the time limit; should the parent hang, the kernel stops it here.
         budget = int(usage.ru_utime + usage.ru_stime + request.get("time_limit", CHECK_TIME_LIMIT)) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (budget if cpu_hard < 0 else min(budget, cpu_hard), cpu_hard))
+        soft = budget if cpu_hard == resource.RLIM_INFINITY else min(budget, cpu_hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
         try:
             message = dumps(_answer(request, memory_limit_mb))
         except MemoryError:
