@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from app.extensions import db
-from app.models import ProcessInstance
+from app.models import Incident, ProcessInstance
 from app.services import demo, processes, tasks, users
 from tests.conftest import T0
 from tests.integration.capa_steps import ready_task, run_capa_to_approval
@@ -62,6 +62,23 @@ def diagram(process_id: str, body: str, lane_nodes: Iterable[str] = ()) -> bytes
     {body}
   </bpmn:process>
 </bpmn:definitions>""".encode()
+
+
+def scripted(script: str) -> bytes:
+    """Return the diagram "scripted": start, the script task "compute" running script, end."""
+    return diagram("scripted", f"""
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="compute"/>
+    <bpmn:scriptTask id="compute" name="Compute"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="compute" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+""")
+
+
+def open_incident(instance_id: int) -> Incident | None:
+    """Return the unresolved incident of an instance, if it has one."""
+    return db.session.scalar(db.select(Incident).where(Incident.instance_id == instance_id,
+                                                       Incident.resolved_at.is_(None)))
 
 
 def deploy(bpmn: bytes, filename: str) -> None:

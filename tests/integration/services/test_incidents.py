@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models import AuditEvent, Incident, OutboxMessage, ProcessInstance, Task
 from app.services import demo, instances, tasks, users
 from tests.conftest import T0
-from tests.integration.services.scenarios import count, deploy, diagram, user_task
+from tests.integration.services.scenarios import count, deploy, diagram, open_incident, scripted, user_task
 
 GHOST_NOTICE = diagram("ghost_notice", f"""
     <bpmn:startEvent id="start"/>
@@ -34,21 +34,6 @@ GHOST_NOTICE = diagram("ghost_notice", f"""
 """, lane_nodes=["start", "decide", "notify_ghosts", "end"])
 
 
-def _scripted(script: str) -> bytes:
-    return diagram("scripted", f"""
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="compute"/>
-    <bpmn:scriptTask id="compute" name="Compute"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="compute" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-""")
-
-
-def _open_incident(instance_id: int) -> Incident:
-    return db.session.scalar(db.select(Incident).where(Incident.instance_id == instance_id,
-                                                       Incident.resolved_at.is_(None)))
-
-
 @pytest.fixture
 def stuck(user) -> ProcessInstance:
     """A ghost_notice instance whose user task was completed at T0 and whose e-mail task failed."""
@@ -67,7 +52,7 @@ def test_failing_service_task_keeps_the_completion_and_raises_an_incident(stuck)
     assert count(AuditEvent, AuditEvent.action == "task.completed", AuditEvent.object_id == decide.spiff_id) == 1
 
     assert db.session.get(ProcessInstance, stuck.id).status == "incident"
-    incident = _open_incident(stuck.id)
+    incident = open_incident(stuck.id)
     assert incident.element_id == "notify_ghosts"
     assert "unknown group 'ghosts'" in incident.message
     assert "Traceback" not in incident.message and incident.traceback
@@ -82,13 +67,13 @@ def test_only_an_administrator_may_retry(stuck, user, username):
     with pytest.raises(PermissionDenied):
         instances.retry_instance(stuck.id, user(username), now=T0 + timedelta(hours=1))
     assert db.session.get(ProcessInstance, stuck.id).status == "incident"
-    assert _open_incident(stuck.id).retry_count == 0
+    assert open_incident(stuck.id).retry_count == 0
 
 
 def test_retry_after_the_fix_completes_the_step_once(stuck, user):
     instances.retry_instance(stuck.id, user("admin"), now=T0 + timedelta(hours=1))
     assert db.session.get(ProcessInstance, stuck.id).status == "incident"  # nothing fixed yet
-    assert _open_incident(stuck.id).retry_count == 1
+    assert open_incident(stuck.id).retry_count == 1
     assert count(OutboxMessage) == 0
 
     users.ensure_user("casper", full_name="Casper Ghost", password=demo.DEMO_PASSWORD,
@@ -111,12 +96,12 @@ def test_retry_after_the_fix_completes_the_step_once(stuck, user):
 
 
 def test_failing_script_raises_an_incident(user):
-    deploy(_scripted("x = 1/0"), "scripted.bpmn")
+    deploy(scripted("x = 1/0"), "scripted.bpmn")
 
     instance = instances.start_instance("scripted", user("qa"), now=T0)
 
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "compute"
     assert "division by zero" in incident.message
 
@@ -131,7 +116,7 @@ ESCAPES = [
 @pytest.mark.parametrize("escape", ESCAPES)
 def test_script_escape_is_refused_at_deploy(user, tmp_path, escape):
     with pytest.raises(InvalidBpmn) as refused:
-        deploy(_scripted(escape.format(target=tmp_path / "escaped")), "scripted.bpmn")
+        deploy(scripted(escape.format(target=tmp_path / "escaped")), "scripted.bpmn")
     assert {(p.element_id, p.line) for p in refused.value.problems} == {("compute", 8)}
     assert all("refused by the script sandbox on its line 1" in p.message for p in refused.value.problems)
 
@@ -140,19 +125,19 @@ def test_script_escape_is_refused_at_deploy(user, tmp_path, escape):
 def test_script_escape_deployed_before_the_check_is_rejected_as_an_incident(user, tmp_path, escape, monkeypatch):
     target = tmp_path / "escaped"
     monkeypatch.setattr(validation, "_sandbox_problems", lambda source, mode: [])  # as deploys did before
-    deploy(_scripted(escape.format(target=target)), "scripted.bpmn")
+    deploy(scripted(escape.format(target=target)), "scripted.bpmn")
 
     instance = instances.start_instance("scripted", user("qa"), now=T0)
 
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "compute"
     assert "rejected" in incident.message.lower()
     assert not target.exists()
 
 
 def test_cancelling_an_instance_with_an_incident_closes_the_incident(stuck, user):
-    incident = _open_incident(stuck.id)
+    incident = open_incident(stuck.id)
     instances.cancel_instance(stuck.id, user("admin"), "Obsolete: the ghosts were never a real group")
     db.session.refresh(incident)
     assert stuck.status == "cancelled" and incident.resolved_at is not None

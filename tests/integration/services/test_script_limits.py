@@ -8,10 +8,9 @@ import time
 import pytest
 
 from app.extensions import db
-from app.models import Incident
 from app.services import instances
 from tests.conftest import T0, login
-from tests.integration.services.scenarios import deploy, diagram
+from tests.integration.services.scenarios import deploy, diagram, open_incident, scripted
 
 COLLIDING_SET = "s = set(range(0, 20000 * (2 ** 61 - 1), 2 ** 61 - 1))"  # one C call of several seconds
 
@@ -29,21 +28,6 @@ def _gated(condition: str) -> bytes:
 """)
 
 
-def _scripted(script: str) -> bytes:
-    return diagram("scripted", f"""
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="compute"/>
-    <bpmn:scriptTask id="compute" name="Compute"><bpmn:script>{script}</bpmn:script></bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="compute" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-""")
-
-
-def _open_incident(instance_id: int) -> Incident:
-    return db.session.scalar(db.select(Incident).where(Incident.instance_id == instance_id,
-                                                       Incident.resolved_at.is_(None)))
-
-
 @pytest.mark.parametrize(("condition", "reason"), [
     ("len(str([[0] * 10 ** 6] * 300)) &gt; 0", "limit"),
     ("missing &gt; 1", "NameError: name 'missing' is not defined"),
@@ -56,24 +40,24 @@ def test_a_failing_condition_is_an_incident_at_the_gateway_with_the_reason(app, 
     instance = instances.start_instance("gated", user("qa"), now=T0)
 
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "gateway"
     assert reason in incident.message
 
 
 def test_a_script_over_the_memory_limit_is_an_incident(app, user):
     app.config["SCRIPT_MEMORY_LIMIT_MB"] = 128
-    deploy(_scripted("rows = []\nwhile True:\n    rows.append('x' * 10 ** 6)"), "scripted.bpmn")
+    deploy(scripted("rows = []\nwhile True:\n    rows.append('x' * 10 ** 6)"), "scripted.bpmn")
 
     instance = instances.start_instance("scripted", user("qa"), now=T0)
 
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "compute"
     assert "exceeding the 128 MB memory limit" in incident.message
 
 
 def test_pages_answer_while_a_c_level_script_runs(app, client, user):
-    deploy(_scripted(COLLIDING_SET), "scripted.bpmn")
+    deploy(scripted(COLLIDING_SET), "scripted.bpmn")
     login(client, "qa")
     db.session.rollback()  # SQLite: this session's open transaction would hold the write lock the engine needs
     outcome: list[str] = []

@@ -21,103 +21,82 @@ from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
 from app.engine.validation import parse_diagram
 from app.exceptions import InvalidBpmn, ScriptRejected
+from tests.unit.engine.test_sandbox import BPMN  # a script task "score_it", then a condition on flow "to_high"
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TIME_LIMIT = 0.3  # short, so that the time bombs of the table end quickly
 # 20,000 ints that all hash alike, built by C code: a set of them takes seconds of one C call (quadratic).
 COLLIDING = "range(0, 20000 * (2 ** 61 - 1), 2 ** 61 - 1)"
 
-BPMN = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" id="defs" targetNamespace="http://qualiflow.test">
-  <bpmn:process id="hostile" isExecutable="true">
-    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="compute"/>
-    <bpmn:scriptTask id="compute">
-      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:script>{script}</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:sequenceFlow id="f2" sourceRef="compute" targetRef="gateway"/>
-    <bpmn:exclusiveGateway id="gateway" default="to_low">
-      <bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>to_high</bpmn:outgoing><bpmn:outgoing>to_low</bpmn:outgoing>
-    </bpmn:exclusiveGateway>
-    <bpmn:sequenceFlow id="to_high" sourceRef="gateway" targetRef="end">
-      <bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{condition}</bpmn:conditionExpression>
-    </bpmn:sequenceFlow>
-    <bpmn:sequenceFlow id="to_low" sourceRef="gateway" targetRef="end"/>
-    <bpmn:endEvent id="end"><bpmn:incoming>to_high</bpmn:incoming><bpmn:incoming>to_low</bpmn:incoming></bpmn:endEvent>
-  </bpmn:process>
-</bpmn:definitions>
-"""
-SCRIPT_LINE = 9  # the line of <bpmn:script> above, where a script's line 1 is
+SCRIPT_LINE = 9  # the line of <bpmn:script> in BPMN, where a script's line 1 is
 DEPLOY, RUN = "refused at deploy", "stopped when it runs"
 
 # (id, script, condition, where it ends, the element named, a pattern of the reason)
 HOSTILE = [
     # Sandbox escapes
-    ("subclasses", "x = ().__class__.__base__.__subclasses__()", "True", DEPLOY, "compute", '"__class__"'),
-    ("bases", "x = [c for c in ().__class__.__bases__]", "True", DEPLOY, "compute", '"__class__"'),
-    ("gi_frame", "g = (i for i in [1])\nf = g.gi_frame.f_back", "True", DEPLOY, "compute", '"gi_frame"'),
-    ("format", "x = '{0.__class__}'.format(1)", "True", DEPLOY, "compute", '"format" is a forbidden'),
-    ("format_map", "x = '{a.__init__}'.format_map({'a': 1})", "True", DEPLOY, "compute", '"format_map"'),
-    ("f-string", "a = 1\nx = f'{a.__class__}'", "True", DEPLOY, "compute", '"__class__"'),
-    ("f-string spec", "x = f'{1:>{10 ** 9}}'", "True", DEPLOY, "compute", "format specs must be constant"),
-    ("code", "x = (lambda: 0).__code__", "True", DEPLOY, "compute", '"__code__"'),
-    ("mro", "x = date.mro()", "True", DEPLOY, "compute", '"mro" is a forbidden'),
-    ("private", "x = date._private", "True", DEPLOY, "compute", '"_private"'),
-    ("import", "import os", "True", DEPLOY, "compute", "imports are not allowed"),
-    ("from import", "x = 1\nfrom subprocess import run", "True", DEPLOY, "compute", "line 2: imports are not"),
-    ("__import__", "x = __import__('os')", "True", DEPLOY, "compute", '"__import__"'),
-    ("open", "x = open('/etc/passwd').read()", "True", DEPLOY, "compute", '"open" is not available'),
-    ("getattr", "x = getattr(1, 'real')", "True", DEPLOY, "compute", '"getattr" is not available'),
-    ("exec", "exec('x = 1')", "True", DEPLOY, "compute", "Exec calls are not allowed"),
-    ("eval", "x = eval('1')", "True", DEPLOY, "compute", "Eval calls are not allowed"),
-    ("compile", "x = compile('1', '', 'eval')", "True", DEPLOY, "compute", '"compile" is not available'),
-    ("globals", "x = globals()", "True", DEPLOY, "compute", '"globals" is not available'),
-    ("vars", "x = vars()", "True", DEPLOY, "compute", '"vars" is not available'),
-    ("repr", "x = repr([0] * 10)", "True", DEPLOY, "compute", '"repr" is not available'),
-    ("bytearray", "x = bytearray(10 ** 9)", "True", DEPLOY, "compute", '"bytearray" is not available'),
-    ("print", "print('x')", "True", DEPLOY, "compute", '"print" is not available'),
-    ("class", "class A:\n    pass", "True", DEPLOY, "compute", "class definitions are not allowed"),
-    ("bare except", "try:\n    x = 1\nexcept:\n    x = 2", "True", DEPLOY, "compute", 'bare "except:"'),
-    ("finally", "try:\n    x = 1\nfinally:\n    x = 2", "True", DEPLOY, "compute", '"finally" is not allowed'),
+    ("subclasses", "x = ().__class__.__base__.__subclasses__()", "True", DEPLOY, "score_it", '"__class__"'),
+    ("bases", "x = [c for c in ().__class__.__bases__]", "True", DEPLOY, "score_it", '"__class__"'),
+    ("gi_frame", "g = (i for i in [1])\nf = g.gi_frame.f_back", "True", DEPLOY, "score_it", '"gi_frame"'),
+    ("format", "x = '{0.__class__}'.format(1)", "True", DEPLOY, "score_it", '"format" is a forbidden'),
+    ("format_map", "x = '{a.__init__}'.format_map({'a': 1})", "True", DEPLOY, "score_it", '"format_map"'),
+    ("f-string", "a = 1\nx = f'{a.__class__}'", "True", DEPLOY, "score_it", '"__class__"'),
+    ("f-string spec", "x = f'{1:>{10 ** 9}}'", "True", DEPLOY, "score_it", "format specs must be constant"),
+    ("code", "x = (lambda: 0).__code__", "True", DEPLOY, "score_it", '"__code__"'),
+    ("mro", "x = date.mro()", "True", DEPLOY, "score_it", '"mro" is a forbidden'),
+    ("private", "x = date._private", "True", DEPLOY, "score_it", '"_private"'),
+    ("import", "import os", "True", DEPLOY, "score_it", "imports are not allowed"),
+    ("from import", "x = 1\nfrom subprocess import run", "True", DEPLOY, "score_it", "line 2: imports are not"),
+    ("__import__", "x = __import__('os')", "True", DEPLOY, "score_it", '"__import__"'),
+    ("open", "x = open('/etc/passwd').read()", "True", DEPLOY, "score_it", '"open" is not available'),
+    ("getattr", "x = getattr(1, 'real')", "True", DEPLOY, "score_it", '"getattr" is not available'),
+    ("exec", "exec('x = 1')", "True", DEPLOY, "score_it", "Exec calls are not allowed"),
+    ("eval", "x = eval('1')", "True", DEPLOY, "score_it", "Eval calls are not allowed"),
+    ("compile", "x = compile('1', '', 'eval')", "True", DEPLOY, "score_it", '"compile" is not available'),
+    ("globals", "x = globals()", "True", DEPLOY, "score_it", '"globals" is not available'),
+    ("vars", "x = vars()", "True", DEPLOY, "score_it", '"vars" is not available'),
+    ("repr", "x = repr([0] * 10)", "True", DEPLOY, "score_it", '"repr" is not available'),
+    ("bytearray", "x = bytearray(10 ** 9)", "True", DEPLOY, "score_it", '"bytearray" is not available'),
+    ("print", "print('x')", "True", DEPLOY, "score_it", '"print" is not available'),
+    ("class", "class A:\n    pass", "True", DEPLOY, "score_it", "class definitions are not allowed"),
+    ("bare except", "try:\n    x = 1\nexcept:\n    x = 2", "True", DEPLOY, "score_it", 'bare "except:"'),
+    ("finally", "try:\n    x = 1\nfinally:\n    x = 2", "True", DEPLOY, "score_it", '"finally" is not allowed'),
     ("condition escape", "x = 1", "().__class__ is None", DEPLOY, "to_high", '"__class__"'),
     ("condition import", "x = 1", "__import__('os') is None", DEPLOY, "to_high", '"__import__"'),
     # Parse bombs
-    ("nested parentheses", "x = " + "(" * 300 + "1" + ")" * 300, "True", DEPLOY, "compute", "syntax error"),
-    ("nested lists", "x = " + "[" * 300 + "]" * 300, "True", DEPLOY, "compute", "syntax error"),
-    ("long expression", "x = " + "+".join(["1"] * 100_000), "True", DEPLOY, "compute", "nested too deeply"),
-    ("unary chain", "x = " + "-" * 100_000 + "1", "True", DEPLOY, "compute", "nested too deeply|syntax error"),
+    ("nested parentheses", "x = " + "(" * 300 + "1" + ")" * 300, "True", DEPLOY, "score_it", "syntax error"),
+    ("nested lists", "x = " + "[" * 300 + "]" * 300, "True", DEPLOY, "score_it", "syntax error"),
+    ("long expression", "x = " + "+".join(["1"] * 100_000), "True", DEPLOY, "score_it", "nested too deeply"),
+    ("unary chain", "x = " + "-" * 100_000 + "1", "True", DEPLOY, "score_it", "nested too deeply|syntax error"),
     ("nested condition", "x = 1", "(" * 300 + "x" + ")" * 300, DEPLOY, "to_high", "syntax error"),
     # C-level time bombs: one call that would hold the GIL for seconds
-    ("colliding set", f"items = {COLLIDING}\ns = set(items)", "True", RUN, "compute", "limit"),
-    ("colliding dict", f"items = {COLLIDING}\nd = dict(zip(items, items))", "True", RUN, "compute", "limit"),
+    ("colliding set", f"items = {COLLIDING}\ns = set(items)", "True", RUN, "score_it", "limit"),
+    ("colliding dict", f"items = {COLLIDING}\nd = dict(zip(items, items))", "True", RUN, "score_it", "limit"),
     ("colliding condition", "x = 1", f"len(set({COLLIDING})) > 0", RUN, "gateway", "limit"),
-    ("big int compares", "x = [2 ** 49990] * 10 ** 6\nn = x.count(2 ** 49990)", "True", RUN, "compute", "limit"),
-    ("big int product", "x = 2 ** 99999 * 2 ** 99999", "True", RUN, "compute", "Integers above"),
+    ("big int compares", "x = [2 ** 49990] * 10 ** 6\nn = x.count(2 ** 49990)", "True", RUN, "score_it", "limit"),
+    ("big int product", "x = 2 ** 99999 * 2 ** 99999", "True", RUN, "score_it", "Integers above"),
     ("sorted huge list", "x = sorted([(i * 7919) % 1000003 for i in range(10 ** 6)] * 1, key=str)\ny = sorted(x * 1)",
-     "True", RUN, "compute", "limit"),
+     "True", RUN, "score_it", "limit"),
     # Memory bombs: C-level formatting and growth
-    ("wide %-format", "s = ('%999999s' * 500) % tuple(['x'] * 500)", "True", RUN, "compute", "limit"),
-    ("str of big container", "a = [0] * 10 ** 6\ns = str([a] * 300)", "True", RUN, "compute", "limit"),
-    ("f-string of big container", "a = [0] * 10 ** 6\ns = f'{[a] * 300}'", "True", RUN, "compute", "limit"),
+    ("wide %-format", "s = ('%999999s' * 500) % tuple(['x'] * 500)", "True", RUN, "score_it", "limit"),
+    ("str of big container", "a = [0] * 10 ** 6\ns = str([a] * 300)", "True", RUN, "score_it", "limit"),
+    ("f-string of big container", "a = [0] * 10 ** 6\ns = f'{[a] * 300}'", "True", RUN, "score_it", "limit"),
     ("condition formats", "x = 1", "len(str([[0] * 10 ** 6] * 300)) > 0", RUN, "gateway", "limit"),
-    ("repeated big strings", "parts = ['a' * 10 ** 6 for _ in range(1000)]", "True", RUN, "compute", "limit"),
-    ("list of lists", "rows = []\nwhile True:\n    rows.append([0] * 10 ** 6)", "True", RUN, "compute", "limit"),
-    ("dict comprehension", "d = {i: 'x' * 1000 for i in range(10 ** 6)}", "True", RUN, "compute", "limit"),
-    ("endless loop", "while True:\n    pass", "True", RUN, "compute", "Line 1: Script stopped after exceeding"),
-    ("recursion", "def f(n):\n    return f(n + 1)\nf(0)", "True", RUN, "compute", "recursion"),
+    ("repeated big strings", "parts = ['a' * 10 ** 6 for _ in range(1000)]", "True", RUN, "score_it", "limit"),
+    ("list of lists", "rows = []\nwhile True:\n    rows.append([0] * 10 ** 6)", "True", RUN, "score_it", "limit"),
+    ("dict comprehension", "d = {i: 'x' * 1000 for i in range(10 ** 6)}", "True", RUN, "score_it", "limit"),
+    ("endless loop", "while True:\n    pass", "True", RUN, "score_it", "Script stopped after exceeding the 0.3 s"),
+    ("recursion", "def f(n):\n    return f(n + 1)\nf(0)", "True", RUN, "score_it", "recursion"),
     # Values task data cannot hold
-    ("generator", "x = 1\ng = (i for i in [1])", "True", RUN, "compute",
+    ("generator", "x = 1\ng = (i for i in [1])", "True", RUN, "score_it",
      'Line 2: "g" holds a generator, which task data cannot store'),
-    ("exception", "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    err = e", "True", RUN, "compute",
+    ("exception", "try:\n    1 / 0\nexcept ZeroDivisionError as e:\n    err = e", "True", RUN, "score_it",
      '"err" holds a ZeroDivisionError'),
-    ("tuple keys", "d = {(1, 2): 3}", "True", RUN, "compute", '"d" holds a dict with tuple keys'),
-    ("NaN", "v = float('nan')", "True", RUN, "compute", '"v" holds the number nan'),
-    ("Infinity", "v = [1, float('inf')]", "True", RUN, "compute", '"v" holds the number inf'),
-    ("huge int", "v = 10 ** 5000", "True", RUN, "compute", '"v" holds an integer of more than'),
-    ("range", "r = range(3)", "True", RUN, "compute", '"r" holds a range'),
-    ("deep nesting", "v = []\nfor _ in range(200):\n    v = [v]", "True", RUN, "compute", "nested more than 100"),
+    ("tuple keys", "d = {(1, 2): 3}", "True", RUN, "score_it", '"d" holds a dict with tuple keys'),
+    ("NaN", "v = float('nan')", "True", RUN, "score_it", '"v" holds the number nan'),
+    ("Infinity", "v = [1, float('inf')]", "True", RUN, "score_it", '"v" holds the number inf'),
+    ("huge int", "v = 10 ** 5000", "True", RUN, "score_it", '"v" holds an integer of more than'),
+    ("range", "r = range(3)", "True", RUN, "score_it", '"r" holds a range'),
+    ("deep nesting", "v = []\nfor _ in range(200):\n    v = [v]", "True", RUN, "score_it", "nested more than 100"),
 ]
 
 
@@ -129,7 +108,7 @@ def _run(diagram: bytes) -> BpmnWorkflow:
     parser = SpiffBpmnParser()
     parser.add_bpmn_str(diagram)
     environment = SandboxedEnvironment(now=NOW, time_limit=TIME_LIMIT)
-    workflow = BpmnWorkflow(parser.get_spec("hostile"), script_engine=QualiflowScriptEngine(environment, None))
+    workflow = BpmnWorkflow(parser.get_spec("triage"), script_engine=QualiflowScriptEngine(environment, None))
     workflow.do_engine_steps()
     return workflow
 
@@ -163,13 +142,13 @@ def test_a_refusal_at_deploy_names_the_element_and_the_line_in_the_file() -> Non
     with pytest.raises(InvalidBpmn) as refused:
         parse_diagram(_diagram("x = 1\ny = 2\nimport os", "True"), filename="hostile.bpmn", handlers={}, forms=())
     [problem] = refused.value.problems
-    assert (problem.element_id, problem.line) == ("compute", SCRIPT_LINE + 2)
+    assert (problem.element_id, problem.line) == ("score_it", SCRIPT_LINE + 2)
     assert problem.message == "script is refused by the script sandbox on its line 3: imports are not allowed."
 
 
 def test_reading_a_missing_builtin_is_a_warning_as_task_data_may_define_it() -> None:
     parsed = parse_diagram(_diagram("doubled = input * 2", "True"), filename="hostile.bpmn", handlers={}, forms=())
-    assert [(w.element_id, w.severity) for w in parsed.warnings] == [("compute", "warning")]
+    assert [(w.element_id, w.severity) for w in parsed.warnings] == [("score_it", "warning")]
     assert '"input" is not available in scripts unless the task data defines it' in parsed.warnings[0].message
 
 
