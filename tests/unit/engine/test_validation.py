@@ -465,3 +465,36 @@ def test_a_chain_too_long_for_the_parser_is_refused_with_a_clear_message():
     text = " ".join(problem.message for problem in refused.value.problems)
     assert "too many steps one after another" in text
     assert "RecursionError" not in text and "recursion" not in text.lower()
+
+
+PRE_SCRIPT = """<bpmn:task id="prepared"><bpmn:extensionElements>
+      <spiffworkflow:preScript>x = 1
+import os</spiffworkflow:preScript></bpmn:extensionElements></bpmn:task>"""
+LOOPED = """<bpmn:task id="looped"><bpmn:standardLoopCharacteristics>
+      <bpmn:loopCondition>().__class__ is None</bpmn:loopCondition></bpmn:standardLoopCharacteristics></bpmn:task>"""
+EACH = """<bpmn:task id="each"><bpmn:multiInstanceLoopCharacteristics>
+      <bpmn:loopCardinality>3</bpmn:loopCardinality>
+      <bpmn:completionCondition>open('/etc/passwd')</bpmn:completionCondition>
+    </bpmn:multiInstanceLoopCharacteristics></bpmn:task>"""
+
+
+@pytest.mark.parametrize(("bpmn", "element_id", "message"), [
+    (make_bpmn(script="x = 1\nimport os"), "calc",
+     "script is refused by the script sandbox on its line 2: imports are not allowed."),
+    (make_bpmn(condition="().__class__ is None"), "flow_approved", 'condition is refused by the script sandbox on its '
+                                                                   'line 1: "__class__" is an invalid attribute name'),
+    (make_bpmn(properties={"assignee": "owner.__class__"}), "review", "assignee is refused by the script sandbox"),
+    (make_bpmn(params={"subject": "'{0}'.format(1)"}), "notify",
+     'parameter subject: refused by the script sandbox: "format" is a forbidden attribute.'),
+    (make_bpmn(timer='__import__("os")'), "escalate_timer", "timeDuration is refused by the script sandbox"),
+    (make_bpmn(extra=PRE_SCRIPT), "prepared", "preScript is refused by the script sandbox on its line 2: imports"),
+    (make_bpmn(extra=LOOPED), "looped", "loopCondition is refused by the script sandbox"),
+    (make_bpmn(extra=EACH), "each", 'completionCondition is refused by the script sandbox on its line 1: "open" is '
+                                    "not available in scripts."),
+], ids=["script", "condition", "property", "parameter", "timer", "pre-script", "loop", "multi-instance"])
+def test_code_the_script_sandbox_refuses_is_reported_at_deploy_with_element_and_line(bpmn: bytes, element_id: str,
+                                                                                      message: str) -> None:
+    with pytest.raises(InvalidBpmn) as refused:
+        parse(bpmn)
+    found = [p for p in refused.value.problems if p.element_id == element_id and message in p.message]
+    assert found and found[0].line, refused.value.problems
