@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -256,3 +258,11 @@ def test_holidays_reach_the_working_day_helpers() -> None:
     environment = SandboxedEnvironment(now=NOW, holidays=(date(2026, 3, 3),))
     assert environment.evaluate("add_working_days(today(), 1)", {}) == date(2026, 3, 4)
     assert environment.evaluate("working_days_between(today(), date(2026, 3, 4))", {}) == 1
+
+
+def test_a_worker_loads_neither_flask_nor_the_database_nor_spiffworkflow() -> None:
+    program = script_workers._BOOTSTRAP.format(root=str(script_workers._ROOT), memory_limit_mb=256)
+    program = program.replace("serve(256)", "print(' '.join(sys.modules))")
+    loaded = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, check=True)
+    assert "app.engine.script_policy" in loaded.stdout.split()
+    assert not {"flask", "sqlalchemy", "SpiffWorkflow", "app.models", "app.engine.runner"} & set(loaded.stdout.split())
