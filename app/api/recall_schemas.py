@@ -64,7 +64,8 @@ class QuantitiesSchema(Schema):
 
 
 class RecallLotSchema(QuantitiesSchema):
-    """An affected lot with the quantities of every consignee summed."""
+    """An affected lot with the quantities of every consignee summed; shipped is what left the manufacturer
+    (a distributor's onward shipments are counted once, where the units are)."""
 
     id = fields.Int(attribute="lot.id")
     lot_number = fields.Str(attribute="lot.lot_number")
@@ -75,9 +76,10 @@ class RecallLotSchema(QuantitiesSchema):
 
 
 class RecallLineSchema(QuantitiesSchema):
-    """One affected lot at one consignee."""
+    """One affected lot at one consignee: shipped is what it received."""
 
     id = fields.Int()
+    quantity_forwarded = fields.Int(metadata={"description": "of those, passed on to other consignees"})
     lot_number = fields.Str(attribute="product_lot.lot_number")
     product = fields.Str(attribute="product_lot.product.name")
 
@@ -146,10 +148,14 @@ class RecallTotalsSchema(Schema):
     quantity_shipped = fields.Int()
     quantity_returned = fields.Int()
     quantity_destroyed = fields.Int()
+    quantity_recovered = fields.Int(metadata={"description": "returned plus destroyed"})
     recovered_pct = fields.Str(metadata={"description": "returned plus destroyed of shipped, '12.5%' or '-'"})
     notified = fields.Int()
+    delivered = fields.Int(metadata={"description": "notices the mail server accepted, or acknowledged"})
     acknowledged = fields.Int()
     ack_rate = fields.Str(metadata={"description": "acknowledged of notified, '50.0%' or '-'"})
+    contacted = fields.Int(metadata={"description": "consignees whose effectiveness check is recorded"})
+    contacted_pct = fields.Str(metadata={"description": "contacted of all consignees, '50.0%' or '-'"})
 
 
 class RecallRegionSchema(Schema):

@@ -80,7 +80,8 @@ class RecallConsignee(db.Model):
 
 
 class RecallLine(db.Model):
-    """Quantities of one affected lot at one consignee: shipped, returned and destroyed in the field."""
+    """Quantities of one affected lot at one consignee: shipped to it, passed on by it to other consignees of
+    the recall, returned and destroyed in the field."""
 
     __tablename__ = "recall_lines"
     __table_args__ = (
@@ -93,7 +94,13 @@ class RecallLine(db.Model):
     consignee_id: Mapped[int] = mapped_column(ForeignKey("recall_consignees.id"), index=True)
     product_lot_id: Mapped[int] = mapped_column(ForeignKey("product_lots.id"))
     quantity_shipped: Mapped[int] = mapped_column(default=0)
+    quantity_forwarded: Mapped[int] = mapped_column(default=0, server_default="0")
     quantity_returned: Mapped[int] = mapped_column(default=0)
     quantity_destroyed: Mapped[int] = mapped_column(default=0)
     consignee: Mapped[RecallConsignee] = relationship(back_populates="lines")
     product_lot: Mapped[ProductLot] = relationship()
+
+    @property
+    def quantity_held(self) -> int:
+        """Units this consignee kept: an onward shipment is part of what it received, not more units."""
+        return self.quantity_shipped - self.quantity_forwarded

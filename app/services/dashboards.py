@@ -14,11 +14,27 @@ CLASSES = ("I", "II", "III")
 @dataclass
 class RegionRow:
     region: str
-    consignees: int = 0
-    notified: int = 0
-    acknowledged: int = 0
-    quantity_shipped: int = 0
-    quantity_recovered: int = 0
+    figures: recalls.Figures = field(default_factory=recalls.Figures)
+
+    @property
+    def consignees(self) -> int:
+        return self.figures.consignees
+
+    @property
+    def notified(self) -> int:
+        return self.figures.notified
+
+    @property
+    def acknowledged(self) -> int:
+        return self.figures.acknowledged
+
+    @property
+    def quantity_shipped(self) -> int:
+        return self.figures.quantity_shipped
+
+    @property
+    def quantity_recovered(self) -> int:
+        return self.figures.quantity_recovered
 
     @property
     def ack_rate(self) -> float | None:
@@ -26,7 +42,7 @@ class RegionRow:
 
     @property
     def recovered_rate(self) -> float | None:
-        return self.quantity_recovered / self.quantity_shipped if self.quantity_shipped else None
+        return self.figures.share("recovered")
 
 
 @dataclass
@@ -81,13 +97,9 @@ def recall_dashboard(now: datetime | None = None) -> RecallDashboard:
         notice = next((d for d in view.deadlines if d.key == "consignee_notice"), None)
         if notice is not None:
             board.notification[notice.status(now)] += 1
-        for figures in view.regions:  # the recall's own figures by region, summed over the open recalls
-            row = regions.setdefault(figures["region"], RegionRow(figures["region"]))
-            row.consignees += figures["consignees"]
-            row.notified += figures["notified"]
-            row.acknowledged += figures["acknowledged"]
-            row.quantity_shipped += figures["quantity_shipped"]
-            row.quantity_recovered += figures["quantity_returned"]  # returned plus destroyed
+        for region, figures in view.region_figures.items():  # each recall's own figures, summed over them
+            row = regions.setdefault(region, RegionRow(region))
+            row.figures += figures
         totals = view.totals
         board.recalls.append({"id": instance.id, "title": instance.title, "status": instance.status,
                               "recall_class": recall_class or "", "consignees": totals["consignees"],

@@ -108,6 +108,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_listed": "Not on the affected list: {items}.",
         "not_shipped": "Lot {lot} was not shipped to {customer} in this recall.",
         "negative": "Quantities cannot be negative.",
+        "above_lot": "Returned and destroyed of lot {lot} by all consignees together ({total}) would exceed the "
+                     "{shipped} units shipped: units a distributor passed on count once, where they are.",
         "above_shipped_to": "Returned and destroyed together ({total}) exceed the {shipped} shipped to {customer} "
                             "of lot {lot}.",
         "unreadable": "The file cannot be read ({kind}): upload an .xlsx file or a CSV file saved as UTF-8.",
@@ -150,6 +152,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "not_shipped": "本次召回中批次 {lot} 未发往 {customer}。",
         "negative": "数量不能为负数。",
         "above_shipped_to": "退回与销毁数量合计（{total}）超过了批次 {lot} 发往 {customer} 的数量 {shipped}。",
+        "above_lot": "所有收货方合计退回与销毁批次 {lot} 的数量（{total}）将超过发货数量 {shipped}："
+                     "经销商转发的产品只在其所在处计一次。",
         "unreadable": "无法读取该文件（{kind}）：请上传 .xlsx 文件或以 UTF-8 保存的 CSV 文件。",
         "missing_columns": "缺少列：{items}；应包含 {expected}。",
         "not_whole": "{value} 不是不小于 0 的整数。",
@@ -281,6 +285,7 @@ def build_affected(instance_id: int, forward: trace.ForwardTrace) -> None:
     lots.link_lots(instance_id, [lot.id for lot in forward.product_lots], "affected")
     consignees: dict[int, RecallConsignee] = {}
     quantities: dict[tuple[int, int], int] = {}
+    forwarded: dict[tuple[int, int], int] = {}
     for shipment in forward.shipments:
         customer = shipment.customer
         if customer.id not in consignees:
@@ -289,10 +294,15 @@ def build_affected(instance_id: int, forward: trace.ForwardTrace) -> None:
                 language="zh-CN" if customer.country == "CN" else "en")
         key = (customer.id, shipment.product_lot_id)
         quantities[key] = quantities.get(key, 0) + shipment.quantity
+        if shipment.from_customer_id is not None:  # the sender is a consignee too: the trace reached it first
+            sender = (shipment.from_customer_id, shipment.product_lot_id)
+            forwarded[sender] = forwarded.get(sender, 0) + shipment.quantity
     db.session.add_all(consignees.values())
     db.session.flush()
+    # A distributor cannot pass on more than it got from this recall's lots; extra onward records count as its own.
     db.session.add_all(RecallLine(instance_id=instance_id, consignee_id=consignees[customer_id].id,
-                                  product_lot_id=lot_id, quantity_shipped=quantity)
+                                  product_lot_id=lot_id, quantity_shipped=quantity,
+                                  quantity_forwarded=min(forwarded.get((customer_id, lot_id), 0), quantity))
                        for (customer_id, lot_id), quantity in quantities.items())
     db.session.flush()
 
@@ -552,6 +562,8 @@ def acknowledge(token: str, answers: dict[str, Any], now: datetime | None = None
                 errors.setdefault(f"returned_{line.id}", []).append(_msg(
                     lang, "above_shipped", total=returned + destroyed, shipped=line.quantity_shipped,
                     lot=line.product_lot.lot_number))
+            elif problem := _above_lot(line, returned + destroyed, lang):
+                errors.setdefault(f"returned_{line.id}", []).append(problem)
             quantities[line.id] = (returned, destroyed)
         contact = str(answers.get("contact") or "").strip()
         if not contact:
@@ -584,12 +596,26 @@ def _line(instance_id: int, customer_code: str, lot_number: str) -> RecallLine |
                ProductLot.lot_number == lot_number))
 
 
+def _above_lot(line: RecallLine, recovered: int, lang: str) -> str | None:
+    """Refuse a line's returns that would bring its lot's recovered units above the units shipped."""
+    lines = db.session.scalars(select(RecallLine).where(RecallLine.instance_id == line.instance_id,
+                                                        RecallLine.product_lot_id == line.product_lot_id)).all()
+    shipped = sum(other.quantity_held for other in lines)
+    total = recovered + sum(other.quantity_returned + other.quantity_destroyed for other in lines
+                            if other.id != line.id)
+    if total > shipped:
+        return _msg(lang, "above_lot", total=total, shipped=shipped, lot=line.product_lot.lot_number)
+    return None
+
+
 def _set_return(line: RecallLine, returned: int, destroyed: int, lang: str = "en") -> str | None:
     if returned < 0 or destroyed < 0:
         return _msg(lang, "negative")
     if returned + destroyed > line.quantity_shipped:
         return _msg(lang, "above_shipped_to", total=returned + destroyed, shipped=line.quantity_shipped,
                     customer=line.consignee.customer.code, lot=line.product_lot.lot_number)
+    if problem := _above_lot(line, returned + destroyed, lang):
+        return problem
     line.quantity_returned, line.quantity_destroyed = returned, destroyed
     return None
 
@@ -775,11 +801,86 @@ def check_disposition(instance: ProcessInstance | None, data: dict[str, Any], la
 # --- what pages, the API, documents and the dashboard show ---------------------------------------------------------
 
 @dataclass
-class LotRow:
-    lot: ProductLot
+class Figures:
+    """A recall's counts as the workspace, API, dashboard, handlers and documents all show them.
+
+    Units are counted where they ended up: a distributor's onward shipment is part of what it received, so
+    units shipped are what left the manufacturer, and every consignee's returns count against them once.
+    """
+
+    consignees: int = 0
+    notified: int = 0
+    delivered: int = 0
+    acknowledged: int = 0
+    contacted: int = 0  # consignees whose effectiveness check was recorded
     quantity_shipped: int = 0
     quantity_returned: int = 0
     quantity_destroyed: int = 0
+
+    @property
+    def quantity_recovered(self) -> int:
+        return self.quantity_returned + self.quantity_destroyed
+
+    def __add__(self, other: Figures) -> Figures:
+        return Figures(**{name: getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__})
+
+    def share(self, name: str) -> float | None:
+        """Return consignees contacted/acknowledged or units recovered as a share (0-1), None with no base."""
+        part, whole = {"contacted": (self.contacted, self.consignees),
+                       "acknowledged": (self.acknowledged, self.consignees),
+                       "recovered": (self.quantity_recovered, self.quantity_shipped)}[name]
+        return part / whole if whole else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"consignees": self.consignees, "notified": self.notified, "delivered": self.delivered,
+                "acknowledged": self.acknowledged, "contacted": self.contacted,
+                "quantity_shipped": self.quantity_shipped, "quantity_returned": self.quantity_returned,
+                "quantity_destroyed": self.quantity_destroyed, "quantity_recovered": self.quantity_recovered,
+                "recovered_pct": _pct(self.quantity_recovered, self.quantity_shipped),
+                "ack_rate": _pct(self.acknowledged, self.notified),
+                "contacted_pct": _pct(self.contacted, self.consignees)}
+
+
+def delivered(consignee: RecallConsignee) -> bool:
+    """Tell whether a consignee's notice reached it: the mail server accepted the e-mail, or it acknowledged."""
+    return consignee.acknowledged_at is not None or (
+        consignee.message is not None and consignee.message.status == "sent")
+
+
+def count_figures(consignees: Iterable[RecallConsignee], lot_id: int | None = None) -> Figures:
+    """Count consignees and units (of one lot, or all) from the consignee lines - the one place totals come from."""
+    figures = Figures()
+    for consignee in consignees:
+        lines = [line for line in consignee.lines if lot_id is None or line.product_lot_id == lot_id]
+        if lot_id is not None and not lines:
+            continue
+        figures.consignees += 1
+        figures.notified += consignee.notified_at is not None
+        figures.delivered += delivered(consignee)
+        figures.acknowledged += consignee.acknowledged_at is not None
+        figures.contacted += consignee.checked_at is not None
+        figures.quantity_shipped += sum(line.quantity_held for line in lines)
+        figures.quantity_returned += sum(line.quantity_returned for line in lines)
+        figures.quantity_destroyed += sum(line.quantity_destroyed for line in lines)
+    return figures
+
+
+@dataclass
+class LotRow:
+    lot: ProductLot
+    figures: Figures = field(default_factory=Figures)
+
+    @property
+    def quantity_shipped(self) -> int:
+        return self.figures.quantity_shipped
+
+    @property
+    def quantity_returned(self) -> int:
+        return self.figures.quantity_returned
+
+    @property
+    def quantity_destroyed(self) -> int:
+        return self.figures.quantity_destroyed
 
 
 @dataclass
@@ -795,31 +896,31 @@ class RecallView:
         return ", ".join(names)
 
     @property
+    def figures(self) -> Figures:
+        return count_figures(self.consignees)
+
+    @property
     def totals(self) -> dict[str, Any]:
-        shipped = sum(r.quantity_shipped for r in self.lots)
-        recovered = sum(r.quantity_returned + r.quantity_destroyed for r in self.lots)
-        notified = sum(c.notified_at is not None for c in self.consignees)
-        acknowledged = sum(c.acknowledged_at is not None for c in self.consignees)
-        return {"lots": len(self.lots), "consignees": len(self.consignees), "quantity_shipped": shipped,
-                "quantity_returned": sum(r.quantity_returned for r in self.lots),
-                "quantity_destroyed": sum(r.quantity_destroyed for r in self.lots),
-                "recovered_pct": _pct(recovered, shipped), "notified": notified, "acknowledged": acknowledged,
-                "ack_rate": _pct(acknowledged, notified)}
+        return {"lots": len(self.lots), **self.figures.as_dict()}
+
+    @property
+    def region_figures(self) -> dict[str, Figures]:
+        """Return the figures per region (units where they ended up, so the regions add up to the totals)."""
+        by_region: dict[str, list[RecallConsignee]] = {}
+        for consignee in self.consignees:
+            by_region.setdefault(consignee.customer.region or consignee.customer.country or "-", []).append(consignee)
+        return {region: count_figures(by_region[region]) for region in sorted(by_region)}
 
     @property
     def regions(self) -> list[dict[str, Any]]:
-        rows: dict[str, dict[str, Any]] = {}
-        for consignee in self.consignees:
-            region = consignee.customer.region or consignee.customer.country or "-"
-            row = rows.setdefault(region, {"region": region, "consignees": 0, "notified": 0, "acknowledged": 0,
-                                           "quantity_shipped": 0, "quantity_returned": 0})
-            row["consignees"] += 1
-            row["notified"] += consignee.notified_at is not None
-            row["acknowledged"] += consignee.acknowledged_at is not None
-            row["quantity_shipped"] += sum(line.quantity_shipped for line in consignee.lines)
-            row["quantity_returned"] += sum(line.quantity_returned + line.quantity_destroyed
-                                            for line in consignee.lines)
-        return sorted(rows.values(), key=lambda r: r["region"])
+        return [{"region": region, "consignees": f.consignees, "notified": f.notified,
+                 "acknowledged": f.acknowledged, "quantity_shipped": f.quantity_shipped,
+                 "quantity_returned": f.quantity_recovered} for region, f in self.region_figures.items()]
+
+    @property
+    def undelivered(self) -> list[RecallConsignee]:
+        """Return the consignees notified whose notice has not reached them yet."""
+        return [c for c in self.consignees if c.notified_at is not None and not delivered(c)]
 
     @property
     def effectiveness(self) -> Effectiveness:
@@ -849,15 +950,8 @@ def recall_view(instance_id: int) -> RecallView:
                  selectinload(RecallConsignee.lines).selectinload(RecallLine.product_lot),
                  selectinload(RecallConsignee.message), selectinload(RecallConsignee.notice))
         .order_by(Customer.region, Customer.code)))
-    rows = {lot.id: LotRow(lot) for lot in _affected_lots(instance_id)}
-    for consignee in consignees:
-        for line in consignee.lines:
-            row = rows.get(line.product_lot_id)
-            if row is not None:
-                row.quantity_shipped += line.quantity_shipped
-                row.quantity_returned += line.quantity_returned
-                row.quantity_destroyed += line.quantity_destroyed
-    return RecallView(instance=instance, lots=list(rows.values()), consignees=consignees,
+    rows = [LotRow(lot, count_figures(consignees, lot.id)) for lot in _affected_lots(instance_id)]
+    return RecallView(instance=instance, lots=rows, consignees=consignees,
                       deadlines=deadlines.instance_deadlines(instance_id))
 
 
@@ -867,6 +961,7 @@ def _consignee_dict(consignee: RecallConsignee, lang: str, with_lines: bool = Fa
         "code": customer.code, "name": customer.name, "kind": customer.kind, "kind_text": _text(lang, customer.kind),
         "region": customer.region, "country": customer.country, "contact": customer.contact, "email": customer.email,
         "quantity_shipped": sum(line.quantity_shipped for line in consignee.lines),
+        "quantity_forwarded": sum(line.quantity_forwarded for line in consignee.lines),
         "quantity_returned": sum(line.quantity_returned for line in consignee.lines),
         "quantity_destroyed": sum(line.quantity_destroyed for line in consignee.lines),
         "notified_at": _iso(consignee.notified_at), "acknowledged_at": _iso(consignee.acknowledged_at),

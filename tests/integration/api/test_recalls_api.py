@@ -227,7 +227,7 @@ def test_the_recall_view_shows_lots_consignees_deadlines_and_figures(client, aut
     assert (view["id"], view["title"], view["status"], view["recall_class"]) == (
         instance_id, "Leaking infusion sets", "running", "I")
     assert [(lot["lot_number"], lot["status"], lot["quantity"], lot["quantity_shipped"], lot["quantity_returned"],
-             lot["quantity_destroyed"]) for lot in view["lots"]] == [("L1", "recalled", 500, 120, 60, 10),
+             lot["quantity_destroyed"]) for lot in view["lots"]] == [("L1", "recalled", 500, 100, 60, 10),
                                                                      ("L2", "recalled", 500, 80, 0, 0)]
     consignees = {c["code"]: c for c in view["consignees"]}
     assert list(consignees) == ["D1", "H1", "US1", "H2"]  # by region, then code
@@ -246,9 +246,10 @@ def test_the_recall_view_shows_lots_consignees_deadlines_and_figures(client, aut
     assert set(deadlines) == {"consignee_notice", "regulator_report", "recall_plan", "fda_806"}
     assert deadlines["consignee_notice"]["label_zh"] == "通知收货方"
     assert deadlines["consignee_notice"]["status"] == "met" and deadlines["recall_plan"]["status"] == "pending"
-    assert view["totals"] == {"lots": 2, "consignees": 4, "quantity_shipped": 200, "quantity_returned": 60,
-                              "quantity_destroyed": 10, "recovered_pct": "35.0%", "notified": 4,
-                              "acknowledged": 1, "ack_rate": "25.0%"}
+    assert view["totals"] == {"lots": 2, "consignees": 4, "quantity_shipped": 180, "quantity_returned": 60,
+                              "quantity_destroyed": 10, "quantity_recovered": 70, "recovered_pct": "38.9%",
+                              "notified": 4, "delivered": 1, "acknowledged": 1, "ack_rate": "25.0%",
+                              "contacted": 0, "contacted_pct": "0.0%"}
     assert [(r["region"], r["consignees"], r["acknowledged"], r["quantity_returned"]) for r in view["regions"]] == [
         ("Jiangsu", 2, 1, 70), ("Massachusetts", 1, 0, 0), ("Zhejiang", 1, 0, 0)]
     assert view["effectiveness"] == {"level": "", "population": 4, "sample_size": 0, "checked": 0, "effective": 0,
@@ -265,7 +266,7 @@ def test_the_dashboard_sums_the_open_recalls(client, auth, plant):
     assert (board["open_total"], board["open_by_class"]) == (2, {"I": 0, "II": 1, "III": 0, "unassessed": 1})
     assert board["notification"] == {"pending": 0, "overdue": 0, "met": 1, "met_late": 0}
     assert (board["notified"], board["acknowledged"], board["ack_rate"]) == (4, 1, 0.25)
-    assert (board["quantity_shipped"], board["quantity_recovered"], board["recovered_rate"]) == (200, 30, 0.15)
+    assert (board["quantity_shipped"], board["quantity_recovered"], board["recovered_rate"]) == (180, 30, 30 / 180)
     assert [r["id"] for r in board["recalls"]] == [waiting, decided]
     assert (board["recalls"][1]["recall_class"], board["recalls"][1]["notification"]) == ("II", "met")
     massachusetts = next(r for r in board["regions"] if r["region"] == "Massachusetts")
@@ -402,7 +403,7 @@ def test_returns_are_recorded_one_by_one_or_from_a_file(client, auth, plant):
     assert imported == {"imported": 2}
     view = _recall(client, auth, instance_id)
     assert (_line(view, "D1", "L1"), _line(view, "US1", "L2")) == ((70, 10), (25, 0))
-    assert view["totals"]["recovered_pct"] == "52.5%"
+    assert view["totals"]["recovered_pct"] == "58.3%"  # 105 of the 180 units shipped
 
 
 @pytest.mark.parametrize("username, body, status, field", [

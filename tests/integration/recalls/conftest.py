@@ -44,3 +44,38 @@ def plant(seeded):
                                 document_no=f"DN-{lot}-{to}") for lot, to, via, qty in shipped)
     db.session.commit()
     return lots
+
+
+# lot, consignee, shipped by (None: by us), quantity - 340 units left the plant; the rest are onward shipments
+CHAIN = [("C1", "DA", None, 300), ("C1", "SD", "DA", 200), ("C1", "HA", "SD", 120), ("C1", "HB", "SD", 50),
+         ("C1", "HC", "DA", 60), ("C1", "HD", None, 40)]
+
+
+@pytest.fixture
+def chain(seeded):
+    """Lot C1 made from material lot MC: 300 to distributor DA, which passes 200 to sub-distributor SD (120 on to
+    hospital HA, 50 to HB) and 60 to hospital HC; 40 straight to hospital HD. 340 units shipped in all."""
+    supplier = Supplier(code="SC", name="Tube Co")
+    product = Product(name="Catheter", model="CT-1", gtin="06901234567908", registration_no="国械注准20263140002",
+                      device_class="II", sterile=True)
+    material = MaterialLot(supplier=supplier, material="PVC tubing", lot_number="MC", received_on=date(2026, 5, 1))
+    lot = ProductLot(product=product, lot_number="C1", quantity=400, status="released",
+                     manufactured_on=date(2026, 6, 1), expiry_on=date(2029, 5, 31), sterilization_batch="ST-C1")
+    db.session.add_all([supplier, product, material, lot])
+    db.session.flush()
+    db.session.add(GenealogyEdge(product_lot_id=lot.id, material_lot_id=material.id, quantity=1))
+    customers = {code: Customer(code=code, name=name, kind=kind, region=region, contact="QA desk",
+                                email=f"{code.lower()}@example.com")
+                 for code, name, kind, region in [("DA", "Anhui Medical Distribution", "distributor", "Anhui"),
+                                                  ("SD", "Hefei Sub-distribution", "distributor", "Anhui"),
+                                                  ("HA", "Hefei First Hospital", "hospital", "Anhui"),
+                                                  ("HB", "Hefei Second Hospital", "hospital", "Anhui"),
+                                                  ("HC", "Wuhu Hospital", "hospital", "Anhui"),
+                                                  ("HD", "Nanjing Drum Tower Hospital", "hospital", "Jiangsu")]}
+    db.session.add_all(customers.values())
+    db.session.flush()
+    db.session.add_all(Shipment(product_lot_id=lot.id, customer_id=customers[to].id, quantity=quantity,
+                                from_customer_id=customers[via].id if via else None, shipped_on=date(2026, 7, 1),
+                                document_no=f"DN-{to}") for _, to, via, quantity in CHAIN)
+    db.session.commit()
+    return lot
