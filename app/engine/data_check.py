@@ -35,13 +35,18 @@ def _leaf_problem(value: Any) -> str | None:
 
 
 def _key_problem(key: Any) -> str:
-    return f"a key of type {type(key).__name__} (keys must be text)"
+    return f"a key of type {type(key).__name__} (keys must be text or numbers)"
+
+
+def _key_ok(key: Any) -> bool:
+    """JSON writes number keys as text (as SpiffWorkflow's state does); any other key cannot be written."""
+    return isinstance(key, str | int) or (isinstance(key, float) and math.isfinite(key))
 
 
 def problems(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     """Yield (top-level key, path, reason) for every value of data that cannot be stored, without recursion."""
     for key, value in data.items():
-        if not isinstance(key, str):
+        if not isinstance(key, str):  # variable names are always text; anything else here is a defect
             yield str(key), repr(key), _key_problem(key)
             continue
         stack = [(value, key, 0)]
@@ -52,7 +57,7 @@ def problems(data: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                 break
             if isinstance(current, dict):
                 for inner_key, inner in current.items():
-                    if not isinstance(inner_key, str):
+                    if not _key_ok(inner_key):
                         yield key, f"{path}[{inner_key!r}]", _key_problem(inner_key)
                         continue
                     stack.append((inner, f"{path}[{inner_key!r}]", depth + 1))
