@@ -56,8 +56,13 @@ class Config:
     LANGUAGES = ["en", "zh_CN"]
     PAGE_SIZE = 20
     LOT_NEAR_EXPIRY_DAYS = int(os.environ.get("QUALIFLOW_NEAR_EXPIRY_DAYS", 90))
-    # Public holidays skipped by "working days" deadlines: ISO dates separated by commas or spaces.
+    # Public holidays skipped by "working days" deadlines when the database has no calendar for a jurisdiction:
+    # ISO dates separated by commas or spaces (admins keep the calendars under /admin/calendars).
     HOLIDAYS = _dates(os.environ.get("QUALIFLOW_HOLIDAYS", ""))
+    # Times are stored in UTC and shown, and working days counted, in the plant's zone (IANA name).
+    PLANT_TIME_ZONE = os.environ.get("QUALIFLOW_TIME_ZONE", "Asia/Shanghai")
+    # The holiday calendar of deadlines that name none (and of scripts' working-day helpers).
+    PLANT_CALENDAR = os.environ.get("QUALIFLOW_CALENDAR", "CN")
     COMPANY_NAME = os.environ.get("QUALIFLOW_COMPANY_NAME", "Qualiflow Demo Medical Co., Ltd.")
     COMPANY_ADDRESS = os.environ.get("QUALIFLOW_COMPANY_ADDRESS", "1 Demo Road, Suzhou, China")
     COMPANY_CONTACT = os.environ.get("QUALIFLOW_COMPANY_CONTACT", "QA hotline +86 512 0000 0000, qa@qualiflow.example")

@@ -1,6 +1,7 @@
 """Command-line entry points (`flask ...`): deploy, demo data, tokens, audit verification, timers, outbox."""
 from __future__ import annotations
 
+import csv
 import os
 import sys
 from datetime import datetime
@@ -41,6 +42,7 @@ demo_cli = AppGroup("demo", help="Demo users and data.")
 scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler.")
 lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
 instances_cli = AppGroup("instances", help="Look after running procedure instances.")
+holidays_cli = AppGroup("holidays", help="Holiday calendars (holidays and make-up working days) per jurisdiction.")
 
 
 def _terminal_locale() -> str:
@@ -235,7 +237,32 @@ def kinds_command() -> None:
         click.echo(f"{kind.name}: {columns}")
 
 
+@holidays_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--user", "username", default="admin", show_default=True,
+              help="The administrator the change is recorded as in the audit trail.")
+def holidays_import_command(path: Path, username: str) -> None:
+    """Set the days of a CSV file with columns jurisdiction, date, kind (holiday or workday), name (all or none)."""
+    from app.services import calendars, users
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            count = calendars.import_days(users.get_by_username(username), list(csv.DictReader(file)))
+    except QualiflowError as err:
+        _fail(f"{err.message} {getattr(err, 'errors', '')}".strip())
+    click.echo(f"Set {count} calendar day(s) from {path.name}.")
+
+
+@holidays_cli.command("list")
+@click.option("--jurisdiction", help="Only this calendar: CN, US, EU ...")
+@click.option("--year", type=int, help="Only this year.")
+def holidays_list_command(jurisdiction: str | None, year: int | None) -> None:
+    """List the holidays and make-up working days."""
+    from app.services import calendars
+    for day in calendars.list_days(jurisdiction, year):
+        click.echo(f"{day.jurisdiction}\t{day.day.isoformat()}\t{day.kind}\t{day.name}")
+
+
 def register(app: Flask) -> None:
     for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
-                  instances_cli):
+                  instances_cli, holidays_cli):
         app.cli.add_command(group)

@@ -20,6 +20,8 @@ class DeadlineItem(Schema):
     met_by = fields.Str(required=True, metadata={"description": "the element whose completion meets the deadline"})
     due_in = fields.Str(load_default=None, metadata={"description": "ISO 8601 duration from now: P3D, PT24H"})
     working_days = fields.Int(load_default=None, validate=validate.Range(min=0, max=365))
+    calendar = fields.Str(load_default=None, validate=validate.Regexp(r"^[A-Z]{2,10}$"), metadata={
+        "description": "holiday calendar of working days: US for FDA, CN for NMPA; default the plant's"})
     when = fields.Bool(load_default=True, metadata={"description": "False leaves the deadline out"})
 
     @validates_schema
@@ -38,12 +40,13 @@ class StartParams(Schema):
 
 
 def start(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, str]:
-    """Create the deadlines counted from now (working days skip weekends and the holiday calendar);
+    """Create the deadlines counted from now (working days skip weekends and the holidays of their calendar);
     return {key: due time (ISO)} for the diagram's timers."""
     specs = [deadlines.DeadlineSpec(key=item["key"], label=item["label"], label_zh=item["label_zh"],
-                                    met_by=item["met_by"], due_in=item["due_in"], working_days=item["working_days"])
+                                    met_by=item["met_by"], due_in=item["due_in"], working_days=item["working_days"],
+                                    calendar=item["calendar"])
              for item in params["deadlines"] if item["when"]]
-    rows = deadlines.start_deadlines(ctx.instance.id, specs, ctx.now, ctx.holidays)
+    rows = deadlines.start_deadlines(ctx.instance.id, specs, ctx.now)
     return {row.key: row.due_at.isoformat() for row in rows}
 
 

@@ -63,7 +63,8 @@ def cheap_password_hashing(monkeypatch):
 def app(tmp_path):
     uri = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.sqlite'}"
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": uri, "SMTP_PORT": 1,
-                                  "AUDIT_CHECKPOINT_DIR": tmp_path / "checkpoints"})
+                                  "AUDIT_CHECKPOINT_DIR": tmp_path / "checkpoints",
+                                  "PLANT_TIME_ZONE": "UTC"})
     with app.app_context():
         _reset_database()
         yield app

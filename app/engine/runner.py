@@ -58,6 +58,8 @@ class EngineContext:
     call_handler: Any  # Callable[[HandlerCall], Any]; runs inside the caller's transaction
     script_time_limit: float = 1.0
     holidays: tuple[date, ...] = ()  # skipped by add_working_days / working_days_between in scripts
+    workdays: tuple[date, ...] = ()  # weekend days worked instead (调休), counted by the same helpers
+    time_zone: str | None = None  # the plant's zone: today() and the helpers count its local dates
     script_memory_limit_mb: int = 256  # per script worker process
     script_workers: int = 2  # processes running scripts and conditions, shared by the threads of this process
 
@@ -109,7 +111,8 @@ def _script_engine(instance: ProcessInstance, ctx: EngineContext) -> QualiflowSc
             instance=instance, element_id=spiff_task.task_spec.bpmn_id or spiff_task.task_spec.name,
             spiff_id=str(spiff_task.id), operator=operator, params=params, data=dict(spiff_task.data)))
 
-    environment = SandboxedEnvironment(now=ctx.now, holidays=ctx.holidays, time_limit=ctx.script_time_limit,
+    environment = SandboxedEnvironment(now=ctx.now, holidays=ctx.holidays, workdays=ctx.workdays,
+                                       time_zone=ctx.time_zone, time_limit=ctx.script_time_limit,
                                        memory_limit_mb=ctx.script_memory_limit_mb, workers=ctx.script_workers)
     return QualiflowScriptEngine(environment, call)
 

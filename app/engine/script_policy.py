@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache, partial
 from types import CodeType, FrameType, ModuleType
 from typing import Any, NamedTuple, NoReturn
+from zoneinfo import ZoneInfo
 
 from RestrictedPython import RestrictingNodeTransformer, compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
@@ -343,16 +344,26 @@ def _run(code: CodeType, unavailable: Mapping[str, int], namespace: dict[str, An
 HELPER_NAMES = frozenset({"date", "datetime", "timedelta", "add_working_days", "working_days_between", "now", "today"})
 
 
-def helpers(now: datetime | None, holidays: tuple[date, ...]) -> dict[str, Any]:
-    """Return the functions scripts can call, with now() and today() fixed to the step's clock when it is given."""
+def helpers(now: datetime | None, holidays: tuple[date, ...], workdays: tuple[date, ...] = (),
+            time_zone: str | None = None) -> dict[str, Any]:
+    """Return the functions scripts can call, with now() and today() fixed to the step's clock when it is given.
+
+    With time_zone (the plant's), today() is the local date and the working-day helpers count local dates.
+    """
+    tz = ZoneInfo(time_zone) if time_zone else None
+
     def current() -> datetime:
         return now or datetime.now()
 
+    def today() -> date:
+        moment = current()
+        return (moment.astimezone(tz) if tz is not None and moment.tzinfo is not None else moment).date()
+
     return {
         "date": date, "datetime": datetime, "timedelta": timedelta,
-        "add_working_days": partial(add_working_days, holidays=holidays),
-        "working_days_between": partial(working_days_between, holidays=holidays),
-        "now": current, "today": lambda: current().date(),
+        "add_working_days": partial(add_working_days, holidays=holidays, workdays=workdays, tz=tz),
+        "working_days_between": partial(working_days_between, holidays=holidays, workdays=workdays, tz=tz),
+        "now": current, "today": today,
     }
 
 

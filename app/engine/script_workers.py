@@ -177,7 +177,8 @@ def _answer(request: dict[str, Any], memory_limit_mb: int) -> dict[str, Any]:
     if op == "check":
         errors, warnings = script_policy.check(request["source"], request["mode"])
         return {"errors": errors, "warnings": warnings}
-    functions = script_policy.helpers(request["now"], tuple(request["holidays"]))
+    functions = script_policy.helpers(request["now"], tuple(request["holidays"]), tuple(request["workdays"]),
+                                      request["time_zone"])
     source, data, external, time_limit = request["source"], request["data"], request["external"], request["time_limit"]
     reply: dict[str, Any] = {}
     try:
@@ -315,17 +316,21 @@ class WorkerPool:
         self._available = threading.Condition()
 
     def evaluate(self, expression: str, data: dict[str, Any], external: dict[str, Any], *, now: datetime | None,
-                 holidays: tuple[date, ...], time_limit: float) -> Any:
+                 holidays: tuple[date, ...], time_limit: float, workdays: tuple[date, ...] = (),
+                 time_zone: str | None = None) -> Any:
         """Return the value of an expression over task data, computed in a worker."""
         reply = self._run({"op": "evaluate", "source": expression, "data": data, "external": external,
-                           "now": now, "holidays": holidays, "time_limit": time_limit}, time_limit)
+                           "now": now, "holidays": holidays, "workdays": workdays, "time_zone": time_zone,
+                           "time_limit": time_limit}, time_limit)
         return reply["value"]
 
     def execute(self, script: str, data: dict[str, Any], external: dict[str, Any], *, now: datetime | None,
-                holidays: tuple[date, ...], time_limit: float) -> None:
+                holidays: tuple[date, ...], time_limit: float, workdays: tuple[date, ...] = (),
+                time_zone: str | None = None) -> None:
         """Run a script in a worker and put the task data it leaves into data."""
         self._run({"op": "execute", "source": script, "data": data, "external": external,
-                   "now": now, "holidays": holidays, "time_limit": time_limit}, time_limit, data)
+                   "now": now, "holidays": holidays, "workdays": workdays, "time_zone": time_zone,
+                   "time_limit": time_limit}, time_limit, data)
 
     def check(self, source: str, mode: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
         """Return what the sandbox refuses in source and the builtins it reads that scripts lack (see check)."""

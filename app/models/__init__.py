@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see every table."""
 from app.models.audit import AuditEvent, AuditHead
+from app.models.calendars import CalendarDay
 from app.models.evidence import Document, Signature
 from app.models.instances import Incident, ProcessInstance, Task
 from app.models.lots import (
@@ -24,7 +25,7 @@ from app.models.suppliers import ScarRequest, SupplierReturn
 from app.models.users import ROLES, ApiToken, Group, User
 
 __all__ = [
-    "ROLES", "ApiToken", "AuditEvent", "AuditHead", "Document", "Group", "Incident",
+    "ROLES", "ApiToken", "AuditEvent", "AuditHead", "CalendarDay", "Document", "Group", "Incident",
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",

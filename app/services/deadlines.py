@@ -2,16 +2,17 @@
 escalated by the diagram's timer when missed."""
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
-from app.engine import add_working_days, parse_duration
+from app.engine import parse_duration
 from app.extensions import db
-from app.models import Deadline
-from app.services import audit
+from app.models import Deadline, Task
+from app.services import audit, calendars
+from app.services.calendars import WorkCalendar
 
 
 @dataclass(frozen=True)
@@ -24,35 +25,47 @@ class DeadlineSpec:
     label_zh: str = ""
     due_in: str | None = None  # ISO 8601 duration, "P3D", "PT24H"
     working_days: int | None = None
+    calendar: str | None = None  # the jurisdiction whose holidays count (US for FDA); None: the plant's
 
-    @property
-    def basis(self) -> str:
-        return f"{self.working_days} working days" if self.working_days is not None else str(self.due_in)
+    def basis(self, calendar: WorkCalendar) -> str:
+        if self.working_days is None:
+            return str(self.due_in)
+        return f"{self.working_days} working days ({calendar.jurisdiction} calendar)"
 
-    def due_at(self, start: datetime, holidays: Collection[date]) -> datetime:
+    def due_at(self, start: datetime, calendar: WorkCalendar) -> datetime:
+        """Return start plus the duration, or the plant's local end of the last of the working days."""
         if self.working_days is not None:
-            return add_working_days(start, self.working_days, holidays)
+            return calendar.end_of_working_day(start, self.working_days)
         return start + parse_duration(self.due_in or "")
 
 
-def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: datetime,
-                    holidays: Collection[date] = ()) -> list[Deadline]:
+def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: datetime) -> list[Deadline]:
     """Create the instance's deadlines counted from now; a key that already exists keeps its first due date."""
     existing = {d.key: d for d in db.session.scalars(select(Deadline).where(Deadline.instance_id == instance_id))}
     result = []
     for spec in specs:
         deadline = existing.get(spec.key)
         if deadline is None:
+            calendar = calendars.work_calendar(spec.calendar)
             deadline = Deadline(instance_id=instance_id, key=spec.key, label=spec.label, label_zh=spec.label_zh,
-                                basis=spec.basis, met_by=spec.met_by, started_at=now,
-                                due_at=spec.due_at(now, holidays))
+                                basis=spec.basis(calendar), met_by=spec.met_by, started_at=now,
+                                due_at=spec.due_at(now, calendar))
             db.session.add(deadline)
             audit.record(None, "deadline.started", "deadline", spec.key, instance_id=instance_id, at=now,
-                         new={"label": spec.label, "basis": spec.basis, "met_by": spec.met_by,
+                         new={"label": spec.label, "basis": deadline.basis, "met_by": spec.met_by,
                               "due_at": deadline.due_at.isoformat()})
         result.append(deadline)
     db.session.flush()
     return result
+
+
+def align_tasks(instance_id: int, tasks: Iterable[Task]) -> None:
+    """Give the new tasks that meet an open deadline that deadline's due time, so the inbox and the rule agree."""
+    due = {d.met_by: d.due_at for d in db.session.scalars(select(Deadline).where(
+        Deadline.instance_id == instance_id, Deadline.met_at.is_(None)))}
+    for task in tasks:
+        if task.element_id in due:
+            task.due_at = due[task.element_id]
 
 
 def mark_met(instance_id: int, element_ids: Iterable[str], now: datetime) -> list[Deadline]:

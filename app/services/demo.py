@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services import processes, recalls
+from app.services import calendars, processes, recalls
 from app.services.demo_lots import load_demo_lots
 from app.services.instances import start_instance
 from app.services.lots import expire_lots
@@ -52,6 +52,44 @@ def seed_people() -> int:
     return created
 
 
+# Public holidays ("holiday") and make-up working days on weekends ("workday", 调休) for 2026: the State
+# Council's notice for CN, the federal holidays (as observed) for US.
+CALENDARS_2026 = [
+    *(("CN", f"2026-01-0{d}", "holiday", "元旦 New Year's Day") for d in (1, 2, 3)),
+    ("CN", "2026-01-04", "workday", "元旦调休 make-up working day"),
+    *(("CN", f"2026-02-{d}", "holiday", "春节 Spring Festival") for d in range(15, 24)),
+    ("CN", "2026-02-14", "workday", "春节调休 make-up working day"),
+    ("CN", "2026-02-28", "workday", "春节调休 make-up working day"),
+    *(("CN", f"2026-04-0{d}", "holiday", "清明节 Qingming Festival") for d in (4, 5, 6)),
+    *(("CN", f"2026-05-0{d}", "holiday", "劳动节 Labour Day") for d in range(1, 6)),
+    ("CN", "2026-05-09", "workday", "劳动节调休 make-up working day"),
+    *(("CN", f"2026-06-{d}", "holiday", "端午节 Dragon Boat Festival") for d in (19, 20, 21)),
+    *(("CN", f"2026-09-{d}", "holiday", "中秋节 Mid-Autumn Festival") for d in (25, 26, 27)),
+    ("CN", "2026-09-20", "workday", "国庆节调休 make-up working day"),
+    *(("CN", f"2026-10-0{d}", "holiday", "国庆节 National Day") for d in range(1, 8)),
+    ("CN", "2026-10-10", "workday", "国庆节调休 make-up working day"),
+    ("US", "2026-01-01", "holiday", "New Year's Day"),
+    ("US", "2026-01-19", "holiday", "Birthday of Martin Luther King, Jr."),
+    ("US", "2026-02-16", "holiday", "Washington's Birthday"),
+    ("US", "2026-05-25", "holiday", "Memorial Day"),
+    ("US", "2026-06-19", "holiday", "Juneteenth National Independence Day"),
+    ("US", "2026-07-03", "holiday", "Independence Day (observed)"),
+    ("US", "2026-09-07", "holiday", "Labor Day"),
+    ("US", "2026-10-12", "holiday", "Columbus Day"),
+    ("US", "2026-11-11", "holiday", "Veterans Day"),
+    ("US", "2026-11-26", "holiday", "Thanksgiving Day"),
+    ("US", "2026-12-25", "holiday", "Christmas Day"),
+]
+
+
+def seed_calendars() -> int:
+    """Load the 2026 CN and US holiday calendars unless a jurisdiction already has days; return how many were set."""
+    present = set(calendars.jurisdictions())
+    rows = [{"jurisdiction": code, "date": day, "kind": kind, "name": name}
+            for code, day, kind, name in CALENDARS_2026 if code not in present]
+    return calendars.import_days(None, rows) if rows else 0
+
+
 def _demo_capa(lot_id: int | None) -> dict:
     """The demo CAPA's problem description, prefilled from a complaint about a shipped lot."""
     lot = db.session.get(ProductLot, lot_id) if lot_id is not None else None
@@ -64,6 +102,7 @@ def _demo_capa(lot_id: int | None) -> dict:
 def load_demo(processes_dir: Path) -> str:
     """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
     created = seed_people()
+    seed_calendars()
     deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load") if r.created]
     lot_rows = load_demo_lots(get_by_username("admin"), utcnow())
     expire_lots()  # the demo plant has a few lots past their expiry: lock them as the hourly job would

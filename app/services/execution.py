@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 import handlers
 from app.engine import EngineContext, HandlerCall
 from app.extensions import db
-from app.services import audit
+from app.services import audit, calendars
 from handlers.base import HandlerContext, HandlerError
 
 
@@ -39,9 +39,11 @@ def call_handler(call: HandlerCall, now: datetime) -> Any:
 
 
 def engine_context(now: datetime) -> EngineContext:
-    """Return the engine inputs for one use case running at `now`."""
+    """Return the engine inputs for one use case running at `now`; scripts count on the plant's calendar."""
+    calendar = calendars.work_calendar()
     return EngineContext(now=now, call_handler=lambda call: call_handler(call, now),
                          script_time_limit=current_app.config["SCRIPT_TIME_LIMIT"],
                          script_memory_limit_mb=current_app.config["SCRIPT_MEMORY_LIMIT_MB"],
                          script_workers=current_app.config["SCRIPT_WORKERS"],
-                         holidays=tuple(current_app.config["HOLIDAYS"]))
+                         holidays=tuple(sorted(calendar.holidays)), workdays=tuple(sorted(calendar.workdays)),
+                         time_zone=current_app.config["PLANT_TIME_ZONE"])

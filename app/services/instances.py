@@ -55,6 +55,7 @@ def record_outcome(actor: User | None, instance: ProcessInstance, outcome: engin
     for row in outcome.automated:
         audit.record(actor, "task.automated", "task", row.spiff_id, instance_id=instance.id, at=now,
                      new={"element": row.element_id, "result": row.data})
+    deadlines.align_tasks(instance.id, outcome.created)
     for row in outcome.created:
         created = {"element": row.element_id, "group": row.group_name,
                    "due_at": row.due_at.isoformat() if row.due_at else None}

@@ -30,7 +30,7 @@ from app.models import (
 from app.models.lots import SUPPLIER_STATUSES
 from app.models.suppliers import VERIFICATION_RESULTS
 from app.models.types import utcnow
-from app.services import audit, deadlines, instances, lots, response_links
+from app.services import audit, calendars, deadlines, instances, lots, response_links
 from app.services.document_rendering import store_document
 from app.services.transaction import atomic
 
@@ -291,7 +291,7 @@ def send_scar(instance: ProcessInstance, options: ScarOptions, response_due_in: 
                                   label_zh=f"供应商答复纠正措施要求（第 {round_no} 轮）", due_in=response_due_in)
     scar = ScarRequest(instance_id=instance.id, supplier=supplier, round=round_no,
                        number=f"SCAR-{instance.id:06d}-{round_no}", language=_lang(supplier.language),
-                       email=supplier.email, sent_at=now, response_due_at=spec.due_at(now, ()))
+                       email=supplier.email, sent_at=now, response_due_at=spec.due_at(now, calendars.work_calendar()))
     db.session.add(scar)
     link = _new_link(scar, options, now)
     db.session.flush()

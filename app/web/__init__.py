@@ -13,7 +13,7 @@ from flask_login import current_user
 from app.extensions import login_manager
 from app.models import Deadline
 from app.models.types import utcnow
-from app.services import users
+from app.services import plant_time, users
 from app.services.instances import WORKER_ROLES
 
 
@@ -102,7 +102,8 @@ def register_web(app: Flask) -> None:
 
     @app.template_filter("when")
     def when(value: datetime | None) -> str:
-        return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+        """Show a stored UTC time on the plant's clock, with the zone: 2026-12-07 17:00 CST."""
+        return plant_time.format_moment(value, plant_time.zone()) if value else "—"
 
     app.add_template_filter(as_datetime, "as_datetime")
 
@@ -113,7 +114,12 @@ def register_web(app: Flask) -> None:
 
     @app.template_filter("day")
     def day(value: datetime | None) -> str:
-        return value.strftime("%Y-%m-%d") if value else "—"
+        """Show the plant's calendar date of a time (a date stays as it is)."""
+        if not value:
+            return "—"
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return plant_time.local_date(value, plant_time.zone()).isoformat()
+        return value.strftime("%Y-%m-%d")
 
     @app.template_global()
     def group_label(name: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Administration: incidents waiting for a retry and the e-mail outbox."""
+"""Administration: incidents waiting for a retry, the e-mail outbox and the holiday calendars."""
 from __future__ import annotations
 
 from functools import wraps
@@ -7,8 +7,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import PermissionDenied
-from app.services import instances, notifications
+from app.exceptions import FormInvalid, PermissionDenied
+from app.services import calendars, instances, notifications
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -51,3 +51,39 @@ def outbox():
     page = notifications.list_outbox(status, page=request.args.get("page", 1, type=int),
                                      per_page=current_app.config["PAGE_SIZE"])
     return render_template("admin/outbox.html", page=page, status=status)
+
+
+@bp.get("/calendars")
+@admin_required
+def calendar_days():
+    jurisdiction = request.args.get("jurisdiction", "").upper() or None
+    year = request.args.get("year", type=int)
+    return render_template("admin/calendars.html", days=calendars.list_days(jurisdiction, year),
+                           jurisdictions=calendars.jurisdictions(), jurisdiction=jurisdiction, year=year)
+
+
+@bp.post("/calendars")
+@admin_required
+def set_calendar_day():
+    form = request.form
+    try:
+        calendars.set_day(current_user, form.get("jurisdiction", ""), form.get("day", ""), form.get("kind", ""),
+                          form.get("name", ""))
+    except FormInvalid as err:
+        flash(_("The day was not saved: %(errors)s",
+                errors="; ".join(f"{field}: {', '.join(problems)}" for field, problems in err.errors.items())),
+              "danger")
+    else:
+        flash(_("%(day)s saved in the %(jurisdiction)s calendar.", day=form.get("day"),
+                jurisdiction=form.get("jurisdiction", "").upper()), "success")
+    return redirect(url_for("admin.calendar_days", jurisdiction=form.get("jurisdiction", "").upper() or None))
+
+
+@bp.post("/calendars/remove")
+@admin_required
+def remove_calendar_day():
+    jurisdiction = request.form.get("jurisdiction", "")
+    calendars.remove_day(current_user, jurisdiction, request.form.get("day", ""))
+    flash(_("%(day)s is an ordinary day again in the %(jurisdiction)s calendar.", day=request.form.get("day"),
+            jurisdiction=jurisdiction.upper()), "success")
+    return redirect(url_for("admin.calendar_days", jurisdiction=jurisdiction.upper() or None))

@@ -16,6 +16,8 @@ from app.services import forms, lots, recalls, tasks
 # Every action code passed to audit.record, in words; "login.failed" and "signature.failed" come from
 # users.check_password's purpose.
 ACTIONS: dict[str, Any] = {
+    "calendar.day_removed": lazy_gettext("Calendar day removed"),
+    "calendar.day_set": lazy_gettext("Calendar day set"),
     "deadline.escalated": lazy_gettext("Deadline escalated"),
     "deadline.met": lazy_gettext("Deadline met"),
     "deadline.started": lazy_gettext("Deadline started"),

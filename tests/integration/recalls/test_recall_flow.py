@@ -49,7 +49,9 @@ def test_class_one_recall_from_decision_to_close(plant, user):
         "L1": "recalled", "L2": "recalled", "L3": "released"}
     due = {d.key: d.due_at for d in db.session.scalars(db.select(Deadline).where(Deadline.instance_id == instance.id))}
     assert due == {"consignee_notice": T0 + timedelta(days=1), "regulator_report": T0 + timedelta(hours=24),
-                   "recall_plan": T0 + timedelta(days=7), "fda_806": T0 + timedelta(days=14)}
+                   # working days: by the end of the plant's last day (UTC in tests)
+                   "recall_plan": T0.replace(hour=23, minute=59, second=59) + timedelta(days=7),
+                   "fda_806": T0.replace(hour=23, minute=59, second=59) + timedelta(days=14)}
     steps.step(instance.id, "prepare_notices", steps.NOTICES, user, T0 + HOUR)
     view = recalls.recall_view(instance.id)
     assert all(c.notified_at == T0 + HOUR for c in view.consignees)

@@ -260,6 +260,14 @@ def test_holidays_reach_the_working_day_helpers() -> None:
     assert environment.evaluate("working_days_between(today(), date(2026, 3, 4))", {}) == 1
 
 
+def test_make_up_days_and_the_plants_zone_reach_the_working_day_helpers() -> None:
+    evening = datetime(2026, 10, 9, 17, tzinfo=UTC)  # Saturday 10 October 01:00 in Shanghai, a make-up working day
+    environment = SandboxedEnvironment(now=evening, workdays=(date(2026, 10, 10),), time_zone="Asia/Shanghai")
+    assert environment.evaluate("today()", {}) == date(2026, 10, 10)
+    assert environment.evaluate("add_working_days(date(2026, 10, 9), 1)", {}) == date(2026, 10, 10)
+    assert environment.evaluate("working_days_between(now(), datetime(2026, 10, 12, 1, tzinfo=now().tzinfo))", {}) == 1
+
+
 def test_a_worker_loads_neither_flask_nor_the_database_nor_spiffworkflow() -> None:
     program = script_workers._BOOTSTRAP.format(root=str(script_workers._ROOT), memory_limit_mb=256)
     program = program.replace("serve(256)", "print(' '.join(sys.modules))")

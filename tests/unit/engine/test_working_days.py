@@ -1,7 +1,8 @@
-"""Working-day arithmetic: Monday to Friday minus holidays."""
+"""Working-day arithmetic: Monday to Friday minus holidays, plus make-up working days, on a local calendar."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -53,3 +54,23 @@ def test_working_days_between(start: date, end: date, holidays: set, expected: i
 def test_between_undoes_add(start: date, days: int) -> None:
     holidays = {date(2026, 4, 3), EASTER_MONDAY}
     assert working_days_between(start, add_working_days(start, days, holidays), holidays) == days
+
+
+def test_aware_times_count_on_the_plants_local_calendar() -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    friday_evening_utc = datetime(2026, 1, 9, 17, 0, tzinfo=UTC)  # Saturday 01:00 in Shanghai
+    assert add_working_days(friday_evening_utc, 1) == datetime(2026, 1, 12, 17, 0, tzinfo=UTC)
+    # Monday 01:00 in Shanghai: the local time of day is kept, the days are Shanghai's.
+    assert add_working_days(friday_evening_utc, 1, tz=shanghai) == datetime(2026, 1, 11, 17, 0, tzinfo=UTC)
+    assert working_days_between(friday_evening_utc, datetime(2026, 1, 12, 1, tzinfo=UTC)) == 1
+    assert working_days_between(friday_evening_utc, datetime(2026, 1, 12, 1, tzinfo=UTC), tz=shanghai) == 1
+    assert working_days_between(friday_evening_utc, datetime(2026, 1, 12, 17, tzinfo=UTC), tz=shanghai) == 2
+
+
+def test_make_up_working_days_count() -> None:
+    saturday = date(2026, 10, 10)
+    assert add_working_days(date(2026, 9, 30), 3, HOLIDAYS_CN, (saturday,)) == saturday
+    assert working_days_between(date(2026, 9, 30), date(2026, 10, 12), HOLIDAYS_CN, (saturday,)) == 4
+
+
+HOLIDAYS_CN = tuple(date(2026, 10, day) for day in range(1, 8))
