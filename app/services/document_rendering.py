@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from docxtpl import DocxTemplate
+from flask import current_app
 from jinja2 import ChainableUndefined, Undefined, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
@@ -18,7 +20,7 @@ from sqlalchemy import func, select
 from app.exceptions import NotFound
 from app.extensions import db
 from app.models import Document, ProcessInstance
-from app.services import audit
+from app.services import audit, plant_time
 
 FALLBACK_LANGUAGE = "en"
 
@@ -44,13 +46,28 @@ def template_version(path: Path) -> str:
         return hashlib.file_digest(template_file, "sha256").hexdigest()
 
 
-def render_docx(path: Path, context: dict[str, Any]) -> bytes:
-    """Render the docx template at path with context and return the document bytes."""
+def render_docx(path: Path, context: dict[str, Any], *, tz: tzinfo | None = None, title: str = "",
+                author: str = "", created: datetime | None = None) -> bytes:
+    """Render the docx template at path with context and return the document bytes.
+
+    tz is the plant's zone: the date filter shows a time's local date. title, author and created replace the
+    template's own core properties (what a file manager and Word's Info pane show).
+    """
     template = DocxTemplate(path)
-    template.render(context, jinja_env=_jinja_environment())
+    template.render(context, jinja_env=_jinja_environment(tz))
+    if created is not None:
+        properties = template.docx.core_properties
+        properties.title, properties.author, properties.last_modified_by = title, author, author
+        properties.created = properties.modified = created.astimezone(UTC)
     output = BytesIO()
     template.save(output)
     return output.getvalue()
+
+
+def _properties(instance: ProcessInstance, kind: str, now: datetime) -> dict[str, Any]:
+    """The rendering options of an instance's document: the plant's zone and the core properties."""
+    return {"tz": plant_time.zone(), "title": f"{instance.title} - {kind}" if instance.title else kind,
+            "author": current_app.config["COMPANY_NAME"], "created": now}
 
 
 def store_document(instance: ProcessInstance, *, templates_dir: Path, template: str, kind: str, language: str,
@@ -58,7 +75,7 @@ def store_document(instance: ProcessInstance, *, templates_dir: Path, template: 
                    element_id: str | None = None) -> Document:
     """Render a template and keep the file as the next revision of its kind, with its hash and data (no commit)."""
     path = template_path(templates_dir, template, language)
-    content = render_docx(path, context)
+    content = render_docx(path, context, **_properties(instance, kind, now))
     revision = 1 + (db.session.scalar(select(func.max(Document.revision)).where(
         Document.instance_id == instance.id, Document.kind == kind)) or 0)
     document = Document(
@@ -81,26 +98,29 @@ def stored_fingerprint(document: Document) -> dict[str, Any]:
             "sha256": document.sha256, "size": document.size}
 
 
-def _jinja_environment() -> SandboxedEnvironment:
+def _jinja_environment(tz: tzinfo | None = None) -> SandboxedEnvironment:
     """Build the environment per render because docxtpl may set attributes on the one it gets."""
     # Autoescape turns "<", "&" in task data into XML entities, so data cannot break the document XML;
     # ChainableUndefined renders a missing field (even capa.missing.deeper) as "" instead of failing.
     environment = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined)
-    environment.filters["date"] = _format_date
+    environment.filters["date"] = partial(_format_date, tz=tz)
     environment.filters["yesno"] = _yes_no
     return environment
 
 
-def _format_date(value: object) -> str:
-    """Format a date, datetime or ISO string as YYYY-MM-DD; show other text unchanged."""
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
+def _format_date(value: object, tz: tzinfo | None = None) -> str:
+    """Format a date, datetime or ISO string as YYYY-MM-DD (a time with a zone: its date in tz); show other text
+    unchanged."""
     if value is None or isinstance(value, Undefined) or value == "":
         return ""
-    try:
-        return datetime.fromisoformat(str(value)).strftime("%Y-%m-%d")
-    except ValueError:
-        return str(value)
+    if not isinstance(value, date):
+        try:
+            value = datetime.fromisoformat(str(value))
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime) and value.tzinfo is not None and tz is not None:
+        value = value.astimezone(tz)
+    return value.strftime("%Y-%m-%d")
 
 
 @pass_context

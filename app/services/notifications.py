@@ -6,6 +6,8 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from app.extensions import db
 from app.models import Document, OutboxMessage
 from app.models.evidence import DOCX_MIMETYPE
 from app.models.types import utcnow
+from app.services import plant_time
 
 
 @dataclass
@@ -23,13 +26,15 @@ class SendReport:
     failed: int = 0
 
 
-def _deliver(message: OutboxMessage) -> None:
+def _deliver(message: OutboxMessage, now: datetime) -> None:
     config = current_app.config
     email = EmailMessage()
     email["From"] = config["SMTP_SENDER"]
     email["To"] = message.recipients
     email["Subject"] = message.subject
-    email["Message-ID"] = f"<outbox-{message.id}@qualiflow>"
+    email["Date"] = format_datetime(now.astimezone(plant_time.zone()))  # the plant's clock, with its offset
+    # Unique per sending attempt, yet it names the outbox row, so a reply or bounce can be traced back to it.
+    email["Message-ID"] = make_msgid(f"outbox-{message.id}", urlsplit(config["BASE_URL"]).hostname or "qualiflow")
     email.set_content(message.body)
     if message.attachment_document_id is not None:
         document = db.session.get(Document, message.attachment_document_id)
@@ -56,7 +61,7 @@ def send_due(now: datetime | None = None, limit: int = 100) -> SendReport:
             continue
         message.attempts += 1
         try:
-            _deliver(message)
+            _deliver(message, now)
         except (OSError, smtplib.SMTPException) as err:
             message.last_error = f"{err.__class__.__name__}: {err}"[:2000]
             if message.attempts >= max_attempts:

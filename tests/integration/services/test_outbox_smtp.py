@@ -2,10 +2,12 @@
 attached documents."""
 from __future__ import annotations
 
+import re
 import socket
 from datetime import timedelta
 from email import message_from_bytes
 from email.message import Message
+from email.utils import parsedate_to_datetime
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -91,6 +93,19 @@ def test_queued_notice_is_delivered_to_its_recipients(smtp, notice):
     assert (notice.status, notice.attempts, notice.sent_at, notice.last_error) == ("sent", 1, T0, "")
     assert send_due(T0 + timedelta(hours=1)).sent == 0
     assert len(smtp.mailbox.envelopes) == 1
+
+
+def test_an_email_carries_its_date_on_the_plants_clock_and_a_unique_message_id(app, smtp, notice):
+    app.config["PLANT_TIME_ZONE"] = "Asia/Shanghai"
+    smtp.start()
+
+    send_due(T0)
+    send_due(T0)  # nothing more is due
+
+    [email] = smtp.mailbox.messages()
+    assert email["Date"] == "Mon, 23 Nov 2026 17:00:00 +0800"
+    assert parsedate_to_datetime(email["Date"]) == T0
+    assert re.fullmatch(rf"<\d+\.\d+\.\d+\.outbox-{notice.id}@127\.0\.0\.1>", email["Message-ID"])
 
 
 def test_smtp_down_keeps_the_notice_for_a_later_retry(smtp, notice):

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from datetime import date
+from datetime import UTC, date, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from docx import Document
@@ -190,6 +191,24 @@ def test_date_filter_shows_iso_dates(reported_on: object, shown: str) -> None:
     data = render_capa(capa_context(reported_on=reported_on))
 
     assert field_values(data)["Reported on"] == shown
+
+
+def test_date_filter_shows_the_plants_date_of_a_time() -> None:
+    path = template_path(TEMPLATES_DIR, "capa_report", "en")
+    data = render_docx(path, capa_context(reported_on="2025-03-01T17:30:00+00:00"), tz=ZoneInfo("Asia/Shanghai"))
+
+    assert field_values(data)["Reported on"] == "2025-03-02"
+
+
+def test_core_properties_name_the_document_its_author_and_when_it_was_made() -> None:
+    made = datetime(2026, 11, 23, 17, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    data = render_docx(template_path(TEMPLATES_DIR, "capa_report", "en"), capa_context(), title="CAPA 42",
+                       author="Qualiflow Demo Medical Co., Ltd.", created=made)
+
+    properties = Document(BytesIO(data)).core_properties
+    assert (properties.title, properties.author, properties.last_modified_by) == (
+        "CAPA 42", "Qualiflow Demo Medical Co., Ltd.", "Qualiflow Demo Medical Co., Ltd.")
+    assert properties.created == properties.modified == datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # docx keeps UTC
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
