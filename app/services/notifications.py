@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Document, OutboxMessage
 from app.models.evidence import DOCX_MIMETYPE
 from app.models.types import utcnow
-from app.services import plant_time
+from app.services import plant_time, recalls
 
 
 @dataclass
@@ -72,6 +72,7 @@ def send_due(now: datetime | None = None, limit: int = 100) -> SendReport:
                 report.retried += 1
         else:
             message.status, message.sent_at, message.last_error = "sent", now, ""
+            recalls.notice_delivered(message, now)
             report.sent += 1
         db.session.commit()
     return report

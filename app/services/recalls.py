@@ -47,6 +47,8 @@ LEVEL_SHARE = {"A": 1.0, "C": 0.10, "D": 0.02, "E": 0.0}  # B: the plan's percen
 NOTICE_TEMPLATES = {"distributor": "recall_notice_distributor", "hospital": "recall_notice_hospital",
                     "end_user": "recall_notice_end_user"}
 CHECK_METHODS = ("phone", "email", "visit", "acknowledgment")
+# The consignee-notification deadline's met_by: met when every notice reached its consignee, not when queued.
+NOTICES_DELIVERED = "notices_delivered"
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -445,6 +447,13 @@ def _notice_mail(consignee: RecallConsignee, product: str, link: str, expires: d
     return subject, body
 
 
+def notice_kind(consignee: RecallConsignee) -> str:
+    """Name each consignee's notice as its own document (a gate signs every one), by customer code when it
+    can name a file."""
+    code = consignee.customer.code
+    return f"recall_notice_{code}" if re.fullmatch(r"\w+", code, re.ASCII) else f"recall_notice_{consignee.id}"
+
+
 def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetime, *,
                  data: dict[str, Any] | None = None, task_spiff_id: str = "", element_id: str = "") -> dict[str, int]:
     """Render one notice per consignee (template by consignee type and language), queue it with its
@@ -462,7 +471,7 @@ def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetim
                              "instructions": options.instructions, "contact": options.contact}
         kind = consignee.customer.kind if consignee.customer.kind in NOTICE_TEMPLATES else "end_user"
         document = store_document(instance, templates_dir=options.templates_dir, template=NOTICE_TEMPLATES[kind],
-                                  kind="recall_notice", language=consignee.language, context=context, now=now,
+                                  kind=notice_kind(consignee), language=consignee.language, context=context, now=now,
                                   task_spiff_id=task_spiff_id or None, element_id=element_id or None)
         consignee.notice_document_id = document.id
         consignee.notified_at = now
@@ -583,6 +592,7 @@ def acknowledge(token: str, answers: dict[str, Any], now: datetime | None = None
                           "returned": {line.product_lot.lot_number: quantities[line.id][0] for line in consignee.lines},
                           "destroyed": {line.product_lot.lot_number: quantities[line.id][1]
                                         for line in consignee.lines}})
+        meet_notice_deadline(consignee.instance_id, now)
     return consignee
 
 
@@ -739,6 +749,7 @@ def record_check(instance_id: int, consignee_id: int, *, method: str, effective:
         audit.record(actor, "recall.check_recorded", "recall_consignee", consignee.id, instance_id=instance_id,
                      at=now, old=old, new={"customer": consignee.customer.code, "method": method,
                                            "effective": effective, "in_sample": consignee.in_sample})
+        meet_notice_deadline(instance_id, now)
     return consignee
 
 
@@ -842,9 +853,30 @@ class Figures:
 
 
 def delivered(consignee: RecallConsignee) -> bool:
-    """Tell whether a consignee's notice reached it: the mail server accepted the e-mail, or it acknowledged."""
-    return consignee.acknowledged_at is not None or (
-        consignee.message is not None and consignee.message.status == "sent")
+    """Tell whether a consignee's notice reached it: the mail server accepted the e-mail, the consignee
+    acknowledged, or an effectiveness check found it acted on the notice (a notice sent on paper)."""
+    return consignee.notified_at is not None and (
+        consignee.acknowledged_at is not None or bool(consignee.check_effective)
+        or (consignee.message is not None and consignee.message.status == "sent"))
+
+
+def meet_notice_deadline(instance_id: int, now: datetime) -> bool:
+    """Meet the consignee-notification deadline once every consignee's notice was delivered; tell whether it is."""
+    view = recall_view(instance_id)
+    if not view.consignees or any(not delivered(c) for c in view.consignees):
+        return False
+    deadlines.mark_met(instance_id, [NOTICES_DELIVERED], now)
+    return True
+
+
+def notice_delivered(message: OutboxMessage, now: datetime) -> None:
+    """Record that the mail server accepted a recall notice's e-mail (the outbox calls this when it sends one)."""
+    consignee = db.session.scalar(select(RecallConsignee).where(RecallConsignee.outbox_message_id == message.id))
+    if consignee is None:
+        return
+    audit.record(None, "recall.notice_delivered", "recall_consignee", consignee.id, instance_id=consignee.instance_id,
+                 at=now, new={"customer": consignee.customer.code, "email": message.recipients})
+    meet_notice_deadline(consignee.instance_id, now)
 
 
 def count_figures(consignees: Iterable[RecallConsignee], lot_id: int | None = None) -> Figures:

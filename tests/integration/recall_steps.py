@@ -1,11 +1,12 @@
 """Drive the shipped recall through the service layer step by step (shared by service, API and page tests)."""
 from __future__ import annotations
 
+import smtplib
 from datetime import datetime
 
 from app.extensions import db
 from app.models import ProcessInstance, Task
-from app.services import demo, instances, tasks
+from app.services import demo, instances, notifications, recalls, tasks
 
 TRIGGER = {"source": "complaint", "material_lots": "M1", "description": "Leaking infusion sets reported by a hospital",
            "reporter": "Dr Wu", "reported_on": "2026-11-20"}
@@ -41,6 +42,34 @@ def step(instance_id: int, element: str, data: dict, user, now: datetime) -> Tas
     assert task is not None, f"no ready task {element}"
     password = demo.DEMO_PASSWORD if element in SIGNED else None
     return tasks.complete_task(task.id, data, user(WHO[element]), password=password, now=now)
+
+
+def mail_server(monkeypatch, refused: tuple[str, ...] = ()) -> None:
+    """Stand in for the SMTP server: it accepts every e-mail but those to the refused addresses."""
+    class Server:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self) -> Server:
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+        def send_message(self, email) -> None:
+            if email["To"] in refused:
+                raise smtplib.SMTPRecipientsRefused({email["To"]: (550, b"mailbox unavailable")})
+
+    monkeypatch.setattr(smtplib, "SMTP", Server)
+
+
+def deliver_notices(instance_id: int, user, now: datetime, monkeypatch) -> None:
+    """Have a mail server accept every queued notice, and a QA visit confirm those sent on paper."""
+    mail_server(monkeypatch)
+    notifications.send_due(now)
+    for consignee in recalls.recall_view(instance_id).undelivered:
+        recalls.record_check(instance_id, consignee.id, method="visit", effective=True, note="", actor=user("qa"),
+                             now=now)
 
 
 def start(user, now: datetime, trigger: dict = TRIGGER) -> ProcessInstance:

@@ -168,9 +168,10 @@ def test_deadlines_are_counted_from_the_decision_and_escalate_once_when_missed(
         f"escalation_{key}" for key in due)
 
 
-def test_a_deadline_met_before_it_is_due_never_escalates(client, auth, plant):
+def test_a_deadline_met_before_it_is_due_never_escalates(client, auth, plant, user, monkeypatch):
     instance_id = _decide(client, auth, "II")
     _step(client, auth, instance_id, "prepare_notices", steps.NOTICES)
+    steps.deliver_notices(instance_id, user, utcnow(), monkeypatch)
     notice = _deadlines(client, auth, instance_id)["consignee_notice"]
     assert notice["status"] == "met" and notice["seconds_remaining"] is None
     assert _at(notice["met_at"]) < _at(notice["due_at"])
@@ -245,7 +246,7 @@ def test_the_recall_view_shows_lots_consignees_deadlines_and_figures(client, aut
     deadlines = {d["key"]: d for d in view["deadlines"]}
     assert set(deadlines) == {"consignee_notice", "regulator_report", "recall_plan", "fda_806"}
     assert deadlines["consignee_notice"]["label_zh"] == "通知收货方"
-    assert deadlines["consignee_notice"]["status"] == "met" and deadlines["recall_plan"]["status"] == "pending"
+    assert deadlines["consignee_notice"]["status"] == deadlines["recall_plan"]["status"] == "pending"  # undelivered
     assert view["totals"] == {"lots": 2, "consignees": 4, "quantity_shipped": 180, "quantity_returned": 60,
                               "quantity_destroyed": 10, "quantity_recovered": 70, "recovered_pct": "38.9%",
                               "notified": 4, "delivered": 1, "acknowledged": 1, "ack_rate": "25.0%",
@@ -264,11 +265,11 @@ def test_the_dashboard_sums_the_open_recalls(client, auth, plant):
     waiting = _start(client, auth)
     board = _ok(client.get(f"{API}/recalls", headers=auth("auditor")))
     assert (board["open_total"], board["open_by_class"]) == (2, {"I": 0, "II": 1, "III": 0, "unassessed": 1})
-    assert board["notification"] == {"pending": 0, "overdue": 0, "met": 1, "met_late": 0}
+    assert board["notification"] == {"pending": 1, "overdue": 0, "met": 0, "met_late": 0}  # queued, not delivered
     assert (board["notified"], board["acknowledged"], board["ack_rate"]) == (4, 1, 0.25)
     assert (board["quantity_shipped"], board["quantity_recovered"], board["recovered_rate"]) == (180, 30, 30 / 180)
     assert [r["id"] for r in board["recalls"]] == [waiting, decided]
-    assert (board["recalls"][1]["recall_class"], board["recalls"][1]["notification"]) == ("II", "met")
+    assert (board["recalls"][1]["recall_class"], board["recalls"][1]["notification"]) == ("II", "pending")
     massachusetts = next(r for r in board["regions"] if r["region"] == "Massachusetts")
     assert (massachusetts["ack_rate"], massachusetts["recovered_rate"]) == (1.0, 1.0)
 

@@ -91,7 +91,7 @@ def test_dashboard_without_recalls_says_so(client, plant):
 
 
 @pytest.mark.parametrize("stage,notification,countdown,ack_rate", [("decided", "pending", True, "—"),
-                                                                   ("notified", "met", False, "0.0%")])
+                                                                   ("notified", "pending", True, "0.0%")])
 def test_dashboard_counts_and_lists_an_open_recall(client, request, stage, notification, countdown, ack_rate):
     instance_id = request.getfixturevalue(stage)
     login(client, "qa")
@@ -121,7 +121,7 @@ def test_workspace_shows_deadlines_lots_and_consignees(client, notified):
     page = _text(client.get(f"/recalls/{notified}?lang=en"))
     deadlines = _section(page, "deadlines")
     assert "Notify consignees" in deadlines and "FDA 21 CFR 806 report" in deadlines
-    assert 'data-testid="deadline-consignee_notice" data-status="met"' in deadlines
+    assert 'data-testid="deadline-consignee_notice" data-status="pending"' in deadlines  # queued, not delivered
     assert 'data-testid="deadline-recall_plan" data-status="pending"' in deadlines
     assert re.search(r'data-due="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">in \d+ d', deadlines)  # the plan: 5 working days
     assert "js/countdown.js" in page
