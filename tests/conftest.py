@@ -111,7 +111,11 @@ def login(client, username: str, password: str = demo.DEMO_PASSWORD):
     return client.post("/login", data={"username": username, "password": password})
 
 
-@pytest.fixture(params=["warm", "cold"])
+# QUALIFLOW_ENGINE_CACHES=cold runs the procedure paths cold only (CI's PostgreSQL pass), instead of both ways.
+ENGINE_CACHES = os.environ.get("QUALIFLOW_ENGINE_CACHES", "warm,cold").split(",")
+
+
+@pytest.fixture(params=ENGINE_CACHES)
 def engine_caches(request, monkeypatch):
     """Run a procedure path twice: warm (one process from start to end) and cold, where every engine step
     starts with no parsed spec, as after a restart or on another worker. Both must pass the same assertions."""
