@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services import calendars, processes, recalls
+from app.services import calendars, plant_time, processes, recalls
 from app.services.demo_lots import load_demo_lots
 from app.services.instances import start_instance
 from app.services.lots import expire_lots
@@ -94,7 +94,7 @@ def _demo_capa(lot_id: int | None) -> dict:
     """The demo CAPA's problem description, prefilled from a complaint about a shipped lot."""
     lot = db.session.get(ProductLot, lot_id) if lot_id is not None else None
     return {"title": "CAPA: burr on catheter hub (demo)", "source": "complaint", "source_reference": "CMP-2026-118",
-            "severity": "major", "reported_on": utcnow().date().isoformat(),
+            "severity": "major", "reported_on": plant_time.local_date(utcnow(), plant_time.zone()).isoformat(),
             "lot_numbers": lot.lot_number if lot else "",
             "description": "A hospital reported a burr on an infusion catheter hub that cut a nurse's glove."}
 

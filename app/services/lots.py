@@ -33,7 +33,7 @@ from app.models import (
 from app.models.instances import OPEN_STATES
 from app.models.lots import LOT_STATUSES, MATERIAL_ONLY_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
-from app.services import audit, instances, processes
+from app.services import audit, instances, plant_time, processes
 from app.services.transaction import atomic
 
 # Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
@@ -279,7 +279,8 @@ def open_capa_for_lot(lot: ProductLot, actor: User, description: str, now: datet
     """Start a CAPA about a lot from another procedure (a lot release whose checks failed)."""
     instance = _start_capa(lot, actor, {
         "title": f"Release checks failed for lot {lot.lot_number}", "source": "lot", "source_reference": lot.lot_number,
-        "description": description, "severity": "major", "reported_on": now.date().isoformat(),
+        "description": description, "severity": "major",
+        "reported_on": plant_time.local_date(now, plant_time.zone()).isoformat(),
         "from_instance_id": from_instance_id,
     }, f"CAPA: release checks failed, lot {lot.lot_number}", now)
     audit.record(actor, "lot.capa_opened", "product_lot", lot.id, instance_id=from_instance_id, at=now,

@@ -30,7 +30,7 @@ from app.models import (
 from app.models.lots import SUPPLIER_STATUSES
 from app.models.suppliers import VERIFICATION_RESULTS
 from app.models.types import utcnow
-from app.services import audit, calendars, deadlines, instances, lots, response_links
+from app.services import audit, calendars, deadlines, instances, lots, plant_time, response_links
 from app.services.document_rendering import store_document
 from app.services.transaction import atomic
 
@@ -253,7 +253,7 @@ def _new_link(scar: ScarRequest, options: ScarOptions, now: datetime) -> str:
 
 def _scar_mail(scar: ScarRequest, link: str, reminder: bool, company: dict[str, str]) -> tuple[str, str]:
     supplier = scar.supplier
-    due = scar.response_due_at.date().isoformat()
+    due = plant_time.format_moment(scar.response_due_at, plant_time.zone())
     sender = company.get("name", "")
     if scar.language == "zh-CN":
         subject = ("提醒：" if reminder else "") + f"供应商纠正措施要求 {scar.number}"

@@ -75,7 +75,7 @@ def serve(workdir: Path, **extra_env: str) -> Iterator[tuple[str, dict[str, str]
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'qualiflow.sqlite'}",
            "QUALIFLOW_CONFIG": "development", "SECRET_KEY": "test", "QUALIFLOW_SCHEDULER": "0",
-           "QUALIFLOW_BASE_URL": url, **extra_env}
+           "QUALIFLOW_BASE_URL": url, "QUALIFLOW_TIME_ZONE": "UTC", **extra_env}
     _flask(env, "db", "upgrade")
     _flask(env, "demo", "load")
     log = workdir / "server.log"

@@ -98,9 +98,10 @@ def _mails(instance_id: int, *, subject: str = "", key: str = "") -> list[Outbox
 
 
 def _working_days_after(start: datetime, days: int, holidays: tuple[date, ...] = ()) -> datetime:
-    """Count by hand: the days after start that fall Monday to Friday and are no holiday."""
+    """Count by hand: the days after start that fall Monday to Friday and are no holiday; due at its end (UTC here)."""
     later = (start + timedelta(days=n) for n in range(1, 3 * days + 15))
-    return [day for day in later if day.weekday() < 5 and day.date() not in holidays][days - 1]
+    day = [day for day in later if day.weekday() < 5 and day.date() not in holidays][days - 1]
+    return day.replace(hour=23, minute=59, second=59, microsecond=0)
 
 
 def _token(instance_id: int, customer_code: str) -> str:
@@ -138,7 +139,7 @@ def test_deadlines_are_counted_from_the_decision_and_escalate_once_when_missed(
     if "US" in markets:
         expected["fda_806"] = _working_days_after(decision, 10, holidays)
     assert due == expected  # no EU consignee: no EU FSCA deadline
-    assert deadlines["recall_plan"]["basis"] == "5 working days"
+    assert deadlines["recall_plan"]["basis"] == "5 working days (CN calendar)"
     if holiday:
         assert decision.date() < holidays[0] < due["recall_plan"].date()
         assert due["recall_plan"] == _working_days_after(decision, 6)  # one working day later than without it

@@ -126,8 +126,8 @@ def test_supplier_return_from_a_failed_inspection_to_the_signed_close(supplier_p
                                     .order_by(Signature.id)).all()
     assert [(s.meaning, s.printed_name) for s in signatures] == [("approved", "Helen Head"), ("approved", "Helen Head")]
     assert {d["filename"].split("-")[0] for d in signatures[-1].documents} >= {"scar", "supplier_return_note"}
-    record = db.session.scalar(db.select(Document).where(Document.instance_id == instance.id, Document.kind == "scar",
-                                                         Document.revision == 2))
+    record = db.session.scalar(db.select(Document).where(Document.instance_id == instance.id, Document.kind == "scar")
+                               .order_by(Document.revision.desc()).limit(1))  # as issued with the closing signature
     closing = _docx_text(record)
     assert "Torn screen mesh on extruder 2" in closing and "接受" in closing and "Li Na" in closing
     deadline = db.session.scalar(db.select(Deadline).where(Deadline.instance_id == instance.id))
@@ -311,3 +311,13 @@ def test_a_suspended_suppliers_lots_are_refused_by_the_file_import(supplier_plan
     with pytest.raises(ImportRefused) as refused:
         imports.import_rows(imports.KINDS["material_lots"], rows, state)
     assert refused.value.errors[0]["code"] == "supplier_suspended"
+
+
+def test_the_scar_email_gives_the_due_time_on_the_plants_clock(app, supplier_plant, user):
+    app.config["PLANT_TIME_ZONE"] = "Asia/Shanghai"
+    instance = supplier_returns.start_return(user("qa"), supplier_plant["M1"].id, now=T0)
+    step(instance.id, "identify", IDENTIFY, user)
+    step(instance.id, "prepare_scar", SCAR, user)
+
+    [scar] = _scars(instance.id)
+    assert "请于 2026-12-07 17:00 CST 前" in scar.message.body
