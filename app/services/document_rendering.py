@@ -76,12 +76,21 @@ def store_document(instance: ProcessInstance, *, templates_dir: Path, template: 
     """Render a template and keep the file as the next revision of its kind, with its hash and data (no commit)."""
     path = template_path(templates_dir, template, language)
     content = render_docx(path, context, **_properties(instance, kind, now))
+    return keep_document(instance, content, kind=kind, language=language,
+                         template_name=path.name, template_version=template_version(path), context=context,
+                         now=now, task_spiff_id=task_spiff_id, element_id=element_id)
+
+
+def keep_document(instance: ProcessInstance, content: bytes, *, kind: str, language: str, template_name: str,
+                  template_version: str, context: dict[str, Any], now: datetime, task_spiff_id: str | None = None,
+                  element_id: str | None = None) -> Document:
+    """Keep document bytes as the next revision of their kind, with their hash, and audit it (no commit)."""
     revision = 1 + (db.session.scalar(select(func.max(Document.revision)).where(
         Document.instance_id == instance.id, Document.kind == kind)) or 0)
     document = Document(
         instance_id=instance.id, task_spiff_id=task_spiff_id, element_id=element_id, kind=kind,
         revision=revision, filename=f"{kind}-{instance.id}-r{revision}.{language}.docx",
-        template_name=path.name, template_version=template_version(path), language=language,
+        template_name=template_name, template_version=template_version, language=language,
         sha256=hashlib.sha256(content).hexdigest(), size=len(content),
         context=json.loads(json.dumps(context, default=str)), content=content, created_at=now)
     db.session.add(document)

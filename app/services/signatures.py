@@ -10,7 +10,7 @@ from app import engine
 from app.exceptions import Conflict, PermissionDenied, SignatureRejected
 from app.extensions import db
 from app.models import Document, Signature, Task, User
-from app.services import audit
+from app.services import audit, signed_records
 from app.services.users import LoginFailed, check_password
 
 
@@ -55,8 +55,11 @@ def signed_meaning(task: Task, data: dict) -> str:
 
 
 def sign(task: Task, actor: User, data: dict, now: datetime) -> Signature:
-    """Record the signature manifest for a completed gate task (no commit)."""
+    """Issue the gate's documents with this signature in them, then record the signature manifest bound to
+    those bytes (no commit)."""
     meaning = signed_meaning(task, data)
+    signed_records.issue_signed_revisions(
+        task, signed_records.Manifestation(actor.full_name, meaning, now, task.group_name), now)
     documents = [{"id": d.id, "kind": d.kind, "filename": d.filename, "sha256": d.sha256}
                  for d in gate_documents(task)]
     signed_hash = engine.data_hash({"task": task.spiff_id, "instance": task.instance_id, "data": data,

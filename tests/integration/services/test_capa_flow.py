@@ -91,9 +91,11 @@ def _action_tasks(instance_id, state="ready") -> dict[str, Task]:
     return {row.assignee.username: row for row in rows}
 
 
-def _reports(instance_id: int) -> list[Document]:
-    return list(db.session.scalars(db.select(Document).where(
-        Document.instance_id == instance_id, Document.kind == "capa_report").order_by(Document.revision)))
+def _reports(instance_id: int, *, issued: bool = False) -> list[Document]:
+    """The CAPA reports as rendered (or, issued=True, as issued with a signature in them)."""
+    return [document for document in db.session.scalars(db.select(Document).where(
+        Document.instance_id == instance_id, Document.kind == "capa_report").order_by(Document.revision))
+            if ("signed_revision" in document.context) == issued]
 
 
 def _docx_text(document: Document) -> tuple[str, list[list[str]]]:
@@ -178,7 +180,9 @@ def test_happy_path_from_inspection_to_closure_releases_the_contained_lots(plant
     assert _statuses() == {"L1": "released", "L2": "released", "L9": "scrapped"}
     [signature] = db.session.scalars(db.select(Signature).where(Signature.instance_id == instance.id)).all()
     assert (signature.meaning, signature.printed_name) == ("approved", "Helen Head")
-    assert [d["sha256"] for d in signature.documents] == [hashlib.sha256(report.content).hexdigest()]
+    [issued] = _reports(instance.id, issued=True)
+    assert issued.context["signed_revision"]["of_document"] == report.id
+    assert [d["sha256"] for d in signature.documents] == [hashlib.sha256(issued.content).hexdigest()]
     notice = db.session.scalar(db.select(OutboxMessage).where(OutboxMessage.instance_id == instance.id))
     assert notice.subject == "CAPA closed: Burr on hub"
 
@@ -244,7 +248,7 @@ def test_rejected_approval_loops_back_and_the_second_pass_renders_revision_2(use
     assert timers.fire_due_timers(T0 + 31 * DAY) == 1
     _do(instance.id, "effectiveness", MEASURED, "qa", user, now=T0 + 31 * DAY)
     first, revised = _reports(instance.id)
-    assert (first.revision, revised.revision) == (1, 2) and first.sha256 != revised.sha256
+    assert (first.revision, revised.revision) == (1, 3) and first.sha256 != revised.sha256  # r2: r1 as rejected
     assert ["根本原因", "Worn deburring tool at station 3"] in _docx_text(first)[1]
     assert ["根本原因", "Deburring tool not on the maintenance plan"] in _docx_text(revised)[1]
     assert len([row for row in _docx_text(revised)[1] if row[:2] == ["1", "Replace tool"]]) == 1  # not doubled
@@ -253,7 +257,9 @@ def test_rejected_approval_loops_back_and_the_second_pass_renders_revision_2(use
     assert db.session.get(ProcessInstance, instance.id).status == "completed"
     signatures = db.session.scalars(db.select(Signature).where(Signature.instance_id == instance.id)
                                     .order_by(Signature.id)).all()
-    assert [[d["sha256"] for d in s.documents] for s in signatures] == [[first.sha256], [revised.sha256]]
+    issued = _reports(instance.id, issued=True)
+    assert [d.context["signed_revision"]["of_document"] for d in issued] == [first.id, revised.id]
+    assert [[d["sha256"] for d in s.documents] for s in signatures] == [[d.sha256] for d in issued]
     assert [s.meaning for s in signatures] == ["rejected", "approved"]  # a rejection is never signed "approved"
 
 
