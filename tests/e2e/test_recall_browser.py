@@ -385,7 +385,8 @@ def test_class_i_recall_from_trigger_to_close(page: Page, browser, recall_server
     expect(signatures.get_by_test_id("signature-name")).to_have_text(["Helen Head", "Zhang Min", "Helen Head",
                                                                        "Helen Head"])
     documents = page.get_by_test_id("document-table")
-    for kind in ("health_hazard_evaluation", "recall_event_report", "recall_plan", "recall_notice", "recall_summary"):
+    for kind in ("health_hazard_evaluation", "recall_event_report", "recall_plan", r"recall_notice_\w+",
+                 "recall_summary"):
         expect(documents.get_by_role("link", name=re.compile(rf"^{kind}-\d+-r\d+\..+\.docx$")).first).to_be_visible()
 
     open_workspace(page)
