@@ -1,4 +1,5 @@
 """Configuration classes read from environment variables; pick one with QUALIFLOW_CONFIG."""
+import json
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -63,6 +64,15 @@ class Config:
     PLANT_TIME_ZONE = os.environ.get("QUALIFLOW_TIME_ZONE", "Asia/Shanghai")
     # The holiday calendar of deadlines that name none (and of scripts' working-day helpers).
     PLANT_CALENDAR = os.environ.get("QUALIFLOW_CALENDAR", "CN")
+    # What a recall must reach to close without a justification signed at the final approval, per class: the
+    # least effectiveness-check level (A strictest) and the least % of consignees contacted by the check, of
+    # consignees acknowledged and of units recovered. Class I: level A, every consignee (FDA 21 CFR 7.42(b)(3)).
+    # QUALIFLOW_RECALL_EFFECTIVENESS replaces it with the same shape as JSON.
+    RECALL_EFFECTIVENESS = json.loads(os.environ.get("QUALIFLOW_RECALL_EFFECTIVENESS", "null")) or {
+        "I": {"level": "A", "contacted_pct": 100, "acknowledged_pct": 100, "recovered_pct": 90},
+        "II": {"level": "C", "contacted_pct": 10, "acknowledged_pct": 80, "recovered_pct": 75},
+        "III": {"level": "D", "contacted_pct": 2, "acknowledged_pct": 50, "recovered_pct": 0},
+    }
     COMPANY_NAME = os.environ.get("QUALIFLOW_COMPANY_NAME", "Qualiflow Demo Medical Co., Ltd.")
     COMPANY_ADDRESS = os.environ.get("QUALIFLOW_COMPANY_ADDRESS", "1 Demo Road, Suzhou, China")
     COMPANY_CONTACT = os.environ.get("QUALIFLOW_COMPANY_CONTACT", "QA hotline +86 512 0000 0000, qa@qualiflow.example")

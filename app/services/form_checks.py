@@ -18,6 +18,7 @@ CHECKS: dict[str, Check] = {
     "recall_trigger": recalls.check_trigger,
     "recall_effectiveness": recalls.check_effectiveness,
     "recall_disposition": recalls.check_disposition,
+    "recall_final_approval": recalls.check_final_approval,
     "lot_release_request": lots.check_release_request,
     "change_lots": lots.check_lot_numbers,
     "supplier_return_lots": supplier_returns.check_lots,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import selectinload
 
@@ -62,6 +63,13 @@ TEXT: dict[str, dict[str, str]] = {
         "level_C": "C - 10 % of consignees", "level_D": "D - 2 % of consignees", "level_E": "E - no check",
         "depth_distributor": "Distributor level", "depth_hospital": "Hospital / retail level",
         "depth_end_user": "User level",
+        "threshold_level": "Effectiveness check level", "threshold_contacted": "Consignees contacted",
+        "threshold_acknowledged": "Consignees acknowledged", "threshold_recovered": "Units recovered",
+        "threshold_met": "met", "threshold_not_met": "not met",
+        "status_quarantine": "Quarantine", "status_released": "Released", "status_hold": "On hold",
+        "status_recalled": "Recalled", "status_expired": "Expired", "status_scrapped": "Scrapped",
+        "status_returned": "Returned", "none": "none", "not_yet": "not yet",
+        "no_justification": "not needed: every threshold is met",
     },
     "zh-CN": {
         "complaint": "投诉", "adverse_event": "不良事件", "inspection_failure": "检验或检测不合格",
@@ -73,6 +81,12 @@ TEXT: dict[str, dict[str, str]] = {
         "level_A": "A - 全部收货方（100%）", "level_B": "B - {percent}% 的收货方",
         "level_C": "C - 10% 的收货方", "level_D": "D - 2% 的收货方", "level_E": "E - 不检查",
         "depth_distributor": "经销商级", "depth_hospital": "医疗机构/零售级", "depth_end_user": "使用者级",
+        "threshold_level": "有效性检查级别", "threshold_contacted": "已联系的收货方",
+        "threshold_acknowledged": "已确认的收货方", "threshold_recovered": "已召回的产品数量",
+        "threshold_met": "已达到", "threshold_not_met": "未达到",
+        "status_quarantine": "待验", "status_released": "已放行", "status_hold": "暂控", "status_recalled": "已召回",
+        "status_expired": "已过期", "status_scrapped": "已报废", "status_returned": "已退货", "none": "无",
+        "not_yet": "尚未", "no_justification": "不需要：均已达到要求",
     },
 }
 
@@ -91,6 +105,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                             "verified as effective. Record the checks on the recall page or record a justified "
                             "exception.",
         "justification": "Give the justification for the exception.",
+        "below_thresholds": "The recall is below the effectiveness thresholds of class {recall_class} ({items}). "
+                            "Write the justification for closing it anyway; it is signed with this approval.",
         "not_affected": "Lot {lot} is not on the affected list.",
         "above_returned": "More than the {returned} units of lot {lot} returned to us.",
         "link_invalid": "This acknowledgment link is not valid. Use the latest link you received, or contact the "
@@ -135,6 +151,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "sample_unchecked": "{level} 级需要检查 {size} 个收货方；抽样中有 {missing} 个尚未确认有效。"
                             "请在召回页面记录检查结果，或记录有理由的例外。",
         "justification": "请填写例外的理由。",
+        "below_thresholds": "召回未达到 {recall_class} 级召回的有效性要求（{items}）。如仍要结束召回，请填写理由；"
+                            "理由随本次批准一并签名。",
         "not_affected": "批次 {lot} 不在受影响清单中。",
         "above_returned": "超过了批次 {lot} 已退回的 {returned} 件。",
         "link_invalid": "此确认链接无效。请使用您收到的最新链接，或联系生产企业。",
@@ -465,6 +483,7 @@ def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetim
             continue
         link = _new_link(consignee, options, now)
         context = document_context(instance, now, consignee.language, data=data, view=view, company=options.company)
+        context["generated_at"] = now.isoformat(timespec="seconds")  # the notice's date
         context["consignee"] = _consignee_dict(consignee, consignee.language, with_lines=True)
         context["notice"] = {"ack_url": link, "ack_expires_on": consignee.token_expires_at.date().isoformat(),
                              "forward_request": options.forward_request and consignee.customer.kind == "distributor",
@@ -809,6 +828,18 @@ def check_disposition(instance: ProcessInstance | None, data: dict[str, Any], la
     return errors
 
 
+def check_final_approval(instance: ProcessInstance | None, data: dict[str, Any], lang: str) -> dict[str, list[str]]:
+    """Form check for the final approval: closing below the class's effectiveness thresholds needs a justification."""
+    if instance is None or data.get("decision") != "approve":
+        return {}
+    unmet = [t for t in recall_view(instance.id).thresholds if not t.met]
+    if not unmet or str(data.get("closing_justification") or "").strip():
+        return {}
+    items = "; ".join(f"{_text(lang, f'threshold_{t.name}')} {t.actual} < {t.required}" for t in unmet)
+    return {"closing_justification": [_msg(lang, "below_thresholds", items=items,
+                                           recall_class=(instance.data or {}).get("recall_class", ""))]}
+
+
 # --- what pages, the API, documents and the dashboard show ---------------------------------------------------------
 
 @dataclass
@@ -897,6 +928,38 @@ def count_figures(consignees: Iterable[RecallConsignee], lot_id: int | None = No
     return figures
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """One effectiveness threshold of the recall's class, with the recall's own figure against it."""
+
+    name: str  # level, contacted, acknowledged, recovered
+    required: str
+    actual: str
+    met: bool
+
+    def as_dict(self, lang: str) -> dict[str, Any]:
+        return {"name": self.name, "label": _text(lang, f"threshold_{self.name}"), "required": self.required,
+                "actual": self.actual, "met": self.met,
+                "met_text": _text(lang, "threshold_met" if self.met else "threshold_not_met")}
+
+
+def effectiveness_thresholds(data: dict[str, Any], figures: Figures,
+                             rules: dict[str, dict[str, Any]]) -> list[Threshold]:
+    """Hold the recall's planned check level and its figures against its class's thresholds (config
+    RECALL_EFFECTIVENESS); a share with nothing to count (no units shipped) is met. No class: no thresholds."""
+    rule = rules.get(str(data.get("recall_class") or ""))
+    if not rule:
+        return []
+    level, least = str(data.get("level") or ""), str(rule.get("level") or "E")
+    result = [Threshold("level", least, level or "-", level in LEVELS and LEVELS.index(level) <= LEVELS.index(least))]
+    for name in ("contacted", "acknowledged", "recovered"):
+        required = float(rule.get(f"{name}_pct") or 0)
+        share = figures.share(name)
+        result.append(Threshold(name, f"{required:g}%", "-" if share is None else f"{100 * share:.1f}%",
+                                share is None or 100 * share >= required - 1e-9))
+    return result
+
+
 @dataclass
 class LotRow:
     lot: ProductLot
@@ -950,6 +1013,11 @@ class RecallView:
                  "quantity_returned": f.quantity_recovered} for region, f in self.region_figures.items()]
 
     @property
+    def thresholds(self) -> list[Threshold]:
+        return effectiveness_thresholds(self.instance.data or {}, self.figures,
+                                        current_app.config["RECALL_EFFECTIVENESS"])
+
+    @property
     def undelivered(self) -> list[RecallConsignee]:
         """Return the consignees notified whose notice has not reached them yet."""
         return [c for c in self.consignees if c.notified_at is not None and not delivered(c)]
@@ -996,7 +1064,8 @@ def _consignee_dict(consignee: RecallConsignee, lang: str, with_lines: bool = Fa
         "quantity_forwarded": sum(line.quantity_forwarded for line in consignee.lines),
         "quantity_returned": sum(line.quantity_returned for line in consignee.lines),
         "quantity_destroyed": sum(line.quantity_destroyed for line in consignee.lines),
-        "notified_at": _iso(consignee.notified_at), "acknowledged_at": _iso(consignee.acknowledged_at),
+        "notified_at": _iso(consignee.notified_at) or _text(lang, "not_yet"),
+        "acknowledged_at": _iso(consignee.acknowledged_at) or _text(lang, "not_yet"),
         "ack_on_hand": consignee.ack_on_hand, "in_sample": consignee.in_sample,
         "check_effective": consignee.check_effective,
     }
@@ -1025,6 +1094,13 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
     level = str(data.get("level") or "")
     eff = effectiveness(level, view.consignees)
     b_percent = data.get("b_percent") or 50
+    # Before the decision computes the markets, they are the affected consignees' countries and those assessed.
+    assessed = [c.strip().upper() for c in str(data.get("countries") or "").split(",") if c.strip()]
+    markets = data.get("markets") or sorted({c.customer.country for c in view.consignees if c.customer.country}
+                                            | set(assessed))
+    disposition = [row for row in data.get("disposition") or [] if isinstance(row, dict)]
+    thresholds = view.thresholds
+    justification = str(data.get("closing_justification") or "").strip()
     return {"recall": {
         "number": recall_number(instance.id), "title": instance.title,
         "source": data.get("source", ""), "source_text": _text(lang, str(data.get("source") or "")),
@@ -1036,24 +1112,34 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
                     "device_class": product.device_class if product else ""},
         "recall_class": data.get("recall_class", ""), "scope_text": _text(lang, str(data.get("scope") or "")),
         "risk": data.get("risk", ""), "population": data.get("population", ""), "hazard": data.get("hazard", ""),
-        "countries": data.get("markets") or [], "markets_text": ", ".join(data.get("markets") or []),
+        "countries": markets, "markets_text": ", ".join(markets),
         "level": level, "level_text": _text(lang, f"level_{level}", percent=b_percent) if level else "",
         "decided_at": decision.get("decided_at", ""), "decided_by": decision.get("decided_by", ""),
         "lots": [{"lot_number": r.lot.lot_number, "product": r.lot.product.name,
                   "manufactured_on": _iso(r.lot.manufactured_on), "expiry_on": _iso(r.lot.expiry_on),
                   "quantity": r.lot.quantity, "quantity_shipped": r.quantity_shipped,
                   "quantity_returned": r.quantity_returned, "quantity_destroyed": r.quantity_destroyed,
-                  "status": r.lot.status} for r in view.lots],
+                  "status": _text(lang, f"status_{r.lot.status}"), "status_code": r.lot.status} for r in view.lots],
         "consignees": [_consignee_dict(c, lang) for c in view.consignees],
         "totals": view.totals, "regions": view.regions,
         "deadlines": [{"label": (d.label_zh or d.label) if lang == "zh-CN" else d.label, "due_at": _iso(d.due_at),
-                       "met_at": _iso(d.met_at), "status_text": _text(lang, d.status(now))} for d in view.deadlines],
-        "effectiveness": {**eff.as_dict(), "exception": data.get("justification", "")
-                          if data.get("outcome") == "exception" else ""},
+                       "met_at": _iso(d.met_at) or _text(lang, "not_yet"), "status_text": _text(lang, d.status(now))}
+                      for d in view.deadlines],
+        "undelivered": [f"{c.customer.code} {c.customer.name}" for c in view.undelivered],
+        "effectiveness": {**eff.as_dict(), "exception": (data.get("justification") or _text(lang, "none"))
+                          if data.get("outcome") == "exception" else _text(lang, "none")},
+        "thresholds": [t.as_dict(lang) for t in thresholds], "thresholds_met": all(t.met for t in thresholds),
+        "thresholds_text": "; ".join(f"{_text(lang, f'threshold_{t.name}')} {t.actual} / {t.required} "
+                                     f"({_text(lang, 'threshold_met' if t.met else 'threshold_not_met')})"
+                                     for t in thresholds) or _text(lang, "none"),
+        "closing_justification": justification,
+        "closing_justification_text": justification or (_text(lang, "no_justification")
+                                                        if all(t.met for t in thresholds) else _text(lang, "none")),
         "disposition": [{"lot_number": row.get("lot_number", ""), "quantity": row.get("quantity", ""),
                          "disposition_text": _text(lang, str(row.get("disposition") or "")),
-                         "record": row.get("record", "")} for row in data.get("disposition") or []
-                        if isinstance(row, dict)],
+                         "record": row.get("record", "")} for row in disposition],
+        "disposed": {kind: sum(int(row.get("quantity") or 0) for row in disposition
+                               if row.get("disposition") == kind) for kind in ("destroy", "rework")},
         "plan": {"strategy": data.get("strategy", ""), "depth_text": _text(lang, f"depth_{data.get('depth')}")
                  if data.get("depth") else "", "contact": data.get("plan_contact", ""),
                  "submitted_reference": data.get("plan_reference", "")},

@@ -166,6 +166,12 @@ def release_check_label(code: str) -> str:
     return str(label) if label is not None else code
 
 
+THRESHOLD_NAMES = {"level": lazy_gettext("effectiveness check level"),
+                   "contacted": lazy_gettext("consignees contacted"),
+                   "acknowledged": lazy_gettext("consignees acknowledged"),
+                   "recovered": lazy_gettext("units recovered")}
+
+
 def recall_figures(instance_id: int) -> list[Fact]:
     """Return what a recall signer weighs: its number, class, lots, consignees and the units back so far."""
     view = recalls.recall_view(instance_id)
@@ -180,8 +186,16 @@ def recall_figures(instance_id: int) -> list[Fact]:
         Fact(str(lazy_gettext("Units shipped")), str(totals["quantity_shipped"])),
         Fact(str(lazy_gettext("Units returned")), str(totals["quantity_returned"])),
         Fact(str(lazy_gettext("Units destroyed")), str(totals["quantity_destroyed"])),
+        Fact(str(lazy_gettext("Units recovered")), totals["recovered_pct"]),
         Fact(str(lazy_gettext("Consignees notified")), str(totals["notified"])),
         Fact(str(lazy_gettext("Consignees acknowledged")), f"{totals['acknowledged']} / {totals['notified']}"),
+        Fact(str(lazy_gettext("Consignees contacted by the effectiveness check")),
+             f"{totals['contacted']} / {totals['consignees']}"),
+        *(Fact(str(lazy_gettext("Threshold: %(name)s", name=THRESHOLD_NAMES[t.name])),
+               str(lazy_gettext("%(actual)s of at least %(required)s: met", actual=t.actual, required=t.required)
+                   if t.met else lazy_gettext("%(actual)s of at least %(required)s: NOT met", actual=t.actual,
+                                              required=t.required)))
+          for t in view.thresholds),
     ]
 
 

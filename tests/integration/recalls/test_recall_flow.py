@@ -85,7 +85,11 @@ def test_class_one_recall_from_decision_to_close(plant, user):
                              now=T0 + 5 * HOUR)
     steps.step(instance.id, "effectiveness", steps.EFFECTIVE, user, T0 + 5 * HOUR)
     steps.step(instance.id, "disposition", steps.DISPOSITION, user, T0 + 6 * HOUR)
-    steps.step(instance.id, "final_approval", steps.APPROVE, user, T0 + 7 * HOUR)
+    with pytest.raises(FormInvalid) as below:  # one of four acknowledged, 80 of 180 units back
+        steps.step(instance.id, "final_approval", steps.APPROVE, user, T0 + 7 * HOUR)
+    assert list(below.value.errors) == ["closing_justification"]
+    steps.step(instance.id, "final_approval", {**steps.APPROVE, "closing_justification": "All checked by phone."},
+               user, T0 + 7 * HOUR)
     db.session.expire_all()
     instance = db.session.get(ProcessInstance, instance.id)
     assert instance.status == "completed"
