@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +29,6 @@ class HandlerContext:
     now: datetime
     templates_dir: Path
     base_url: str
-    holidays: tuple[date, ...] = ()
     company: dict[str, str] = field(default_factory=dict)  # the manufacturer, as documents print it
 
     @property

@@ -26,7 +26,7 @@ def call_handler(call: HandlerCall, now: datetime) -> Any:
     ctx = HandlerContext(
         session=db.session, instance=call.instance, element_id=call.element_id, spiff_id=call.spiff_id,
         data=call.data, now=now, templates_dir=current_app.config["DOCX_TEMPLATES_DIR"],
-        base_url=current_app.config["BASE_URL"], holidays=tuple(current_app.config["HOLIDAYS"]),
+        base_url=current_app.config["BASE_URL"],
         company={"name": current_app.config["COMPANY_NAME"], "address": current_app.config["COMPANY_ADDRESS"],
                  "contact": current_app.config["COMPANY_CONTACT"]})
     mark = audit.position()
