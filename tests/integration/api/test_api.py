@@ -269,9 +269,9 @@ def test_the_signed_gate_shows_signature_document_and_audit(client, auth, user):
     (signature,) = record["signatures"]
     assert (signature["user"], signature["printed_name"], signature["meaning"]) == ("head", "Helen Head", "approved")
     assert signature["task_id"] == task.id and len(signature["signed_hash"]) == 64
-    (document,) = record["documents"]
-    assert document["kind"] == "capa_report" and len(document["sha256"]) == 64
-    assert [d["sha256"] for d in signature["documents"]] == [document["sha256"]]
+    rendered, issued = record["documents"]  # the report, and the report issued with the signature in it
+    assert rendered["kind"] == issued["kind"] == "capa_report" and len(issued["sha256"]) == 64
+    assert [d["sha256"] for d in signature["documents"]] == [issued["sha256"]]
     actions = [a["action"] for a in record["audit"]]
     assert {"instance.started", "task.completed", "task.automated", "signature.applied",
             "instance.completed"} <= set(actions)

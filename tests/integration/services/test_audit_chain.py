@@ -51,9 +51,11 @@ def test_capa_run_leaves_a_complete_verifiable_chain(user):
     assert rework.new["data"] == revised
     [signed] = _events("signature.applied")
     assert (signed.actor_name, signed.new["meaning"]) == ("Helen Head", "approved")
-    [document] = db.session.scalars(db.select(Document)).all()
+    document, issued = db.session.scalars(db.select(Document).order_by(Document.id)).all()
     rendered = [e.new for e in _events("task.automated") if e.new["element"] == "render_report"]
     assert [r["result"]["capa_report"]["sha256"] for r in rendered] == [document.sha256]
+    assert signed.new["documents"] == [{"id": issued.id, "kind": "capa_report", "filename": issued.filename,
+                                        "sha256": issued.sha256}]  # the report as issued with the signature
 
 
 def test_concurrent_appends_keep_the_chain_contiguous_and_valid(app):
