@@ -10,7 +10,7 @@ runs the real use case - `app.services.tasks.complete_task` (form validation, ro
 prune / save, task table sync, hash-chained audit rows) - and ends with its own commit and a fresh session,
 as a stateless web request would.
 
-Raw: /work/shared/bench/raw_spiffworkflow.py (or $QUALIFLOW_BASELINE, or --baseline) is run as a subprocess
+Raw: bench/raw_spiffworkflow.py (or $QUALIFLOW_BASELINE, or --baseline) is run as a subprocess
 with --json on the SAME adapted diagram (written to a temporary file), so the ratio compares like with like.
 A step is what the baseline calls one: one completed manual task plus the engine steps that follow it. The
 rate counts the whole run, starting the instances included; the percentiles are of steps alone.
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/engine.py` puts bench/ first on the path, not the project
 
-DEFAULT_BASELINE = ROOT.parent / "shared" / "bench" / "raw_spiffworkflow.py"
+DEFAULT_BASELINE = ROOT / "bench" / "raw_spiffworkflow.py"
 RATIO_GOAL = 0.5
 GROWTH_GOAL = 1.5
 RAW_MAX_LOOP = 248  # past this the raw engine loses its READY task at tree depth 1000
