@@ -70,6 +70,8 @@ TEXT: dict[str, dict[str, str]] = {
         "status_recalled": "Recalled", "status_expired": "Expired", "status_scrapped": "Scrapped",
         "status_returned": "Returned", "none": "none", "not_yet": "not yet",
         "no_justification": "not needed: every threshold is met",
+        "justification_at_approval": "to be given and signed with the final approval",
+        "not_in_sample": "not in the sample", "effective": "effective", "not_effective": "not effective",
     },
     "zh-CN": {
         "complaint": "投诉", "adverse_event": "不良事件", "inspection_failure": "检验或检测不合格",
@@ -87,6 +89,8 @@ TEXT: dict[str, dict[str, str]] = {
         "status_quarantine": "待验", "status_released": "已放行", "status_hold": "暂控", "status_recalled": "已召回",
         "status_expired": "已过期", "status_scrapped": "已报废", "status_returned": "已退货", "none": "无",
         "not_yet": "尚未", "no_justification": "不需要：均已达到要求",
+        "justification_at_approval": "在最终批准时填写并签名", "not_in_sample": "未抽中", "effective": "有效",
+        "not_effective": "无效",
     },
 }
 
@@ -1059,7 +1063,8 @@ def _consignee_dict(consignee: RecallConsignee, lang: str, with_lines: bool = Fa
     customer = consignee.customer
     result = {
         "code": customer.code, "name": customer.name, "kind": customer.kind, "kind_text": _text(lang, customer.kind),
-        "region": customer.region, "country": customer.country, "contact": customer.contact, "email": customer.email,
+        "region": customer.region or "—", "country": customer.country, "contact": customer.contact or "—",
+        "email": customer.email or _text(lang, "none"),
         "quantity_shipped": sum(line.quantity_shipped for line in consignee.lines),
         "quantity_forwarded": sum(line.quantity_forwarded for line in consignee.lines),
         "quantity_returned": sum(line.quantity_returned for line in consignee.lines),
@@ -1068,6 +1073,9 @@ def _consignee_dict(consignee: RecallConsignee, lang: str, with_lines: bool = Fa
         "acknowledged_at": _iso(consignee.acknowledged_at) or _text(lang, "not_yet"),
         "ack_on_hand": consignee.ack_on_hand, "in_sample": consignee.in_sample,
         "check_effective": consignee.check_effective,
+        "check_effective_text": _text(lang, "not_in_sample" if not consignee.in_sample else "not_yet"
+                                      if consignee.check_effective is None else "effective"
+                                      if consignee.check_effective else "not_effective"),
     }
     if with_lines:
         result["lines"] = [{"lot_number": line.product_lot.lot_number, "product": line.product_lot.product.name,
@@ -1133,8 +1141,8 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
                                      f"({_text(lang, 'threshold_met' if t.met else 'threshold_not_met')})"
                                      for t in thresholds) or _text(lang, "none"),
         "closing_justification": justification,
-        "closing_justification_text": justification or (_text(lang, "no_justification")
-                                                        if all(t.met for t in thresholds) else _text(lang, "none")),
+        "closing_justification_text": justification or _text(
+            lang, "no_justification" if all(t.met for t in thresholds) else "justification_at_approval"),
         "disposition": [{"lot_number": row.get("lot_number", ""), "quantity": row.get("quantity", ""),
                          "disposition_text": _text(lang, str(row.get("disposition") or "")),
                          "record": row.get("record", "")} for row in disposition],
@@ -1142,7 +1150,7 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
                                if row.get("disposition") == kind) for kind in ("destroy", "rework")},
         "plan": {"strategy": data.get("strategy", ""), "depth_text": _text(lang, f"depth_{data.get('depth')}")
                  if data.get("depth") else "", "contact": data.get("plan_contact", ""),
-                 "submitted_reference": data.get("plan_reference", "")},
+                 "submitted_reference": data.get("plan_reference") or _text(lang, "none")},
         "report_no": report_no or 0,
         "company": company or {},
     }}
