@@ -18,6 +18,8 @@ from babel import Locale
 from babel.support import Translations
 from playwright.sync_api import Page, expect
 
+from app.services.demo import DEMO_PASSWORD
+
 from .accounts import complete, open_from_inbox, open_step, sign_and_complete, sign_in, sign_out, today
 from .conftest import ROOT, SCREENSHOTS, flask_command, new_context, serve
 
@@ -317,9 +319,18 @@ def dispose(page: Page, lot: DemoLot, returned: int) -> None:
 
 
 def final_approval(page: Page) -> None:
+    """The page shows the figures it approves; below class I's thresholds it asks for a signed justification."""
     open_step(page, "Final QA approval (e-signature)")
     expect(page.get_by_role("link", name=re.compile(r"^recall_summary-\d+-r1\..+\.docx$"))).to_be_visible()
+    for figure in ("Units shipped", "Units recovered", "Consignees contacted by the effectiveness check",
+                   "Threshold: units recovered"):
+        expect(page.get_by_text(figure, exact=True)).to_be_visible()
     page.get_by_role("radio", name="Approve", exact=True).check()
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign and complete", exact=True).click()
+    expect(page.get_by_text("below the effectiveness thresholds of class I", exact=False).first).to_be_visible()
+    page.get_by_label("Justification for closing below the effectiveness thresholds").fill(
+        "The remaining units were used before the recall; every consignee confirmed by phone.")
     sign_and_complete(page)
 
 
