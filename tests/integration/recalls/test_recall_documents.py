@@ -2,55 +2,28 @@
 Chinese, read back as an inspector would: no empty field, the figures and entries given, no raw status code."""
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
-from io import BytesIO
 from pathlib import Path
 
-import docx
 import pytest
-from docxtpl import DocxTemplate
 
 from app.extensions import db
 from app.models import Customer, Document, OutboxMessage, ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services import document_rendering, instances, recalls, timers
+from app.services import instances, recalls, timers
 from tests.conftest import ROOT, T0
 from tests.integration import recall_steps as steps
+from tests.integration.document_checks import docx_text, empty_fields, raw_codes
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-EMPTY = "⟦EMPTY⟧"
 RECALL_TEMPLATES = sorted(path.name for path in (ROOT / "templates").glob("*.docx")
                           if path.name.startswith(("recall_", "health_hazard_evaluation")))
-# A code the reader would see raw: lot and deadline statuses, dispositions, consignee kinds, Python values.
-RAW_CODE = re.compile(r"\b(quarantine|released|hold|recalled|expired|scrapped|returned|met|met_late|overdue|pending|"
-                      r"destroy|rework|distributor|hospital|end_user|True|False|None)\b")
 # Free text without a word that is also a code (a "hospital" in a description is not an untranslated code).
 TRIGGER = {**steps.TRIGGER, "description": "Leaking infusion sets reported by a clinic"}
 NOTICES = {**steps.NOTICES, "instructions": "Stop use and send all units back."}
 ASSESSMENT = {**steps.ASSESSMENT, "countries": "CN, DE"}  # DE only as entered: no consignee there
 DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 60, "disposition": "destroy", "record": "DR-1"},
                                {"lot_number": "L2", "quantity": 15, "disposition": "rework", "record": "RW-1"}]}
-
-
-def _text(content: bytes) -> str:
-    parsed = docx.Document(BytesIO(content))
-    cells = [cell.text for table in parsed.tables for row in table.rows for cell in row.cells]
-    return "\n".join([p.text for p in parsed.paragraphs] + cells)
-
-
-def _empty_fields(document: Document) -> list[str]:
-    """Render the document's template again with its stored data, marking each field that comes out empty;
-    return the paragraphs and table rows that hold a mark."""
-    environment = document_rendering._jinja_environment()
-    environment.finalize = lambda value: EMPTY if value is None or str(value).strip() == "" else value
-    template = DocxTemplate(ROOT / "templates" / document.template_name)
-    template.render(document.context, jinja_env=environment)
-    buffer = BytesIO()
-    template.save(buffer)
-    parsed = docx.Document(BytesIO(buffer.getvalue()))
-    rows = [" | ".join(cell.text for cell in row.cells) for table in parsed.tables for row in table.rows]
-    return [text for text in [p.text for p in parsed.paragraphs] + rows if EMPTY in text]
 
 
 @pytest.fixture
@@ -121,29 +94,28 @@ def documents(end_users, user) -> dict[str, list[Document]]:
 
 def test_every_recall_template_is_rendered_with_no_empty_field(documents):
     assert sorted(documents) == RECALL_TEMPLATES
-    problems = {name: _empty_fields(document) for name, rendered in documents.items() for document in rendered}
+    problems = {name: empty_fields(document) for name, rendered in documents.items() for document in rendered}
     assert {name: rows for name, rows in problems.items() if rows} == {}
 
 
 def test_chinese_documents_show_no_raw_codes(documents):
-    raw = {name: sorted(set(RAW_CODE.findall(_text(document.content))))
-           for name, rendered in documents.items() if ".zh-CN." in name for document in rendered}
+    raw = {name: raw_codes(document) for name, rendered in documents.items() for document in rendered}
     assert {name: codes for name, codes in raw.items() if codes} == {}
 
 
 def test_the_documents_carry_what_was_entered_and_counted(documents):
-    evaluation = _text(documents["health_hazard_evaluation.en.docx"][0].content)
+    evaluation = docx_text(documents["health_hazard_evaluation.en.docx"][0].content)
     assert "CN, DE, US" in evaluation  # the assessment's countries and the consignees'
     for name in ("recall_notice_distributor.en.docx", "recall_notice_hospital.zh-CN.docx",
                  "recall_notice_end_user.en.docx"):
-        assert (T0 + HOUR).date().isoformat() in _text(documents[name][0].content), name  # the notice's date
-    plan = _text(documents["recall_plan.zh-CN.docx"][0].content)
+        assert (T0 + HOUR).date().isoformat() in docx_text(documents[name][0].content), name  # the notice's date
+    plan = docx_text(documents["recall_plan.zh-CN.docx"][0].content)
     assert "已召回" in plan
     summary = documents["recall_summary.en.docx"][0]
     figures = summary.context["recall"]
     assert figures["totals"]["quantity_shipped"] == 195 == figures["totals"]["quantity_returned"]
     assert figures["disposed"] == {"destroy": 60, "rework": 15}
-    text = _text(summary.content)
+    text = docx_text(summary.content)
     assert "Returned units destroyed by us (disposition)\n60" in text
     assert "Effectiveness thresholds met\nNo" in text  # H2 did not acknowledge
     assert "Consignees acknowledged 85.7% / 100% (not met)" in text

@@ -1,0 +1,69 @@
+"""The docx templates outside the recall (test_recall_documents plays those), rendered from a real run of their
+procedure in English and Chinese and read back: no empty field, no raw code in a Chinese document."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.extensions import db
+from app.models import Document
+from app.services import instances, timers
+from app.services import lots as lot_service
+from tests.conftest import T0
+from tests.integration import capa_steps
+from tests.integration.document_checks import empty_fields, raw_codes
+from tests.integration.lots import test_lot_release as release
+from tests.integration.services import test_change_control as change
+from tests.integration.services.scenarios import approve
+
+DAY = timedelta(days=1)
+lots, lot = change.lots, release.lot  # the plants of the change control and the lot release
+# Found by this test, not yet fixed (issue 18): those fields print empty, a Chinese record prints a raw status.
+KNOWN_GAPS = pytest.mark.xfail(strict=True, reason="issue 18: CAPA report without lots or fishbone entries, change "
+                                                   "request before its classification, impact 'comment' and "
+                                                   "hold reason print empty; the Chinese change record prints "
+                                                   "'released'")
+
+
+def _found(template: str) -> dict[str, list[str]]:
+    documents = [d for d in db.session.scalars(db.select(Document)) if d.template_name.startswith(template)]
+    assert documents, f"no {template} document"
+    problems = {d.template_name: empty_fields(d) + raw_codes(d) for d in documents}
+    return {name: found for name, found in problems.items() if found}
+
+
+@KNOWN_GAPS
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_capa_report(seeded, user, language):
+    instance = capa_steps.run_capa_to_approval(user)
+    instance.language = language
+    approve(instance.id, user, T0)
+    assert _found("capa_report") == {}
+
+
+@KNOWN_GAPS
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_change_control_documents(lots, user, language):
+    instance = instances.start_instance("change_control", user("qa"), {"title": "Sealing"}, title="Sealing",
+                                        language=language, now=T0)
+    for element, data in (("request", change.REQUEST), ("classify", change.CLASSIFY),
+                          *((f"impact_{d}", change.IMPACT[d]) for d in ("qa", "ra", "production")),
+                          ("approval", change.APPROVE), ("implementation", change.IMPLEMENT)):
+        change._do(instance.id, element, data, user)
+    change._do(instance.id, "verification", change.VERIFY, user, now=T0 + DAY)
+    timers.fire_due_timers(now=T0 + 31 * DAY + timedelta(minutes=1))
+    change._do(instance.id, "effectiveness", change.EFFECTIVE, user, now=T0 + 32 * DAY)
+    change._do(instance.id, "close", change.APPROVE, user, now=T0 + 33 * DAY)
+    assert _found("change_") == {}
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_lot_release_certificate(lot, user, language):
+    instance = lot_service.start_release(lot.id, user("qa"), now=T0)
+    instance.language = language
+    release._complete(instance.id, "request_release", {"lot_number": lot.lot_number}, "qa", user)
+    release._complete(instance.id, "review_batch_record", release.REVIEW, "qa", user, signed=True)
+    release._complete(instance.id, "release", release.RELEASE, "releaser", user, signed=True,
+                      now=T0 + timedelta(hours=1))
+    assert _found("lot_release_certificate") == {}
