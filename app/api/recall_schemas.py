@@ -101,6 +101,10 @@ class RecallConsigneeSchema(Schema):
         "description": "the notice e-mail: queued, sent or failed; null when none was queued (no address, not yet)"})
     email_attempts = fields.Function(lambda c: c.message.attempts if c.message else None,
                                      metadata={"type": "integer", "nullable": True})
+    delivered = fields.Function(recalls.delivered, metadata={
+        "type": "boolean", "description": "the notice reached the consignee: e-mail accepted by the mail server, "
+                                         "acknowledged, or an effective check (the notification deadline waits "
+                                         "for every consignee)"})
     acknowledged_at = fields.DateTime(allow_none=True)
     ack_received = fields.Bool(allow_none=True)
     ack_on_hand = fields.Int(allow_none=True)

@@ -243,6 +243,7 @@ def test_the_recall_view_shows_lots_consignees_deadlines_and_figures(client, aut
     assert [(line["lot_number"], line["quantity_shipped"], line["quantity_returned"]) for line in d1["lines"]] == [
         ("L1", 100, 60)]
     assert (h2["email"], h2["email_status"], h2["acknowledged_at"]) == ("", None, None)  # notified on paper
+    assert (d1["delivered"], h2["delivered"]) == (True, False)  # D1 acknowledged; H2's paper notice is unconfirmed
     assert all(c["notified_at"] for c in view["consignees"])
     deadlines = {d["key"]: d for d in view["deadlines"]}
     assert set(deadlines) == {"consignee_notice", "regulator_report", "recall_plan", "fda_806"}
