@@ -161,6 +161,23 @@ def test_a_bad_gtin_check_digit_is_shown_at_its_field(client, seeded):
     assert "No records yet" in _text(client.get("/lots/products/"))
 
 
+def test_a_material_lot_received_after_the_lot_was_made_is_refused_at_its_field(client, seeded):
+    login(client, "qa")
+    for kind, data in (("products", {"gtin": GTIN, "name": "Catheter"}),
+                       ("suppliers", {"code": "S1", "name": "Resin Co", "status": "approved"}),
+                       ("material_lots", {"supplier_code": "S1", "material": "resin", "lot_number": "M-LATE",
+                                          "received_on": "2026-03-01", "status": "released"}),
+                       ("product_lots", {"gtin": GTIN, "lot_number": "L-EARLY", "quantity": "10",
+                                         "manufactured_on": "2026-02-01", "status": "quarantine"})):
+        assert client.post(f"/lots/{kind}/new", data=data).status_code == 302, kind
+    response = client.post("/lots/genealogy/new?lang=en", data={"product_lot": "L-EARLY", "material_lot": "M-LATE"})
+    assert response.status_code == 422
+    page = _text(response)
+    assert re.search(r'id="field-material_lot"[^>]*aria-invalid="true"', page)
+    assert "received on 2026-03-01, after lot L-EARLY was made on 2026-02-01" in page.split(
+        'id="field-material_lot-error"')[1].split("</div>")[0]
+
+
 def test_auditor_cannot_enter_records(client, seeded):
     login(client, "auditor")
     response = client.post("/lots/suppliers/new", data={"code": "S1", "name": "Resin Co"})
