@@ -180,6 +180,15 @@ class EffectivenessSchema(Schema):
     met = fields.Bool()
 
 
+class ThresholdSchema(Schema):
+    """One effectiveness threshold of the recall's class (config RECALL_EFFECTIVENESS) against the recall."""
+
+    name = fields.Str(metadata={"description": "level, contacted, acknowledged or recovered"})
+    required = fields.Str(metadata={"description": "the least level (A strictest) or share, 'A' or '90%'"})
+    actual = fields.Str(metadata={"description": "the recall's planned level or share, '-' when none"})
+    met = fields.Bool()
+
+
 class RecallSchema(Schema):
     id = fields.Int()
     title = fields.Str()
@@ -192,6 +201,8 @@ class RecallSchema(Schema):
     totals = fields.Nested(RecallTotalsSchema)
     regions = fields.List(fields.Nested(RecallRegionSchema))
     effectiveness = fields.Nested(EffectivenessSchema)
+    thresholds = fields.List(fields.Nested(ThresholdSchema), metadata={
+        "description": "closing below one needs a justification signed at the final approval"})
 
     @pre_dump
     def read_at_one_instant(self, view: recalls.RecallView, **_: Any) -> dict[str, Any]:
@@ -201,7 +212,8 @@ class RecallSchema(Schema):
         return {"id": view.instance.id, "title": view.instance.title, "status": view.instance.status,
                 "recall_class": str(data.get("recall_class") or ""), "markets": data.get("markets") or [],
                 "lots": view.lots, "consignees": view.consignees, "deadlines": [(d, now) for d in view.deadlines],
-                "totals": view.totals, "regions": view.regions, "effectiveness": view.effectiveness.as_dict()}
+                "totals": view.totals, "regions": view.regions, "effectiveness": view.effectiveness.as_dict(),
+                "thresholds": view.thresholds}
 
 
 # --- changing a recall ------------------------------------------------------------------------------------------------

@@ -257,6 +257,9 @@ def test_the_recall_view_shows_lots_consignees_deadlines_and_figures(client, aut
         ("Jiangsu", 2, 1, 70), ("Massachusetts", 1, 0, 0), ("Zhejiang", 1, 0, 0)]
     assert view["effectiveness"] == {"level": "", "population": 4, "sample_size": 0, "checked": 0, "effective": 0,
                                      "met": True}
+    assert [(t["name"], t["required"], t["actual"], t["met"]) for t in view["thresholds"]] == [
+        ("level", "A", "-", False), ("contacted", "100%", "0.0%", False), ("acknowledged", "100%", "25.0%", False),
+        ("recovered", "90%", "38.9%", False)]  # class I, no plan yet
 
 
 def test_the_dashboard_sums_the_open_recalls(client, auth, plant):
