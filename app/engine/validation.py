@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import datetime
+import functools
 import re
 import threading
 from collections.abc import Collection, Iterator, Mapping
@@ -579,9 +580,15 @@ def _sandbox_problems(source: str, mode: str) -> list[tuple[int, str, str]]:
 
     The check runs in a script worker, under its memory and time limits, like the code will.
     """
+    return list(_sandbox_verdict(source, mode))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sandbox_verdict(source: str, mode: str) -> tuple[tuple[int, str, str], ...]:
+    """The worker's verdict on one source: the same text always gets the same one, so redeploys ask once."""
     errors, warnings = script_workers.pool().check(source, mode)
-    return [(line, reason, "error") for line, reason in errors] + [(line, reason, "warning")
-                                                                   for line, reason in warnings]
+    return tuple([(line, reason, "error") for line, reason in errors]
+                 + [(line, reason, "warning") for line, reason in warnings])
 
 
 # Expressions of loops and multi-instance activities, checked like conditions.

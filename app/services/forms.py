@@ -2,6 +2,7 @@
 messages in English or zh-CN, and describe the fields for the Jinja form macro."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -148,10 +149,19 @@ def read_form_files(forms_dir: Path) -> dict[str, dict]:
 
 def check_schema(schema: dict) -> None:
     """Raise ValueError when schema is not a valid JSON Schema draft 2020-12 document."""
+    problem = _schema_problem(json.dumps(schema, sort_keys=True))
+    if problem:
+        raise ValueError(problem)
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(canonical: str) -> str | None:
+    """Check one schema (as canonical JSON) against the metaschema once: deploys re-read the same forms."""
     try:
-        Draft202012Validator.check_schema(schema)
+        Draft202012Validator.check_schema(json.loads(canonical))
     except SchemaError as err:
-        raise ValueError(f"invalid JSON Schema at {err.json_path}: {err.message}") from err
+        return f"invalid JSON Schema at {err.json_path}: {err.message}"
+    return None
 
 
 def _required_at_field(validator: Any, required: list[str], instance: Any, schema: dict) -> Iterator[ValidationError]:

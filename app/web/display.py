@@ -41,6 +41,7 @@ ACTIONS: dict[str, Any] = {
     "recall.acknowledged": lazy_gettext("Consignee acknowledged the recall"),
     "recall.affected_edited": lazy_gettext("Affected lots edited"),
     "recall.check_recorded": lazy_gettext("Effectiveness check recorded"),
+    "recall.notice_delivered": lazy_gettext("Recall notice delivered"),
     "recall.notice_queued": lazy_gettext("Recall notice queued"),
     "recall.reminder_queued": lazy_gettext("Recall reminder queued"),
     "recall.return_recorded": lazy_gettext("Return recorded"),

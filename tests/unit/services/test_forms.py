@@ -80,6 +80,8 @@ VALID_PAYLOADS = {
         "hazard": "Air embolism if the set leaks", "risk": "Serious", "population": "Infusion patients",
         "recall_class": "I", "scope": "recall", "countries": "CN, us",
     },
+    "recall_final_approval.schema.json": {"decision": "approve", "comment": "Figures reviewed.",
+                                          "closing_justification": "Two hospitals closed; units written off."},
     "recall_gate.schema.json": {"decision": "reject", "comment": "Assess children too."},
     "recall_notices.schema.json": {"notice_contact": "QA hotline", "instructions": "Stop use and return all units.",
                                    "forward_request": True},
@@ -320,10 +322,10 @@ def test_read_form_files_keys_schemas_and_uischemas_by_file_name(form_files):
 def test_form_fields_follow_ui_order_then_schema_order(form_files):
     fields = forms.form_fields(form_files["capa_problem.schema.json"], form_files["capa_problem.uischema.json"], {}, {})
 
-    assert [f.name for f in fields] == ["title", "source", "source_reference", "severity", "reported_on",
-                                        "lot_numbers", "description"]
-    assert [f.widget for f in fields] == ["text", "select", "text", "select", "date", "text", "textarea"]
-    assert [f.required for f in fields] == [True, True, True, True, True, False, True]
+    assert [f.name for f in fields] == ["title", "source", "source_reference", "severity", "probability",
+                                        "reported_on", "lot_numbers", "description"]
+    assert [f.widget for f in fields] == ["text", "select", "text", "select", "select", "date", "text", "textarea"]
+    assert [f.required for f in fields] == [True, True, True, True, False, True, False, True]
 
 
 def test_form_fields_translate_labels_help_and_options(form_files):
