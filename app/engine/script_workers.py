@@ -31,11 +31,12 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from app.engine import script_policy
+from app.engine import data_check, script_policy
 from app.exceptions import ScriptRejected
 
-MAX_DEPTH = 100  # nesting levels of lists, tuples, sets and dicts a value may have to cross the pipe
-MAX_INT_BITS = 14_000  # about 4,200 digits: Python refuses to print longer ints, so JSON cannot carry them
+# What task data can hold is one rule: the engine's save-time check (data_check) and this codec share its limits.
+MAX_DEPTH = data_check.MAX_DEPTH  # nesting levels of lists, tuples, sets and dicts a value may have to cross the pipe
+MAX_INT_BITS = data_check.MAX_INT_BITS  # Python refuses to print longer ints, so JSON cannot carry them
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a larger reply is refused rather than decoded in the parent
 KILL_MARGIN = 0.5  # seconds past the time limit before the parent kills a worker (pipe and JSON time)
 STARTUP_TIMEOUT = 30.0

@@ -106,14 +106,19 @@ def validate(schema: dict, data: dict, lang: str = "en") -> None:
     validator = _FormValidator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     messages = _MESSAGES[_language(lang)]
     errors: dict[str, list[str]] = {}
-    # NaN, Infinity (which JSON parsers accept) and over-long integers would fail at the database, not here.
-    for key, _, _ in data_check.problems(data):
-        errors.setdefault(key, []).append(messages["unstorable"])
-    if errors:
-        raise FormInvalid(errors)
+    require_storable(data, lang)
     for error in validator.iter_errors(data):
         path = ".".join(str(p) for p in error.path)
         errors.setdefault(path, []).append(_message(error, messages))
+    if errors:
+        raise FormInvalid(errors)
+
+
+def require_storable(data: dict, lang: str = "en") -> None:
+    """Refuse, per field, values task data cannot hold: NaN, Infinity (which JSON parsers accept) and
+    over-long integers would otherwise fail at the database, not here."""
+    message = _MESSAGES[_language(lang)]["unstorable"]
+    errors = {key: [message] for key, _, _ in data_check.problems(data)}
     if errors:
         raise FormInvalid(errors)
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 
 from app import engine
-from app.engine import data_check
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import (
@@ -29,7 +28,7 @@ from app.models import (
 from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.models.users import OWNER_ROLES, WORKER_ROLES
-from app.services import audit, deadlines, processes
+from app.services import audit, deadlines, forms, processes
 from app.services.execution import engine_context
 from app.services.transaction import atomic
 
@@ -92,10 +91,7 @@ def start_instance(process_key: str, actor: User, data: dict | None = None, *, t
     """Start the latest version of a process as actor and run it to its first wait."""
     require_worker(actor)
     now = now or utcnow()
-    problems = data_check.problems(data or {})
-    unstorable = {key: [f"This value cannot be stored: {reason}."] for key, _, reason in problems}
-    if unstorable:
-        raise FormInvalid(unstorable)
+    forms.require_storable(data or {}, language or actor.language)
     with atomic():  # an unknown process rolls back too, so no read transaction (and lock) is left open
         version = processes.get_version(process_key)
         instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
