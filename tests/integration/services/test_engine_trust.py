@@ -9,22 +9,17 @@ from marshmallow import Schema
 import handlers
 from app.engine import runner
 from app.extensions import db
-from app.models import AuditEvent, Incident, ProcessInstance, Task
+from app.models import AuditEvent, ProcessInstance, Task
 from app.services import instances, tasks, timers, users
 from handlers.base import Handler
 from tests.conftest import T0, login
 from tests.integration.capa_steps import STEPS, ready_task
-from tests.integration.services.scenarios import NS, count, deploy, diagram, user_task
+from tests.integration.services.scenarios import NS, count, deploy, diagram, open_incident, user_task
 
 
 def _restart() -> None:
     """Forget every parsed spec, as a new process (a deploy, a crash, a second worker) would."""
     runner._SPEC_CACHE.clear()
-
-
-def _open_incident(instance_id: int) -> Incident | None:
-    return db.session.scalar(db.select(Incident).where(Incident.instance_id == instance_id,
-                                                       Incident.resolved_at.is_(None)))
 
 
 def _capa_to_action(user) -> ProcessInstance:
@@ -46,7 +41,7 @@ def test_capa_action_completed_after_a_restart_moves_on_to_the_verification_peri
 
     db.session.refresh(instance)
     assert instance.status == "running"
-    assert _open_incident(instance.id) is None
+    assert open_incident(instance.id) is None
     assert instance.next_timer_at is not None  # the verification period runs
     _restart()
     timers.fire_due_timers(instance.next_timer_at + timedelta(minutes=1))
@@ -80,7 +75,7 @@ def test_an_instance_that_stalls_becomes_an_incident_naming_the_element(seeded, 
 
     db.session.refresh(instance)
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "implement_actions"
     assert "Stalled at implement_actions" in incident.message
     assert count(AuditEvent, AuditEvent.instance_id == instance.id, AuditEvent.action == "incident.raised") == 1
@@ -94,7 +89,7 @@ def test_retry_merges_what_a_stranded_multi_instance_missed(seeded, user, monkey
 
     db.session.refresh(instance)
     assert instance.status == "running"
-    assert _open_incident(instance.id) is None
+    assert open_incident(instance.id) is None
     assert instance.next_timer_at is not None
 
 
@@ -176,7 +171,7 @@ def test_a_value_task_data_cannot_hold_is_an_incident_at_its_element(seeded, use
     instance = instances.start_instance("scripted", user("qa"), now=T0)  # no exception: an incident
 
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "compute"
     assert '"v"' in incident.message or "v " in incident.message
     db.session.expire_all()
@@ -208,7 +203,7 @@ def test_handler_result_json_cannot_hold_is_an_incident_not_a_server_error(seede
     instance = instances.start_instance("nan_handler", user("qa"), now=T0)
 
     assert instance.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "measure"
     assert "measured" in incident.message and "nan" in incident.message.lower()
 
@@ -248,7 +243,7 @@ def test_a_failing_timer_step_never_stops_the_other_instances(seeded, user, monk
     assert report.fired == 1 and report.failed == [first.id]
     db.session.expire_all()
     assert db.session.get(ProcessInstance, first.id).status == "incident"
-    assert "the database refused the row" in _open_incident(first.id).message
+    assert "the database refused the row" in open_incident(first.id).message
     assert ready_task(second.id, "check") is not None
     assert timers.tick(T0 + timedelta(hours=3)).fired == 0  # the failed one is not retried by every tick
 
@@ -305,7 +300,7 @@ def test_an_exception_while_completing_a_task_is_an_incident_and_a_retry_complet
     db.session.expire_all()
     stored = db.session.get(ProcessInstance, instance.id)
     assert stored.status == "incident"
-    incident = _open_incident(instance.id)
+    incident = open_incident(instance.id)
     assert incident.element_id == "review"
     assert "Expected an output item" in incident.message
     assert count(Task, Task.instance_id == instance.id, Task.state == "ready") == 0
