@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,8 +18,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# Playwright cannot download its own browsers here, so it drives Debian's Chromium: /usr/bin/chromium, or a
+# chromium on PATH. Without one the browser tests fail (they are part of `make test`), saying how to install it.
 CHROMIUM = Path("/usr/bin/chromium")
-# Playwright cannot download its own browsers here, so it drives Debian's Chromium.
+if not CHROMIUM.exists() and shutil.which("chromium"):
+    CHROMIUM = Path(shutil.which("chromium"))
+CHROMIUM_MISSING = (f"the browser tests need Chromium at {CHROMIUM} or on PATH, and none was found: "
+                    "install it with `apt-get install -y chromium` (as root)")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
@@ -62,9 +68,9 @@ def _wait_until_up(url: str, server: subprocess.Popen, log: Path) -> None:
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """Return Debian's Chromium, skipping the browser tests when it is not installed."""
+    """Return Debian's Chromium; fail (never skip) the browser tests when it is not installed."""
     if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.fail(CHROMIUM_MISSING, pytrace=False)
     return CHROMIUM
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.e2e.accounts import sign_in
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT, serve
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, ROOT, serve
 
 GUIDE = ROOT / "app" / "static" / "guide"
 VIEWPORT = {"width": 1600, "height": 1000}
@@ -78,7 +78,7 @@ def take(page: Page) -> list[Path]:
 
 def main() -> None:
     if not CHROMIUM.exists():
-        sys.exit(f"screenshots need Chromium at {CHROMIUM} (apt-get install chromium)")
+        sys.exit(CHROMIUM_MISSING.replace("the browser tests need", "screenshots need"))
     with tempfile.TemporaryDirectory() as workdir, serve(Path(workdir)) as (url, _), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(base_url=url, locale="en-US", viewport=VIEWPORT)
