@@ -22,12 +22,12 @@ from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.studio import ProcessDraft, StudioForm
 from app.models.suppliers import ScarRequest, SupplierReturn
-from app.models.users import ROLES, ApiToken, Group, User
+from app.models.users import ROLES, ApiToken, Group, User, UserSession
 
 __all__ = [
     "ROLES", "ApiToken", "AuditEvent", "AuditHead", "CalendarDay", "Document", "Group", "Incident",
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
-    "ScarRequest", "SupplierReturn", "ProcessDraft", "StudioForm",
+    "ScarRequest", "SupplierReturn", "ProcessDraft", "StudioForm", "UserSession",
 ]

@@ -61,10 +61,35 @@ class User(UserMixin, db.Model):
 
 
 class ApiToken(db.Model):
+    """A bearer token for the API; only its SHA-256 is stored. It works until it is revoked or expires, and
+    not while its user is deactivated or locked out."""
+
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: never
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     user: Mapped[User] = relationship()
+
+    def state(self, now: datetime) -> str:
+        """Say whether the token works: "active", "revoked" or "expired"."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+class UserSession(db.Model):
+    """A browser's sign-in: its session cookie carries a random key whose SHA-256 is the id here. Signing out
+    ends the row, so a copy of the cookie taken before the sign-out no longer signs anyone in."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -22,6 +22,17 @@
   var dirty = false;
   var lastProblems = [];
 
+  // The preview is never sent; discarding the studio's version asks first (no inline handlers: the CSP has none).
+  previewForm.addEventListener("submit", function (event) { event.preventDefault(); });
+  var discard = document.querySelector('form[data-testid="discard-form"]');
+  if (discard) {
+    discard.addEventListener("submit", function (event) {
+      if (!window.confirm(discard.dataset.confirm)) {
+        event.preventDefault();
+      }
+    });
+  }
+
   function format(text, values) {
     return text.replace(/%\((\w+)\)s/g, function (_, key) { return String(values[key]); });
   }
