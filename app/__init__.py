@@ -45,12 +45,19 @@ def select_locale() -> str | None:
     return "zh_CN" if best and best.startswith("zh") else "en"
 
 
+def register_extensions() -> None:
+    """Fill the platform's registries: service-task handlers (handlers/) and the procedures' form checks."""
+    import handlers  # noqa: F401 - registers the service-task handlers
+    from app.services import procedures
+    procedures.register_all()
+
+
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the application; nothing runs at import time."""
     from app import cli, errors
     from app.api import register_api
     from app.extensions import babel, csrf, db, login_manager, migrate
-    from app.services import audit
+    from app.services.evidence import audit
     from app.web import register_web
 
     app = Flask(__name__, instance_relative_config=False)
@@ -77,6 +84,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=os.path.join(os.path.dirname(__file__), "translations"))
+    register_extensions()
     register_web(app)
     register_api(app)
     errors.register(app)

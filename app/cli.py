@@ -61,7 +61,7 @@ def _terminal_locale() -> str:
 def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
     """Deploy a .bpmn file with the .dmn files it uses (PATHS: x.bpmn [y.dmn ...]), or every .bpmn file of a
     directory with the directory's .dmn files. Unchanged files are skipped."""
-    from app.services import processes
+    from app.services.workflow import processes
     with force_locale(_terminal_locale()):
         diagrams = [path for path in paths if path.suffix == ".bpmn"]
         decisions = {path.name: path.read_bytes() for path in paths if path.suffix == ".dmn"}
@@ -87,7 +87,7 @@ def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
 @processes_cli.command("list")
 def list_command() -> None:
     """List processes and their versions."""
-    from app.services import processes
+    from app.services.workflow import processes
     for definition in processes.list_definitions():
         versions = ", ".join(f"v{v.version}" for v in definition.versions)
         click.echo(f"{definition.key}\t{definition.name}\t{versions}")
@@ -108,7 +108,8 @@ def token_command(username: str) -> None:
 def verify_command() -> None:
     """Recompute the hash chain against the signed checkpoints, re-hash every document and check every
     signature against its audit event; exit 1 when anything was tampered with."""
-    from app.services import audit_checkpoints, evidence
+    from app.services.evidence import audit_checkpoints
+    from app.services.evidence import verification as evidence
     try:
         report, checkpoints = audit_checkpoints.verify_trail()
     except QualiflowError as err:
@@ -128,7 +129,7 @@ def verify_command() -> None:
 @audit_cli.command("checkpoint")
 def checkpoint_command() -> None:
     """Verify the rows appended since the last checkpoint and sign the chain's head into a checkpoint file."""
-    from app.services import audit_checkpoints
+    from app.services.evidence import audit_checkpoints
     try:
         checkpoint = audit_checkpoints.write_checkpoint()
     except QualiflowError as err:
@@ -143,7 +144,7 @@ def checkpoint_command() -> None:
 @click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone); default: now.")
 def tick_command(now_text: str | None) -> None:
     """Fire every timer due now (for cron or tests)."""
-    from app.services import timers
+    from app.services.workflow import timers
     report = timers.tick(_parse_now(now_text))
     click.echo(f"{report.fired} instance(s) advanced by timers.")
     for instance_id in report.failed:  # each in incident; the others fired regardless
@@ -153,7 +154,7 @@ def tick_command(now_text: str | None) -> None:
 @instances_cli.command("check")
 def check_instances_command() -> None:
     """Find running instances that nothing can move on (stalled) and put each in incident; exit 1 if any."""
-    from app.services import instances
+    from app.services.workflow import instances
     checked, stalled = instances.check_running()
     for item in stalled:
         click.echo(f"instance {item.instance_id} ({item.process_key}, {item.title!r}): stalled at "
@@ -167,7 +168,7 @@ def check_instances_command() -> None:
 @click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone).")
 def send_command(now_text: str | None) -> None:
     """Send queued e-mail that is due."""
-    from app.services import notifications
+    from app.services.workflow import notifications
     report = notifications.send_due(_parse_now(now_text))
     click.echo(f"sent {report.sent}, will retry {report.retried}, failed {report.failed}")
 
@@ -197,7 +198,8 @@ def scheduler_command() -> None:
               help="The user the import is recorded as (audit trail, CAPAs opened by failed inspections).")
 def import_command(kind: str, path: Path, username: str) -> None:
     """Import a CSV or XLSX file of KIND (all rows or none); KIND is one of the master-data kinds."""
-    from app.services import imports, users
+    from app.services import users
+    from app.services.lots import imports
     try:
         actor = users.get_by_username(username)
         if not actor.active:
@@ -224,14 +226,14 @@ def import_command(kind: str, path: Path, username: str) -> None:
 @click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone); default: now.")
 def expire_command(now_text: str | None) -> None:
     """Lock every lot whose expiry date has passed (status expired, audited)."""
-    from app.services import lots
+    from app.services.lots import lots
     click.echo(f"{lots.expire_lots(_parse_now(now_text))} lot(s) expired.")
 
 
 @lots_cli.command("kinds")
 def kinds_command() -> None:
     """List the importable kinds and their columns (* = required)."""
-    from app.services import imports
+    from app.services.lots import imports
     for kind in imports.KINDS.values():
         columns = ", ".join(f"{c.name}{'*' if c.required else ''}" for c in kind.columns)
         click.echo(f"{kind.name}: {columns}")
@@ -243,7 +245,8 @@ def kinds_command() -> None:
               help="The administrator the change is recorded as in the audit trail.")
 def holidays_import_command(path: Path, username: str) -> None:
     """Set the days of a CSV file with columns jurisdiction, date, kind (holiday or workday), name (all or none)."""
-    from app.services import calendars, users
+    from app.services import users
+    from app.services.workflow import calendars
     try:
         with path.open(newline="", encoding="utf-8-sig") as file:
             count = calendars.import_days(users.get_by_username(username), list(csv.DictReader(file)))
@@ -257,7 +260,7 @@ def holidays_import_command(path: Path, username: str) -> None:
 @click.option("--year", type=int, help="Only this year.")
 def holidays_list_command(jurisdiction: str | None, year: int | None) -> None:
     """List the holidays and make-up working days."""
-    from app.services import calendars
+    from app.services.workflow import calendars
     for day in calendars.list_days(jurisdiction, year):
         click.echo(f"{day.jurisdiction}\t{day.day.isoformat()}\t{day.kind}\t{day.name}")
 

@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def _job(app: Flask, name: str) -> None:
-    from app.services import audit_checkpoints, lots, notifications, timers
+    from app.services.evidence import audit_checkpoints
+    from app.services.lots import lots
+    from app.services.workflow import notifications, timers
 
     with app.app_context():
         try:

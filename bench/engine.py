@@ -236,7 +236,7 @@ def bench_app(workdir: Path) -> Iterator[Any]:
 def deploy(bpmn: bytes, filename: str) -> None:
     """Deploy a diagram through the real lint and versioning."""
     from app.extensions import db
-    from app.services import processes
+    from app.services.workflow import processes
 
     processes.deploy_file(bpmn, filename, None, "benchmark")
     db.session.remove()
@@ -262,7 +262,7 @@ def start(process_key: str, username_id: int, data: dict[str, Any], title: str) 
     """Start an instance as a request would (fresh session, load the actor, one commit); return its id."""
     from app.extensions import db
     from app.models import User
-    from app.services import instances
+    from app.services.workflow import instances
 
     instance_id = instances.start_instance(process_key, db.session.get(User, username_id), data, title=title).id
     db.session.remove()
@@ -279,7 +279,7 @@ def run_steps(instance_id: int, actor_for: Callable[[Any], int], data_for: Calla
     """
     from app.extensions import db
     from app.models import User
-    from app.services import tasks
+    from app.services.workflow import tasks
 
     latencies: list[float] = []
     while True:
@@ -457,14 +457,14 @@ def bench_capa(instances: int, user_ids: dict[str, int]) -> dict[str, Any]:
 
 def _fire_timers(now: datetime) -> None:
     from app.extensions import db
-    from app.services import timers
+    from app.services.workflow import timers
 
     timers.fire_due_timers(now)
     db.session.remove()
 
 
 def _verify_audit() -> int:
-    from app.services import audit
+    from app.services.evidence import audit
 
     report = audit.verify()
     if not report.ok:

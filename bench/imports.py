@@ -80,7 +80,7 @@ def import_file(kind: str, path: Path, admin_id: int, profiler: cProfile.Profile
     """Stage a file as the CLI does and time run_import; return the job's outcome and the timings."""
     from app.extensions import db
     from app.models import User
-    from app.services import imports
+    from app.services.lots import imports
 
     started = time.perf_counter()
     job = imports.start_import(kind, path.name, path.read_bytes(), db.session.get(User, admin_id))

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/layout.py` puts bench/ first on the path, not the project
 
-from app.services.diagram_layout import add_layout, count_elements, parse  # noqa: E402
+from app.services.studio.diagram_layout import add_layout, count_elements, parse  # noqa: E402
 from tests.unit.services import large_diagrams  # noqa: E402
 
 CASES = [

@@ -678,7 +678,7 @@ def naive_queries_for(sets: dict[str, set[int]]) -> int:
 
 def _forward_lot_count(material_lot_id: int) -> int:
     from app.extensions import db
-    from app.services import trace
+    from app.services.lots import trace
 
     count = len(trace.forward([material_lot_id]).product_lots)
     db.session.remove()
@@ -716,7 +716,7 @@ def measure(s: Scale, seed: int, repeats: int, naive_repeats: int, naive_full: b
 
     from app.extensions import db
     from app.models import Shipment
-    from app.services import trace
+    from app.services.lots import trace
 
     queries: dict[str, Any] = {}
     stats, result = timed(lambda: trace.forward([DESIGNATED]), repeats)

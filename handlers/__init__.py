@@ -1,4 +1,5 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
+from app.services.workflow import registry
 from handlers import capa, deadlines, lots, recalls, supplier_returns
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
@@ -13,7 +14,7 @@ from handlers.lots import (
 )
 from handlers.notify import EmailParams, queue_email
 
-REGISTRY: dict[str, Handler] = {
+_HANDLERS: dict[str, Handler] = {
     "documents.render": Handler(render_document, RenderParams,
                                 "Render a docx template with the instance data and store it as evidence"),
     "notify.email": Handler(queue_email, EmailParams,
@@ -69,5 +70,8 @@ REGISTRY: dict[str, Handler] = {
     "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,
                                   "Mark a missed deadline escalated and e-mail the escalation"),
 }
+
+registry.register_handlers(_HANDLERS)
+REGISTRY = registry.HANDLERS  # every registered handler, these and any a site adds
 
 __all__ = ["REGISTRY", "Handler", "HandlerContext", "HandlerError"]

@@ -5,7 +5,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from app.services import capa, lots
+from app.services.lots import lots
+from app.services.procedures import capa
 from handlers.base import HandlerContext, HandlerError
 
 

@@ -6,7 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.engine import parse_duration
-from app.services import deadlines
+from app.services.workflow import deadlines
 from handlers.base import HandlerContext
 from handlers.notify import EmailParams, queue_email
 

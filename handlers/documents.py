@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from app.models import Document, Signature, Task
-from app.services.document_rendering import store_document
+from app.services.evidence.document_rendering import store_document
 from handlers.base import HandlerContext
 
 NAME = validate.Regexp(r"^[A-Za-z0-9_]+$", error="letters, digits and underscores only")

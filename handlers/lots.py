@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.exceptions import QualiflowError
 from app.models import MaterialLot, Product, ProductLot
-from app.services import lots, trace
+from app.services.lots import lots, trace
 from handlers.base import HandlerContext, HandlerError
 
 SETTABLE = ("hold", "released", "recalled", "quarantine", "scrapped")

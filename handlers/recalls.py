@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.exceptions import QualiflowError
 from app.models import Document
-from app.services import recalls
+from app.services.procedures import recalls
 from handlers.base import HandlerContext, HandlerError
 from handlers.documents import NAME, render_evidence
 

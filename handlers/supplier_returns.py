@@ -10,7 +10,7 @@ from app.engine import parse_duration
 from app.exceptions import QualiflowError
 from app.models.lots import SUPPLIER_STATUSES
 from app.models.suppliers import VERIFICATION_RESULTS
-from app.services import supplier_returns
+from app.services.procedures import supplier_returns
 from handlers.base import HandlerContext, HandlerError
 from handlers.documents import NAME, render_evidence
 

@@ -95,7 +95,7 @@ def runner(app):
 def seeded(app):
     """Demo groups and users and the shipped processes, without demo instances."""
     demo.seed_people()
-    from app.services import processes
+    from app.services.workflow import processes
     processes.deploy_directory(ROOT / "processes", None, "test setup")
     return app
 

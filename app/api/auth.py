@@ -4,7 +4,6 @@ from __future__ import annotations
 from flask import g, request
 
 from app.exceptions import QualiflowError
-from app.models import User
 from app.services import users
 
 
@@ -24,5 +23,5 @@ def authenticate_request() -> None:
     g.api_user = user
 
 
-def api_user() -> User:
+def api_user() -> users.User:
     return g.api_user

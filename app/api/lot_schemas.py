@@ -4,7 +4,7 @@ from __future__ import annotations
 from marshmallow import INCLUDE, Schema, fields, post_load, validate
 
 from app.api.schemas import AuditSchema
-from app.services import imports
+from app.services.lots import imports
 
 # URL and form spelling of the importable kinds: "product-lots" for imports.KINDS["product_lots"].
 API_KINDS = {name.replace("_", "-"): name for name in imports.KINDS}

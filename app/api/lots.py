@@ -43,8 +43,8 @@ from app.api.lot_schemas import (
 )
 from app.api.schemas import InstanceStartedSchema
 from app.exceptions import ImportRefused
-from app.models.types import utcnow
-from app.services import imports, lots, trace
+from app.services.lots import imports, lots, trace
+from app.services.workflow import plant_time
 
 blp = Blueprint("lots_api", __name__, url_prefix="/api/v1",
                 description="Qualiflow lot data: master data, lot status and release, trace, imports")
@@ -167,7 +167,7 @@ def set_material_lot_status(args: dict, lot_id: int):
 @blp.response(200, ReleaseReportSchema)
 def release_checks(lot_id: int):
     """Check a product lot against every release condition and list the ones it fails."""
-    return lots.release_checks(lots.get_lot("product", lot_id), utcnow().date()).as_dict()
+    return lots.release_checks(lots.get_lot("product", lot_id), plant_time.utcnow().date()).as_dict()
 
 
 @blp.route("/product-lots/<int:lot_id>/release", methods=["POST"])

@@ -6,10 +6,9 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates, validates_schema
 
-from app.models import Deadline
-from app.models.types import utcnow
-from app.services import recalls
-from app.services.imports import EXTENSIONS
+from app.services.lots.imports import EXTENSIONS
+from app.services.procedures import recalls
+from app.services.workflow import deadlines, plant_time
 
 # --- the dashboard ----------------------------------------------------------------------------------------------------
 
@@ -140,7 +139,7 @@ class DeadlineSchema(Schema):
                                                                              "null when met"})
 
     @pre_dump
-    def read_at(self, row: tuple[Deadline, datetime], **_: Any) -> dict[str, Any]:
+    def read_at(self, row: tuple[deadlines.Deadline, datetime], **_: Any) -> dict[str, Any]:
         deadline, now = row
         remaining = None if deadline.met_at else int((deadline.due_at - now).total_seconds())
         return {"deadline": deadline, "status": deadline.status(now), "seconds_remaining": remaining}
@@ -207,7 +206,7 @@ class RecallSchema(Schema):
     @pre_dump
     def read_at_one_instant(self, view: recalls.RecallView, **_: Any) -> dict[str, Any]:
         """Read the view's figures once, and every deadline's status at the same instant."""
-        now = utcnow()
+        now = plant_time.utcnow()
         data = view.instance.data or {}
         return {"id": view.instance.id, "title": view.instance.title, "status": view.instance.status,
                 "recall_class": str(data.get("recall_class") or ""), "markets": data.get("markets") or [],

@@ -27,8 +27,7 @@ from app.api.recall_schemas import (
 )
 from app.api.schemas import InstanceStartedSchema
 from app.exceptions import FormInvalid
-from app.models import RecallConsignee
-from app.services import dashboards, recalls
+from app.services.procedures import dashboards, recalls
 
 blp = Blueprint("recalls_api", __name__, url_prefix="/api/v1",
                 description="Recalls: the dashboard, affected lots and consignees, deadlines, returns and checks")
@@ -148,7 +147,7 @@ def get_acknowledgment(token: str):
     return recalls.consignee_for_token(token)
 
 
-def _answers(consignee: RecallConsignee, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _answers(consignee: recalls.RecallConsignee, args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Turn the answer's lines (by lot number) into the service's per-line keys; return them with each key's
     place in the request, so refusals name the field the caller sent."""
     line_ids = {line.product_lot.lot_number: line.id for line in consignee.lines}

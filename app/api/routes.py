@@ -24,7 +24,8 @@ from app.api.schemas import (
     TaskSchema,
 )
 from app.exceptions import QualiflowError
-from app.services import evidence, instances, processes, tasks
+from app.services.evidence import verification as evidence
+from app.services.workflow import instances, processes, tasks
 
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Qualiflow procedures, tasks and evidence")
 # Authenticate before any argument parsing, so anonymous callers learn nothing about the API's input rules.

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.auth import api_user, authenticate_request
-from app.services import studio
+from app.services.studio import studio
 from app.web.studio_api import xml_body
 
 blp = Blueprint("studio_rest", __name__, url_prefix="/api/v1/studio",

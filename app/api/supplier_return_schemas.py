@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields, pre_dump, validate
 
 from app.api.recall_schemas import DeadlineSchema
-from app.models.types import utcnow
+from app.services.workflow import plant_time
 
 
 class ReturnSupplierSchema(Schema):
@@ -88,7 +88,7 @@ class SupplierReturnSchema(Schema):
 
     @pre_dump
     def read_now(self, view, **_: Any) -> dict[str, Any]:
-        now = utcnow()
+        now = plant_time.utcnow()
         return {"instance": view.instance, "number": view.number, "supplier": view.supplier, "lots": view.lots,
                 "scars": view.scars, "returns": view.returns, "deadlines": [(d, now) for d in view.deadlines]}
 

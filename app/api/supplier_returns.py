@@ -15,7 +15,7 @@ from app.api.supplier_return_schemas import (
     StartReturnSchema,
     SupplierReturnSchema,
 )
-from app.services import supplier_returns
+from app.services.procedures import supplier_returns
 
 blp = Blueprint("supplier_returns_api", __name__, url_prefix="/api/v1",
                 description="Supplier returns: lots, SCAR rounds with the supplier's answers, return records")

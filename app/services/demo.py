@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services import calendars, plant_time, processes, recalls
-from app.services.demo_lots import load_demo_lots
-from app.services.instances import start_instance
-from app.services.lots import expire_lots
-from app.services.transaction import atomic
+from app.services.lots.demo_lots import load_demo_lots
+from app.services.lots.lots import expire_lots
+from app.services.procedures import recalls
 from app.services.users import ensure_group, ensure_user, get_by_username
+from app.services.workflow import calendars, plant_time, processes
+from app.services.workflow.instances import start_instance
+from app.services.workflow.transaction import atomic
 
 DEMO_PASSWORD = "qualiflow-demo"
 

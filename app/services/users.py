@@ -13,7 +13,7 @@ from app.exceptions import NotFound, PermissionDenied, QualiflowError
 from app.extensions import db
 from app.models import ROLES, ApiToken, Group, User
 from app.models.types import utcnow
-from app.services import audit
+from app.services.evidence import audit
 
 _hasher = PasswordHasher()
 

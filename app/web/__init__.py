@@ -6,15 +6,13 @@ from datetime import datetime
 
 from flask import Flask, g, request, session
 from flask.sessions import SecureCookieSessionInterface
-from flask_babel import get_locale
-from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.extensions import login_manager
-from app.models import Deadline
-from app.models.types import utcnow
-from app.services import plant_time, users
-from app.services.instances import WORKER_ROLES
+from app.services import users
+from app.services.workflow import deadlines, plant_time
+from app.services.workflow.instances import WORKER_ROLES
+from app.web.common import as_datetime, countdown, ui_lang
 
 
 class PageSessionInterface(SecureCookieSessionInterface):
@@ -30,35 +28,6 @@ class PageSessionInterface(SecureCookieSessionInterface):
                 and request.headers.get("Sec-Fetch-Dest") == "empty"):
             return False
         return super().should_set_cookie(app, session)
-
-
-def ui_lang() -> str:
-    """Return the page language as forms and documents spell it ("en" or "zh-CN")."""
-    return "zh-CN" if str(get_locale()).startswith("zh") else "en"
-
-
-def as_datetime(value: datetime | str) -> datetime:
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def time_span(seconds: float) -> str:
-    """Say a duration in its two largest units, whole minutes: "2 d 3 h", "5 h 10 min", "7 min"."""
-    minutes = int(abs(seconds) // 60)
-    days, hours, minutes = minutes // 1440, minutes % 1440 // 60, minutes % 60
-    if days:
-        parts = [_("%(n)s d", n=days)] + ([_("%(n)s h", n=hours)] if hours else [])
-    elif hours:
-        parts = [_("%(n)s h", n=hours)] + ([_("%(n)s min", n=minutes)] if minutes else [])
-    else:
-        parts = [_("%(n)s min", n=minutes)]
-    return " ".join(parts)
-
-
-def countdown(due: datetime | str, now: datetime) -> str:
-    """Say how long until a due time, or how long it is overdue ("in 2 d 3 h", "5 h overdue")."""
-    seconds = (as_datetime(due) - now).total_seconds()
-    span = time_span(seconds)
-    return _("in %(time)s", time=span) if seconds >= 0 else _("%(time)s overdue", time=span)
 
 
 def register_web(app: Flask) -> None:
@@ -98,7 +67,7 @@ def register_web(app: Flask) -> None:
 
     @app.context_processor
     def page_globals() -> dict:
-        return {"now": utcnow(), "ui_lang": ui_lang(), "current_path": request.path}
+        return {"now": plant_time.utcnow(), "ui_lang": ui_lang(), "current_path": request.path}
 
     @app.template_filter("when")
     def when(value: datetime | None) -> str:
@@ -143,7 +112,7 @@ def register_web(app: Flask) -> None:
     app.add_template_filter(display.json_text, "json_text")
 
     @app.template_global()
-    def deadline_label(deadline: Deadline) -> str:
+    def deadline_label(deadline: deadlines.Deadline) -> str:
         return deadline.label_zh if ui_lang() == "zh-CN" and deadline.label_zh else deadline.label
 
     @app.template_global()

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, PermissionDenied
-from app.services import calendars, instances, notifications
+from app.services.workflow import calendars, instances, notifications
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -12,7 +12,6 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.extensions import login_manager
-from app.models import User
 from app.services import users
 
 bp = Blueprint("auth", __name__)
@@ -24,7 +23,7 @@ class LoginForm(FlaskForm):
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
+def load_user(user_id: str) -> users.User | None:
     return users.get_active_user(int(user_id)) if user_id.isdigit() else None
 
 

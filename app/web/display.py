@@ -10,8 +10,9 @@ from typing import Any
 
 from flask_babel import lazy_gettext
 
-from app.models import ProcessInstance, Task
-from app.services import forms, lots, recalls, tasks
+from app.services.lots import lots
+from app.services.procedures import recalls
+from app.services.workflow import forms, tasks
 
 # Every action code passed to audit.record, in words; "login.failed" and "signature.failed" come from
 # users.check_password's purpose.
@@ -123,14 +124,14 @@ def json_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def step_facts(steps: Iterable[Task], lang: str, until: datetime | None = None) -> list[FactGroup]:
+def step_facts(steps: Iterable[tasks.Task], lang: str, until: datetime | None = None) -> list[FactGroup]:
     """Return the answers of the completed steps (the latest of each, completed by `until`), labelled by their
     forms' titles.
 
     Signed gates are left out: their decision belongs to the signer of that gate, and must never read as the
     decision of the step being signed now. Signatures are listed on their own.
     """
-    latest: dict[str, Task] = {}
+    latest: dict[str, tasks.Task] = {}
     for step in steps:
         if (step.state == "completed" and step.form and step.data and not step.signature_meaning
                 and (until is None or step.completed_at <= until)):
@@ -141,7 +142,7 @@ def step_facts(steps: Iterable[Task], lang: str, until: datetime | None = None) 
     return [group for group in groups if group.facts]
 
 
-def key_figures(instance: ProcessInstance) -> tuple[str, list[Fact]] | None:
+def key_figures(instance: tasks.ProcessInstance) -> tuple[str, list[Fact]] | None:
     """Return the figures a procedure's signer weighs beyond the form answers, under a heading, if it has any."""
     key = instance.version.definition.key
     release = (instance.data or {}).get("release")
@@ -200,11 +201,11 @@ def recall_figures(instance_id: int) -> list[Fact]:
     ]
 
 
-def _step_name(step: Task, lang: str) -> str:
+def _step_name(step: tasks.Task, lang: str) -> str:
     return step.name_zh if lang == "zh-CN" and step.name_zh else step.name
 
 
-def _facts(step: Task, lang: str) -> list[Fact]:
+def _facts(step: tasks.Task, lang: str) -> list[Fact]:
     schema, ui_schema = tasks.task_form(step)
     facts = [_fact(f) for f in forms.form_fields(schema, ui_schema, step.data or {}, {}, lang=lang)]
     return [fact for fact in facts if fact.text or fact.rows]

@@ -6,8 +6,9 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, QualiflowError, SignatureRejected
-from app.services import forms, instances, processes, tasks
-from app.web import display, ui_lang
+from app.services.workflow import forms, instances, processes, tasks
+from app.web import display
+from app.web.common import ui_lang
 
 bp = Blueprint("inbox", __name__)
 

@@ -8,8 +8,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import EvidenceTampered, FormInvalid, QualiflowError, ValidationFailed
-from app.models.evidence import DOCX_MIMETYPE
-from app.services import diagrams, evidence, instances, processes, studio
+from app.services.evidence import document_rendering
+from app.services.evidence import verification as evidence
+from app.services.studio import diagrams, studio
+from app.services.workflow import instances, processes
 
 bp = Blueprint("instances", __name__, url_prefix="/instances")
 
@@ -92,7 +94,7 @@ def document(document_id: int):
                     "SHA-256, so it is not served. An incident was raised on its instance.")
         return render_template("error.html", status=409, message=message), 409
     return send_file(io.BytesIO(document.content), download_name=document.filename, as_attachment=True,
-                     mimetype=DOCX_MIMETYPE)
+                     mimetype=document_rendering.DOCX_MIMETYPE)
 
 
 @bp.post("/<int:instance_id>/cancel")

@@ -24,12 +24,12 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
-from app.models.lots import MATERIAL_ONLY_STATUSES
-from app.models.types import utcnow
-from app.services import imports, lots, supplier_returns, trace
-from app.services.forms import Field
-from app.services.instances import WORKER_ROLES
-from app.web import ui_lang
+from app.services.lots import imports, lots, trace
+from app.services.procedures import supplier_returns
+from app.services.workflow import plant_time
+from app.services.workflow.forms import Field
+from app.services.workflow.instances import WORKER_ROLES
+from app.web.common import ui_lang
 
 bp = Blueprint("lots", __name__, url_prefix="/lots")
 trace_bp = Blueprint("trace", __name__, url_prefix="/trace")
@@ -41,7 +41,7 @@ LOT_PAGES = {"product_lots": "lots.product_lot", "material_lots": "lots.material
 
 
 def _today() -> date:
-    return utcnow().date()
+    return plant_time.utcnow().date()
 
 
 def _near_expiry_days() -> int:
@@ -204,7 +204,7 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
     return render_template("lots/product_lot.html", page=page, lot=page.lot,
                            release=lots.release_checks(page.lot, _today()),
                            next_statuses=[status for status in lots.TRANSITIONS[page.lot.status]
-                                          if status not in MATERIAL_ONLY_STATUSES],
+                                          if status not in lots.MATERIAL_ONLY_STATUSES],
                            can_change=_can_change_status(), status_error=error, days=_near_expiry_days()), status
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template
 from flask_login import current_user, login_required
 
-from app.services import diagrams, processes
+from app.services.studio import diagrams
+from app.services.workflow import processes
 
 bp = Blueprint("processes", __name__, url_prefix="/processes")
 

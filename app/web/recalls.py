@@ -14,9 +14,9 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.utils import secure_filename
 
 from app.exceptions import FormInvalid, ImportRefused, QualiflowError
-from app.models import RecallConsignee
-from app.services import dashboards, lots, recalls
-from app.web import ui_lang
+from app.services.lots import lots
+from app.services.procedures import dashboards, recalls
+from app.web.common import ui_lang
 
 bp = Blueprint("recalls", __name__, url_prefix="/recalls")
 ack_bp = Blueprint("ack", __name__, url_prefix="/ack")
@@ -180,7 +180,7 @@ def _company() -> dict[str, str]:
     return {"name": config["COMPANY_NAME"], "contact": config["COMPANY_CONTACT"]}
 
 
-def _in_language(consignee: RecallConsignee, template: str, status: int = 200, **context):
+def _in_language(consignee: recalls.RecallConsignee, template: str, status: int = 200, **context):
     """Render a page in the consignee's language (the notice's), whatever the browser asks for."""
     with force_locale("zh_CN" if consignee.language == "zh-CN" else "en"):
         return render_template(template, consignee=consignee, company=_company(), **context), status

@@ -12,9 +12,11 @@ from flask_login import current_user, login_required
 from werkzeug.routing import BuildError
 
 from app.exceptions import InvalidBpmn, PermissionDenied, ProcessIdTaken
-from app.models.users import OWNER_ROLES
-from app.services import processes, studio, users
-from app.web import ui_lang
+from app.services import users
+from app.services.studio import studio
+from app.services.workflow import processes
+from app.services.workflow.instances import OWNER_ROLES
+from app.web.common import ui_lang
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 

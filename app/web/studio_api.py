@@ -7,7 +7,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from app.exceptions import QualiflowError, ValidationFailed
-from app.services import studio
+from app.services.studio import studio
 
 bp = Blueprint("studio_api", __name__, url_prefix="/studio/api")
 

@@ -10,8 +10,8 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from app.exceptions import PermissionDenied, QualiflowError
-from app.services import studio_forms
-from app.web import ui_lang
+from app.services.studio import studio_forms
+from app.web.common import ui_lang
 
 bp = Blueprint("studio_forms", __name__, url_prefix="/studio/forms")
 

@@ -11,8 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import FormInvalid, QualiflowError
-from app.models import ScarRequest
-from app.services import supplier_returns
+from app.services.procedures import supplier_returns
 from app.web.recalls import keep_private
 
 bp = Blueprint("supplier_returns", __name__, url_prefix="/supplier-returns")
@@ -57,7 +56,7 @@ def _locale(language: str | None):
     return force_locale("zh_CN" if language == "zh-CN" else "en") if language else nullcontext()
 
 
-def _in_language(scar: ScarRequest, template: str, status: int = 200, **context):
+def _in_language(scar: supplier_returns.ScarRequest, template: str, status: int = 200, **context):
     """Render a page in the SCAR's language (the supplier's), whatever the browser asks for."""
     with _locale(scar.language):
         return render_template(template, scar=scar, company=_company(), **context), status

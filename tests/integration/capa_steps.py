@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from app.extensions import db
 from app.models import ProcessInstance, Task
-from app.services import instances, tasks, timers
+from app.services.workflow import instances, tasks, timers
 from tests.conftest import T0
 
 PROBLEM = {"title": "Burr on hub", "source": "complaint", "source_reference": "CMP-2026-118", "severity": "major",

@@ -8,7 +8,7 @@ import docx
 from docxtpl import DocxTemplate
 
 from app.models import Document
-from app.services import document_rendering
+from app.services.evidence import document_rendering
 from tests.conftest import ROOT
 
 EMPTY = "⟦EMPTY⟧"

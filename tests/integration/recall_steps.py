@@ -6,7 +6,9 @@ from datetime import datetime
 
 from app.extensions import db
 from app.models import ProcessInstance, Task
-from app.services import demo, instances, notifications, recalls, tasks
+from app.services import demo
+from app.services.procedures import recalls
+from app.services.workflow import instances, notifications, tasks
 
 TRIGGER = {"source": "complaint", "material_lots": "M1", "description": "Leaking infusion sets reported by a hospital",
            "reporter": "Dr Wu", "reported_on": "2026-11-20"}

@@ -8,7 +8,7 @@ import pytest
 from app.exceptions import PermissionDenied
 from app.extensions import db
 from app.models import AuditEvent, CalendarDay, OutboxMessage
-from app.services import calendars
+from app.services.workflow import calendars
 from tests.conftest import T0, login
 
 

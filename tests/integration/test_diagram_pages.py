@@ -6,8 +6,9 @@ from lxml import etree
 
 from app.extensions import db
 from app.models import Incident
-from app.services import diagram_layout, diagrams, instances, tasks
-from app.services.diagram_layout import add_layout
+from app.services.studio import diagram_layout, diagrams
+from app.services.studio.diagram_layout import add_layout
+from app.services.workflow import instances, tasks
 from tests.conftest import T0, login
 from tests.integration.capa_steps import STEPS, ready_task
 from tests.unit.services import large_diagrams

@@ -8,8 +8,8 @@ import pytest
 
 from app.extensions import db
 from app.models import Document
-from app.services import instances, timers
-from app.services import lots as lot_service
+from app.services.lots import lots as lot_service
+from app.services.workflow import instances, timers
 from tests.conftest import T0
 from tests.integration import capa_steps
 from tests.integration.document_checks import empty_fields, raw_codes

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from app.extensions import db
 from app.models import ProductLot
-from app.services import imports, lots
+from app.services.lots import imports, lots
 from tests.conftest import login
 
 GTIN = "06901234567892"

@@ -8,7 +8,8 @@ from app.extensions import db
 from app.models import AuditEvent, AuditHead
 from app.models.types import utcnow
 from app.scheduler import start_scheduler
-from app.services import audit_checkpoints, instances, tasks
+from app.services.evidence import audit_checkpoints
+from app.services.workflow import instances, tasks
 from tests.integration.capa_steps import STEPS, ready_task
 
 

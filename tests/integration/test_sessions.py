@@ -2,7 +2,7 @@
 still in flight when the user signs out cannot sign them back in."""
 from __future__ import annotations
 
-from app.services import instances
+from app.services.workflow import instances
 from tests.conftest import T0, login
 
 BACKGROUND = {"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"}

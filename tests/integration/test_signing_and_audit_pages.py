@@ -7,7 +7,7 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent
-from app.services import instances, tasks
+from app.services.workflow import instances, tasks
 from tests.conftest import login
 from tests.integration.capa_steps import ready_task, run_capa_to_approval
 

@@ -10,7 +10,8 @@ from flask_babel import refresh
 
 from app.extensions import db
 from app.models import AuditEvent, Task
-from app.services import demo, instances
+from app.services import demo
+from app.services.workflow import instances
 from tests.conftest import login
 
 

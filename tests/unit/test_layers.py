@@ -100,12 +100,33 @@ class Rule:
         return [f"{path}:{line}: {what}" for line, what in self.find(ast.parse(source, filename=path))]
 
 
+def _imports_under(*prefixes: str) -> Callable[[ast.AST], Iterator[Finding]]:
+    """Find imports of the project's own modules under any of the dotted prefixes (app.models, handlers)."""
+
+    def find(tree: ast.AST) -> Iterator[Finding]:
+        for line, module, names in _imports(tree):
+            targets = [f"{module}.{name}" for name in names] if names else [module]
+            if any(t == p or t.startswith(p + ".") for t in (module, *targets) for p in prefixes):
+                yield line, f"imports {module}"
+
+    return find
+
+
 RULES = [
     Rule("spiff", "only app/engine imports SpiffWorkflow", _outside("app/engine"), _imports_of("SpiffWorkflow")),
     Rule("thin-routes", "routes (app/web, app/api) leave the database to services", _under("app/web", "app/api"),
          _database_access),
     Rule("commits", "the database session commits only in app/services", _outside("app/services"), _commits),
     Rule("handlers", "handlers never import Flask", _under("handlers"), _imports_of("flask", "flask_*")),
+    Rule("route-models", "routes take constants and types from services, never from app.models",
+         _under("app/web", "app/api"), _imports_under("app.models")),
+    Rule("services-handlers", "services never import handlers/ (handlers register with the platform's registry)",
+         _under("app/services"), _imports_under("handlers")),
+    Rule("platform-domains", "the platform (services/workflow, services/evidence) never imports a domain",
+         _under("app/services/workflow", "app/services/evidence"),
+         _imports_under("app.services.lots", "app.services.procedures", "app.services.studio")),
+    Rule("lots-procedures", "lot data never imports a procedure or the studio", _under("app/services/lots"),
+         _imports_under("app.services.procedures", "app.services.studio")),
 ]
 
 
@@ -118,12 +139,12 @@ def test_layer_rule(rule):
 
 def test_the_walk_sees_every_layer_and_skips_tests():
     files = project_files()
-    assert {"app/engine/runner.py", "app/api/routes.py", "app/web/inbox.py", "app/services/tasks.py",
+    assert {"app/engine/runner.py", "app/api/routes.py", "app/web/inbox.py", "app/services/workflow/tasks.py",
             "app/cli.py", "handlers/notify.py"} <= set(files)
     assert not [f for f in files if f.startswith(("tests/", "bench/", "migrations/", ".venv/", "node_modules/"))]
 
 
-SPIFF, ROUTES, COMMITS, HANDLERS = RULES
+SPIFF, ROUTES, COMMITS, HANDLERS, ROUTE_MODELS, SERVICE_HANDLERS, PLATFORM, LOTS = RULES
 
 SELF_TESTS = [
     # rule, path, source, how many violations the checker must find
@@ -147,6 +168,20 @@ SELF_TESTS = [
     (HANDLERS, "handlers/notify.py", "import flask_login\n", 1),
     (HANDLERS, "handlers/notify.py", "from sqlalchemy import select\n", 0),
     (HANDLERS, "app/services/tasks.py", "from flask import current_app\n", 0),
+    (ROUTE_MODELS, "app/web/lots.py", "from app.models.lots import MATERIAL_ONLY_STATUSES\n", 1),
+    (ROUTE_MODELS, "app/api/auth.py", "from app.models import User\n", 1),
+    (ROUTE_MODELS, "app/api/auth.py", "from app import models\n", 1),
+    (ROUTE_MODELS, "app/web/lots.py", "from app.services.lots import lots\n", 0),
+    (ROUTE_MODELS, "app/services/lots/lots.py", "from app.models import ProductLot\n", 0),
+    (SERVICE_HANDLERS, "app/services/workflow/execution.py", "import handlers\n", 1),
+    (SERVICE_HANDLERS, "app/services/studio/studio.py", "from handlers import REGISTRY\n", 1),
+    (SERVICE_HANDLERS, "app/services/workflow/execution.py", "from app.services.workflow import registry\n", 0),
+    (PLATFORM, "app/services/workflow/form_checks.py", "from app.services.procedures import recalls\n", 1),
+    (PLATFORM, "app/services/evidence/audit.py", "from app.services import studio\n", 1),
+    (PLATFORM, "app/services/workflow/tasks.py", "from app.services.evidence import audit\n", 0),
+    (PLATFORM, "app/services/procedures/recalls.py", "from app.services.lots import trace\n", 0),
+    (LOTS, "app/services/lots/lots.py", "from app.services.procedures.capa import check_source\n", 1),
+    (LOTS, "app/services/procedures/capa.py", "from app.services.lots import lots\n", 0),
 ]
 
 
@@ -154,3 +189,79 @@ SELF_TESTS = [
                          ids=[f"{rule.id}-{n}" for n, (rule, *_) in enumerate(SELF_TESTS)])
 def test_the_checker_detects_violations_in_synthetic_source(rule, path, source, expected):
     assert len(rule.violations(path, source)) == expected
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Return each project module's imports of other project modules (function-level imports included)."""
+    modules = {}
+    for path in project_files():
+        name = path[:-3].replace("/", ".")
+        modules[name.removesuffix(".__init__")] = path
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for _, module, names in _imports(ast.parse((ROOT / path).read_text(encoding="utf-8"))):
+            for imported in names or [None]:
+                candidate = f"{module}.{imported}" if imported else module
+                edges.add(candidate if candidate in modules else module)
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the strongly connected groups of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                group = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    group.append(member)
+                    if member == node:
+                        break
+                if len(group) > 1:
+                    cycles.append(sorted(group))
+    return cycles
+
+
+def test_no_import_cycle_between_project_modules():
+    cycles = import_cycles(module_graph())
+    assert not cycles, "import cycles (imports must point one way):\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle_through_three_modules():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_module_graph_sees_registration_edges():
+    graph = module_graph()
+    assert "app.services.workflow.registry" in graph["handlers"]
+    assert "app.services.workflow.registry" in graph["app.services.procedures.recalls"]

@@ -9,7 +9,8 @@ import json
 import docx
 import pytest
 
-from app.services import demo, instances, tasks
+from app.services import demo
+from app.services.workflow import instances, tasks
 from tests.integration.capa_steps import PLAN, STEPS, ready_task, run_capa_to_approval
 from tests.integration.diagrams import (
     CALLER,

@@ -10,7 +10,7 @@ import pytest
 from biip.checksums import gs1_standard_check_digit
 from openpyxl import load_workbook
 
-from app.services import imports
+from app.services.lots import imports
 
 API = "/api/v1"
 

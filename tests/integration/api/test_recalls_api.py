@@ -13,7 +13,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import MaterialLot, OutboxMessage, RecallConsignee, Supplier
 from app.models.types import utcnow
-from app.services import demo, instances, timers
+from app.services import demo
+from app.services.workflow import instances, timers
 from tests.integration import recall_steps as steps
 
 API = "/api/v1"

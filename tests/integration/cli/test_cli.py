@@ -13,7 +13,8 @@ from sqlalchemy.exc import DatabaseError
 from app.extensions import db
 from app.models import ApiToken, AuditEvent, ProcessDefinition, ProcessInstance, ProcessVersion, User
 from app.models.audit import DROP_APPEND_ONLY_SQL
-from app.services import demo, instances, tasks
+from app.services import demo
+from app.services.workflow import instances, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import STEPS, ready_task
 from tests.integration.diagrams import (

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.extensions import db
 from app.models import AuditEvent, ProductLot
-from app.services import imports
+from app.services.lots import imports
 from tests.conftest import T0
 
 LOTS = "gtin,lot_number,quantity,manufactured_on,expiry_on\n"
@@ -67,7 +67,8 @@ def test_kinds_lists_columns_with_required_marks(runner, app):
 
 def test_demo_load_fills_the_lot_pages_once(runner, app):
     from app.models import Customer, GenealogyEdge, MaterialLot, Shipment
-    from app.services import audit, trace
+    from app.services.evidence import audit
+    from app.services.lots import trace
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0 and "lot data row(s) loaded" in first.output
     lots = db.session.scalar(db.select(db.func.count(ProductLot.id)))

@@ -6,7 +6,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Incident, InstanceLot, ProductLot
-from app.services import audit, imports, instances
+from app.services.evidence import audit
+from app.services.lots import imports
+from app.services.workflow import instances
 from tests.conftest import T0
 from tests.integration.services.scenarios import count, deploy, diagram, user_task
 

@@ -33,7 +33,7 @@ from app.models import (
     StockLevel,
     Supplier,
 )
-from app.services import imports
+from app.services.lots import imports
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
 

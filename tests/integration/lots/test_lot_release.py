@@ -11,7 +11,9 @@ import pytest
 from app.exceptions import Conflict, FormInvalid, PermissionDenied
 from app.extensions import db
 from app.models import Document, Inspection, ProcessInstance, Product, ProductLot, Signature, Task
-from app.services import demo, imports, lots, tasks
+from app.services import demo
+from app.services.lots import imports, lots
+from app.services.workflow import tasks
 from tests.conftest import T0
 
 # Every path also runs cold: each engine step as in a freshly started process.
@@ -132,7 +134,7 @@ def test_failed_checks_list_each_condition_and_can_open_a_capa(lot, user):
 def test_a_release_request_names_a_lot_awaiting_release(lot, user, number, message):
     first = lots.start_release(lot.id, user("qa"), now=T0)
     _complete(first.id, "request_release", {"lot_number": "Q1"}, "qa", user)
-    from app.services import instances
+    from app.services.workflow import instances
     second = instances.start_instance("lot_release", user("qa"), {"title": "t"}, title="t", language="en", now=T0)
     with pytest.raises(FormInvalid) as err:
         _complete(second.id, "request_release", {"lot_number": number}, "qa", user)

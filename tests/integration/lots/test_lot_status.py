@@ -21,7 +21,9 @@ from app.models import (
     Task,
 )
 from app.models.lots import LOT_STATUSES
-from app.services import demo, imports, instances, lots, users
+from app.services import demo, users
+from app.services.lots import imports, lots
+from app.services.workflow import instances
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
 

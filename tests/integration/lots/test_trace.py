@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
 from app.models import Customer, GenealogyEdge, MaterialLot, Product, ProductLot, Shipment, Supplier
-from app.services import trace
+from app.services.lots import trace
 
 
 @pytest.fixture

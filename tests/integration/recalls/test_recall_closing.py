@@ -9,7 +9,8 @@ import pytest
 from app.exceptions import FormInvalid
 from app.extensions import db
 from app.models import Document, ProcessInstance
-from app.services import demo, recalls
+from app.services import demo
+from app.services.procedures import recalls
 from tests.conftest import T0, login
 from tests.integration import recall_steps as steps
 

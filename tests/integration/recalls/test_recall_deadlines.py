@@ -10,7 +10,8 @@ import pytest
 
 from app.extensions import db
 from app.models import Document
-from app.services import demo, recalls
+from app.services import demo
+from app.services.procedures import recalls
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 

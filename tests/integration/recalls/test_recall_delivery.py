@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import Deadline, OutboxMessage
-from app.services import notifications, recalls
+from app.services.procedures import recalls
+from app.services.workflow import notifications
 from tests.conftest import T0, login
 from tests.integration import recall_steps as steps
 

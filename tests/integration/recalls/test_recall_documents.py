@@ -10,7 +10,8 @@ import pytest
 from app.extensions import db
 from app.models import Customer, Document, OutboxMessage, ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services import instances, recalls, timers
+from app.services.procedures import recalls
+from app.services.workflow import instances, timers
 from tests.conftest import ROOT, T0
 from tests.integration import recall_steps as steps
 from tests.integration.document_checks import docx_text, empty_fields, raw_codes

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.exceptions import FormInvalid
-from app.services import dashboards, recalls, trace
+from app.services.lots import trace
+from app.services.procedures import dashboards, recalls
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 

@@ -11,7 +11,7 @@ import pytest
 from app.exceptions import Conflict, FormInvalid, NotFound
 from app.extensions import db
 from app.models import Deadline, Document, OutboxMessage, ProcessInstance, ProductLot, RecallConsignee
-from app.services import recalls
+from app.services.procedures import recalls
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 

@@ -12,7 +12,8 @@ from openpyxl import Workbook
 from app.extensions import db
 from app.models import AuditEvent, OutboxMessage, ProcessInstance, ProductLot, RecallConsignee, RecallLine
 from app.models.types import utcnow
-from app.services import instances, recalls
+from app.services.procedures import recalls
+from app.services.workflow import instances
 from tests.conftest import login
 from tests.integration import recall_steps as steps
 

@@ -12,7 +12,8 @@ import pytest
 from app.exceptions import Conflict, FormInvalid, ImportRefused, PermissionDenied
 from app.extensions import db
 from app.models import AuditEvent, Document, RecallLine
-from app.services import instances, recalls
+from app.services.procedures import recalls
+from app.services.workflow import instances
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 
@@ -219,7 +220,7 @@ def test_a_recall_starts_from_a_lot_or_a_capa_with_the_trigger_filled(plant, use
     instance = recalls.start_recall(user("qa"), lot_id=lot.id, now=T0)
     assert instance.title == "Recall: lot L2" and instance.data["product_lots"] == "L2"
     capa = instances.start_instance("capa", user("qa"), {"title": "Leak"}, title="Leak", now=T0)
-    from app.services import lots as lot_service
+    from app.services.lots import lots as lot_service
     lot_service.link_lots(capa.id, [plant["L1"].id], "subject")
     db.session.commit()
     from_capa = recalls.start_recall(user("qa"), capa_instance_id=capa.id, now=T0)

@@ -12,8 +12,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Document, ProcessInstance, Signature, Task
-from app.services import instances, recalls
-from app.services.signed_records import SIGN_OFF_HEADERS
+from app.services.evidence.signed_records import SIGN_OFF_HEADERS
+from app.services.procedures import recalls
+from app.services.workflow import instances
 from tests.conftest import T0
 from tests.integration import recall_steps as steps
 

@@ -10,7 +10,8 @@ from flask import Flask
 
 from app.extensions import db
 from app.models import Incident, ProcessInstance
-from app.services import demo, processes, tasks, users
+from app.services import demo, users
+from app.services.workflow import processes, tasks
 from tests.conftest import T0
 from tests.integration.capa_steps import ready_task, run_capa_to_approval
 

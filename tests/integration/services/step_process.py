@@ -14,7 +14,8 @@ from app import create_app
 
 def main(database_url: str, command: dict) -> dict:
     app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": database_url, "SMTP_PORT": 1})
-    from app.services import tasks, timers, users  # after the app, as the server imports them
+    from app.services import users
+    from app.services.workflow import tasks, timers
     with app.app_context():
         if "complete" in command:
             task = tasks.complete_task(command["complete"], command["data"], users.get_by_username(command["as"]),

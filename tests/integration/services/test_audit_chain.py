@@ -7,7 +7,9 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, Document
-from app.services import audit, instances, tasks, timers, users
+from app.services import users
+from app.services.evidence import audit
+from app.services.workflow import instances, tasks, timers
 from tests.conftest import T0
 from tests.integration.capa_steps import MEASURED, PLAN, STEPS, ready_task
 from tests.integration.services.scenarios import approve, run_together

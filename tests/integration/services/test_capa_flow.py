@@ -25,8 +25,9 @@ from app.models import (
     Supplier,
     Task,
 )
-from app.services import demo, instances, tasks, timers, users
-from app.services.tasks import InboxFilter
+from app.services import demo, users
+from app.services.workflow import instances, tasks, timers
+from app.services.workflow.tasks import InboxFilter
 from tests.conftest import T0
 from tests.integration.capa_steps import (
     CONTAINMENT,

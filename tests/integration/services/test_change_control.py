@@ -11,7 +11,8 @@ import pytest
 from app.exceptions import FormInvalid
 from app.extensions import db
 from app.models import Document, OutboxMessage, ProcessInstance, Product, ProductLot, Signature, Task
-from app.services import demo, instances, tasks, timers
+from app.services import demo
+from app.services.workflow import instances, tasks, timers
 from tests.conftest import T0
 
 # Every path also runs cold: each engine step as in a freshly started process.

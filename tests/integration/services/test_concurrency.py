@@ -4,7 +4,8 @@ from __future__ import annotations
 from app.exceptions import Conflict, TaskNotClaimable
 from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, Task
-from app.services import instances, tasks, users
+from app.services import users
+from app.services.workflow import instances, tasks
 from tests.conftest import T0
 from tests.integration.capa_steps import STEPS, ready_task
 from tests.integration.services.scenarios import count, run_together

@@ -10,7 +10,8 @@ import handlers
 from app.engine import runner
 from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, Task
-from app.services import instances, tasks, timers, users
+from app.services import users
+from app.services.workflow import instances, tasks, timers
 from handlers.base import Handler
 from tests.conftest import T0, login
 from tests.integration.capa_steps import STEPS, ready_task

@@ -9,7 +9,8 @@ from app.engine import validation
 from app.exceptions import Conflict, InvalidBpmn, PermissionDenied
 from app.extensions import db
 from app.models import AuditEvent, Incident, OutboxMessage, ProcessInstance, Task
-from app.services import demo, instances, tasks, users
+from app.services import demo, users
+from app.services.workflow import instances, tasks
 from tests.conftest import T0
 from tests.integration.services.scenarios import count, deploy, diagram, open_incident, scripted, user_task
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app.extensions import db
 from app.models import Incident, ProcessInstance, Task
-from app.services import instances, tasks
+from app.services.workflow import instances, tasks
 from tests.conftest import T0
 from tests.integration.services.scenarios import count, deploy, diagram, user_task
 

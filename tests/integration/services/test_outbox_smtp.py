@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from app.extensions import db
 from app.models import Document, OutboxMessage
 from app.models.evidence import DOCX_MIMETYPE
-from app.services.notifications import send_due
+from app.services.workflow.notifications import send_due
 from tests.conftest import T0
 from tests.integration.services.scenarios import close_capa
 

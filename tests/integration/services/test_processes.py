@@ -10,7 +10,8 @@ from app.engine import runner
 from app.exceptions import InvalidBpmn, ProcessIdTaken
 from app.extensions import db
 from app.models import ProcessInstance
-from app.services import instances, processes, tasks, users
+from app.services import users
+from app.services.workflow import instances, processes, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import PROBLEM, ready_task
 from tests.integration.diagrams import CALLER, DIFFERENT_CAPA, callee

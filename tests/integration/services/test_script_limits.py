@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app.extensions import db
-from app.services import instances
+from app.services.workflow import instances
 from tests.conftest import T0, login
 from tests.integration.services.scenarios import deploy, diagram, open_incident, scripted
 

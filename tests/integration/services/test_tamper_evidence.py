@@ -12,8 +12,9 @@ from app import create_app
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, Document, Incident, ProcessInstance, Signature
 from app.models.audit import DROP_APPEND_ONLY_SQL, DROP_EVIDENCE_GUARDS_SQL
-from app.services import audit, users
-from app.services.audit import GENESIS
+from app.services import users
+from app.services.evidence import audit
+from app.services.evidence.audit import GENESIS
 from tests.conftest import login
 from tests.integration.services.scenarios import close_capa
 

@@ -8,7 +8,7 @@ import pytest
 from app.exceptions import InvalidBpmn
 from app.extensions import db
 from app.models import Incident, ProcessInstance, Task
-from app.services import instances
+from app.services.workflow import instances
 from tests.conftest import T0
 from tests.integration.services.scenarios import deploy, diagram
 

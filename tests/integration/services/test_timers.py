@@ -7,8 +7,8 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEvent, OutboxMessage, ProcessInstance, Task
-from app.services import instances, tasks
-from app.services.timers import fire_due_timers
+from app.services.workflow import instances, tasks
+from app.services.workflow.timers import fire_due_timers
 from tests.conftest import T0
 from tests.integration.capa_steps import STEPS, ready_task
 from tests.integration.services.scenarios import count

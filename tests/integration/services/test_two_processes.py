@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import Incident, ProcessInstance
-from app.services import instances, tasks
+from app.services.workflow import instances, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import MEASURED, STEPS, ready_task
 

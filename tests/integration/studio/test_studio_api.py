@@ -178,7 +178,7 @@ def test_diff_needs_a_key_and_two_sides(surface, query):
 
 
 def test_migrate_moves_an_instance_and_refuses_a_missing_step_with_409(surface, user):
-    from app.services import instances
+    from app.services.workflow import instances
     instance = instances.start_instance("capa", user("qa"), title="Burr on hub")
     surface.call("post", f"/drafts/{surface.new_draft(capa_v2())}/deploy", json={"change_note": "triage"})
     surface.call("post", f"/drafts/{surface.new_draft(capa_variant(WITHOUT_DESCRIBE))}/deploy",

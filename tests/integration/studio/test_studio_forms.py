@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, StudioForm
-from app.services import instances, processes, studio_forms
+from app.services.studio import studio_forms
+from app.services.workflow import instances, processes
 from tests.conftest import ROOT, T0, login
 from tests.integration.capa_steps import ready_task
 

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from app.services import processes
+from app.services.workflow import processes
 from tests.conftest import login
 from tests.integration.diagrams import CALLER, CAPA_RISK_DMN, DIFFERENT_CAPA, RENAMED_PROCESS, callee, capa_variant
 

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from app.exceptions import Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
 from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, Task
-from app.services import instances, processes, studio, tasks
+from app.services.studio import studio
+from app.services.workflow import instances, processes, tasks
 from tests.conftest import T0
 from tests.integration.capa_steps import PLAN, STEPS, ready_task
 from tests.integration.diagrams import (

@@ -8,7 +8,9 @@ import pytest
 
 from app.extensions import db
 from app.models import Inspection, MaterialLot, OutboxMessage, ScarRequest, Supplier, Task
-from app.services import demo, supplier_returns, tasks
+from app.services import demo
+from app.services.procedures import supplier_returns
+from app.services.workflow import tasks
 from tests.conftest import T0
 
 IDENTIFY = {"source": "incoming_inspection", "material_lots": "M1, M2", "severity": "major", "found_on": "2026-11-23",

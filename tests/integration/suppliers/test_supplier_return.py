@@ -24,7 +24,9 @@ from app.models import (
     SupplierReturn,
     Task,
 )
-from app.services import imports, lots, response_links, supplier_returns, tasks, timers
+from app.services.lots import imports, lots
+from app.services.procedures import supplier_returns
+from app.services.workflow import response_links, tasks, timers
 from tests.conftest import T0
 from tests.integration.suppliers.conftest import (
     ACCEPT,

@@ -9,7 +9,7 @@ import pytest
 
 from app.extensions import db
 from app.models import Document, MaterialLot, ScarRequest, Supplier
-from app.services import supplier_returns
+from app.services.procedures import supplier_returns
 from tests.conftest import T0, login
 from tests.integration.api.conftest import auth  # noqa: F401 - bearer tokens for the API tests
 from tests.integration.suppliers.conftest import ANSWER, IDENTIFY, SCAR, scar_link, start, step

@@ -8,8 +8,8 @@ import pytest
 from marshmallow import ValidationError
 
 from app.models import Deadline
-from app.services.calendars import WorkCalendar
-from app.services.deadlines import DeadlineSpec
+from app.services.workflow.calendars import WorkCalendar
+from app.services.workflow.deadlines import DeadlineSpec
 from handlers.deadlines import StartParams
 
 FRIDAY = datetime(2026, 11, 27, 16, 30, tzinfo=UTC)  # already Saturday 00:30 in Shanghai

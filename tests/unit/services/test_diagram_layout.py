@@ -8,8 +8,8 @@ import pytest
 from lxml import etree
 
 from app.exceptions import InvalidBpmn
-from app.services import diagram_layout
-from app.services.diagram_layout import BPMN_NS, BPMNDI_NS, DC_NS, DI_NS, DiagramTooLarge, add_layout
+from app.services.studio import diagram_layout
+from app.services.studio.diagram_layout import BPMN_NS, BPMNDI_NS, DC_NS, DI_NS, DiagramTooLarge, add_layout
 from tests.unit.services import large_diagrams
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -13,7 +13,7 @@ import pytest
 from docx import Document
 
 from app.exceptions import NotFound
-from app.services.document_rendering import render_docx, template_path, template_version
+from app.services.evidence.document_rendering import render_docx, template_path, template_version
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[3] / "templates"
 

@@ -7,7 +7,7 @@ from flask import Flask, render_template_string
 from werkzeug.datastructures import MultiDict
 
 from app.exceptions import FormInvalid
-from app.services import forms
+from app.services.workflow import forms
 
 ROOT = Path(__file__).resolve().parents[3]
 FORMS_DIR = ROOT / "forms"

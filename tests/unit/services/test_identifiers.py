@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from app.services.identifiers import InvalidCode, ScannedCode, gtin_problem, normalize_gtin, parse_code
+from app.services.lots.identifiers import InvalidCode, ScannedCode, gtin_problem, normalize_gtin, parse_code
 
 GS = "\x1d"
 GTIN = "09506000134352"  # GS1 example GTIN-14 (a GTIN-13 with a leading zero); check digit 2

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.web import countdown
+from app.web.common import countdown
 from tests.conftest import T0
 
 

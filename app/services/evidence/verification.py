@@ -1,0 +1,106 @@
+"""Check stored evidence against what was recorded when it was made: document bytes against their
+SHA-256, signatures against the audit event that applied them; a tampered document is never served."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.exceptions import EvidenceTampered
+from app.extensions import db
+from app.models import AuditEvent, Document, Incident, ProcessInstance, Signature, User
+from app.models.types import utcnow
+from app.services.evidence import audit
+from app.services.evidence.document_rendering import stored_fingerprint
+from app.services.workflow.instances import get_document
+from app.services.workflow.transaction import atomic
+
+
+def document_problem(document: Document, stored: dict | None) -> str | None:
+    """Say how a document differs from what was recorded when it was stored (its row's SHA-256 and size, and
+    the document.stored audit event when there is one), or None when it matches."""
+    digest = hashlib.sha256(document.content).hexdigest()
+    if digest != document.sha256 or len(document.content) != document.size:
+        return (f"document {document.id} ({document.filename}): the stored bytes (SHA-256 {digest[:12]}…, "
+                f"{len(document.content)} bytes) do not match the recorded SHA-256 {document.sha256[:12]}… "
+                f"({document.size} bytes)")
+    if stored is not None and stored != stored_fingerprint(document):
+        return (f"document {document.id} ({document.filename}): the row no longer matches what the "
+                f"document.stored audit event recorded (SHA-256 {str(stored.get('sha256'))[:12]}…)")
+    return None
+
+
+def verify_documents() -> list[str]:
+    """Re-hash every stored document; return one problem per document whose bytes or record changed."""
+    stored = {event.object_id: event.new for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "document.stored"))}
+    problems = []
+    for document_id in db.session.scalars(select(Document.id).order_by(Document.id)).all():
+        document = db.session.get(Document, document_id)
+        problem = document_problem(document, stored.get(str(document.id)))
+        if problem:
+            problems.append(problem)
+        db.session.expire(document, ["content"])  # keep one document's bytes in memory at a time
+    return problems
+
+
+def verify_signatures() -> list[str]:
+    """Compare every signature with the audit event that applied it; return one problem per mismatch."""
+    applied = {event.object_id: event for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "signature.applied", AuditEvent.object_type == "signature"))}
+    documents = {document.id: document.sha256 for document in db.session.execute(
+        select(Document.id, Document.sha256))}
+    problems = []
+    for signature in db.session.scalars(select(Signature).order_by(Signature.id)):
+        event = applied.get(str(signature.id))
+        if event is None:
+            problems.append(f"signature {signature.id}: no signature.applied audit event records it")
+            continue
+        recorded = event.new or {}
+        changed = [name for name, stored, expected in (
+            ("printed name", signature.printed_name, recorded.get("printed_name")),
+            ("meaning", signature.meaning, recorded.get("meaning")),
+            ("signed hash", signature.signed_hash, recorded.get("hash")),
+            ("signer", signature.user_id, event.actor_id),
+            ("time", signature.signed_at, event.at),
+            ("documents", signature.documents, recorded.get("documents")),
+        ) if stored != expected]
+        changed += [f"document {item['id']} bytes" for item in signature.documents
+                    if documents.get(item["id"]) != item["sha256"]]
+        if changed:
+            problems.append(f"signature {signature.id} (instance {signature.instance_id}) does not match "
+                            f"audit event {event.id}: {', '.join(changed)}")
+    return problems
+
+
+def open_document(document_id: int, actor: User, now: datetime | None = None) -> Document:
+    """Return a document to download after re-checking its bytes; on a mismatch raise an incident on its
+    instance, audit it, and refuse with EvidenceTampered."""
+    document = get_document(document_id)
+    problem = document_problem(document, db.session.scalar(select(AuditEvent.new).where(
+        AuditEvent.instance_id == document.instance_id, AuditEvent.action == "document.stored",
+        AuditEvent.object_id == str(document.id))))
+    if problem is None:
+        return document
+    now = now or utcnow()
+    with atomic():
+        instance = db.session.get(ProcessInstance, document.instance_id)
+        _raise_incident(instance, document, f"Evidence tampered: {problem}.", now)
+        audit.record(actor, "document.tampered", "document", document.id, instance_id=instance.id, at=now,
+                     new={"filename": document.filename, "recorded_sha256": document.sha256,
+                          "stored_sha256": hashlib.sha256(document.content).hexdigest()})
+    raise EvidenceTampered(f"The document {document.filename} was changed after it was stored (its bytes no "
+                           f"longer match the recorded SHA-256), so it is not served. An incident was raised on "
+                           f"instance {instance.id}.")
+
+
+def _raise_incident(instance: ProcessInstance, document: Document, message: str, now: datetime) -> None:
+    """Open an incident on the instance (one open incident at a time); a running instance stops until an
+    administrator has looked at it."""
+    if db.session.scalar(select(Incident.id).where(Incident.instance_id == instance.id,
+                                                   Incident.resolved_at.is_(None))) is None:
+        db.session.add(Incident(instance_id=instance.id, element_id=document.element_id, message=message,
+                                created_at=now))
+    if instance.status == "running":
+        instance.status = "incident"

@@ -1,0 +1,99 @@
+"""Regulatory deadlines of an instance: started by a diagram's service task, met when a named step completes,
+escalated by the diagram's timer when missed."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.engine import parse_duration
+from app.extensions import db
+from app.models import Deadline, Task
+from app.services.evidence import audit
+from app.services.workflow import calendars
+from app.services.workflow.calendars import WorkCalendar
+
+
+@dataclass(frozen=True)
+class DeadlineSpec:
+    """One deadline as a diagram defines it: a duration or a number of working days from now."""
+
+    key: str
+    label: str
+    met_by: str
+    label_zh: str = ""
+    due_in: str | None = None  # ISO 8601 duration, "P3D", "PT24H"
+    working_days: int | None = None
+    calendar: str | None = None  # the jurisdiction whose holidays count (US for FDA); None: the plant's
+
+    def basis(self, calendar: WorkCalendar) -> str:
+        if self.working_days is None:
+            return str(self.due_in)
+        return f"{self.working_days} working days ({calendar.jurisdiction} calendar)"
+
+    def due_at(self, start: datetime, calendar: WorkCalendar) -> datetime:
+        """Return start plus the duration, or the plant's local end of the last of the working days."""
+        if self.working_days is not None:
+            return calendar.end_of_working_day(start, self.working_days)
+        return start + parse_duration(self.due_in or "")
+
+
+def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: datetime) -> list[Deadline]:
+    """Create the instance's deadlines counted from now; a key that already exists keeps its first due date."""
+    existing = {d.key: d for d in db.session.scalars(select(Deadline).where(Deadline.instance_id == instance_id))}
+    result = []
+    for spec in specs:
+        deadline = existing.get(spec.key)
+        if deadline is None:
+            calendar = calendars.work_calendar(spec.calendar)
+            deadline = Deadline(instance_id=instance_id, key=spec.key, label=spec.label, label_zh=spec.label_zh,
+                                basis=spec.basis(calendar), met_by=spec.met_by, started_at=now,
+                                due_at=spec.due_at(now, calendar))
+            db.session.add(deadline)
+            audit.record(None, "deadline.started", "deadline", spec.key, instance_id=instance_id, at=now,
+                         new={"label": spec.label, "basis": deadline.basis, "met_by": spec.met_by,
+                              "due_at": deadline.due_at.isoformat()})
+        result.append(deadline)
+    db.session.flush()
+    return result
+
+
+def align_tasks(instance_id: int, tasks: Iterable[Task]) -> None:
+    """Give the new tasks that meet an open deadline that deadline's due time, so the inbox and the rule agree."""
+    due = {d.met_by: d.due_at for d in db.session.scalars(select(Deadline).where(
+        Deadline.instance_id == instance_id, Deadline.met_at.is_(None)))}
+    for task in tasks:
+        if task.element_id in due:
+            task.due_at = due[task.element_id]
+
+
+def mark_met(instance_id: int, element_ids: Iterable[str], now: datetime) -> list[Deadline]:
+    """Record that the steps element_ids completed: the open deadlines they satisfy are met now."""
+    element_ids = set(element_ids)
+    if not element_ids:
+        return []
+    met = list(db.session.scalars(select(Deadline).where(
+        Deadline.instance_id == instance_id, Deadline.met_by.in_(element_ids), Deadline.met_at.is_(None))))
+    for deadline in met:
+        deadline.met_at = now
+        audit.record(None, "deadline.met", "deadline", deadline.key, instance_id=instance_id, at=now,
+                     new={"due_at": deadline.due_at.isoformat(), "status": deadline.status(now)})
+    return met
+
+
+def escalate(instance_id: int, key: str, now: datetime) -> Deadline | None:
+    """Mark a missed deadline escalated (once); return it, or None when there is no such open deadline."""
+    deadline = db.session.scalar(select(Deadline).where(Deadline.instance_id == instance_id, Deadline.key == key))
+    if deadline is None or deadline.met_at is not None or deadline.escalated_at is not None:
+        return None
+    deadline.escalated_at = now
+    audit.record(None, "deadline.escalated", "deadline", key, instance_id=instance_id, at=now,
+                 new={"due_at": deadline.due_at.isoformat()})
+    return deadline
+
+
+def instance_deadlines(instance_id: int) -> list[Deadline]:
+    return list(db.session.scalars(select(Deadline).where(Deadline.instance_id == instance_id)
+                                   .order_by(Deadline.due_at, Deadline.id)))
