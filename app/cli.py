@@ -233,8 +233,8 @@ def expire_command(now_text: str | None) -> None:
 @lots_cli.command("kinds")
 def kinds_command() -> None:
     """List the importable kinds and their columns (* = required)."""
-    from app.services.lots import imports
-    for kind in imports.KINDS.values():
+    from app.services.lots import import_rules
+    for kind in import_rules.KINDS.values():
         columns = ", ".join(f"{c.name}{'*' if c.required else ''}" for c in kind.columns)
         click.echo(f"{kind.name}: {columns}")
 

@@ -1,13 +1,14 @@
 """marshmallow schemas of the lot API: master-data records, lot pages, status changes, trace reports and imports."""
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields, post_load, validate
+from marshmallow import INCLUDE, fields, post_load, validate
 
+from app.api.base import Schema
 from app.api.schemas import AuditSchema
-from app.services.lots import imports
+from app.services.lots import import_rules
 
-# URL and form spelling of the importable kinds: "product-lots" for imports.KINDS["product_lots"].
-API_KINDS = {name.replace("_", "-"): name for name in imports.KINDS}
+# URL and form spelling of the importable kinds: "product-lots" for import_rules.KINDS["product_lots"].
+API_KINDS = {name.replace("_", "-"): name for name in import_rules.KINDS}
 
 
 class ListQuerySchema(Schema):
@@ -133,8 +134,8 @@ class RecordSchema(Schema):
         unknown = INCLUDE
 
 
-def record_schema(kind: imports.Kind) -> type[Schema]:
-    """Document a kind's columns (imports.KINDS) in the OpenAPI; every value passes through to the import rules."""
+def record_schema(kind: import_rules.Kind) -> type[Schema]:
+    """Document a kind's columns (import_rules.KINDS) in the OpenAPI; every value passes through to the import rules."""
     columns = {column.name: fields.Raw(allow_none=True, metadata={
         "description": f"{column.label}{' (required)' if column.required else ''}",
         **({"default": column.default} if column.default not in (None, "") else {})}) for column in kind.columns}

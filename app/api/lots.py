@@ -43,7 +43,7 @@ from app.api.lot_schemas import (
 )
 from app.api.schemas import InstanceStartedSchema
 from app.exceptions import ImportRefused
-from app.services.lots import imports, lots, trace
+from app.services.lots import import_rules, imports, lots, trace
 from app.services.workflow import plant_time
 
 blp = Blueprint("lots_api", __name__, url_prefix="/api/v1",
@@ -82,7 +82,7 @@ CREATE_ONLY = ("genealogy", "serials")
 LOT_KINDS = {"product_lots": "product", "material_lots": "material"}
 
 
-def _columns_text(kind: imports.Kind) -> str:
+def _columns_text(kind: import_rules.Kind) -> str:
     """Describe a kind's columns as a Markdown list for the OpenAPI description."""
     lines = []
     for column in kind.columns:
@@ -93,7 +93,7 @@ def _columns_text(kind: imports.Kind) -> str:
 
 
 def _list_view(path: str, kind: str, schema: type[Schema]) -> Callable:
-    @blp.doc(summary=f"List {imports.KINDS[kind].label.lower()}",
+    @blp.doc(summary=f"List {import_rules.KINDS[kind].label.lower()}",
              description="One page, filtered by a search text `q` and (lots, suppliers) a `status`.")
     @blp.arguments(ListQuerySchema, location="query")
     @blp.response(200, page_schema(schema))
@@ -110,11 +110,11 @@ def _create_view(path: str, kind: str) -> Callable:
     listed = path in LISTED
     answer = LISTED[path] if listed else CreatedSchema
 
-    @blp.doc(summary=f"Create one record of {imports.KINDS[kind].label.lower()}",
+    @blp.doc(summary=f"Create one record of {import_rules.KINDS[kind].label.lower()}",
              description="Checked with the rules of a file import: 422 with `errors` per column when refused, "
                          "nothing saved. " + ("Answers the record. " if listed else "Answers its id. ")
-                         + "Columns:\n\n" + _columns_text(imports.KINDS[kind]))
-    @blp.arguments(record_schema(imports.KINDS[kind]))
+                         + "Columns:\n\n" + _columns_text(import_rules.KINDS[kind]))
+    @blp.arguments(record_schema(import_rules.KINDS[kind]))
     @blp.response(201, answer)
     def create_view(data: dict):
         """Create a record."""

@@ -4,8 +4,9 @@ Subpackages by domain; the platform (`workflow`, `evidence`) never imports a dom
 `studio`), lot data never imports a procedure, and nothing here imports `handlers/`:
 
 - `workflow/`: the workflow platform - deployed procedures and versions, starting instances, the inbox and
-  task completion, forms and their server-side checks, timers, regulatory deadlines and working-day calendars, plant time, the outbox sender,
-  single-use response links, the handler and form-check registries, and the one-transaction-per-use-case rule.
+  task completion, forms and their server-side checks, timers, regulatory deadlines and working-day calendars,
+  plant time, the outbox sender, single-use response links, the handler and form-check registries, and the
+  one-transaction-per-use-case rule.
 - `evidence/`: what an inspector reads back - the hash-chained audit trail and its checkpoints, e-signatures,
   signed document revisions, document rendering and storage, and verification of stored evidence.
 - `lots/`: lot data - products, lots and their status, genealogy and shipment imports, forward/backward trace,

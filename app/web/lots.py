@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
-from app.services.lots import imports, lots, trace
+from app.services.lots import import_rules, imports, lots, trace
 from app.services.procedures import supplier_returns
 from app.services.workflow import plant_time
 from app.services.workflow.forms import Field
@@ -75,46 +75,46 @@ def value_label(value: str | None) -> str:
 
 
 @bp.app_template_global()
-def kind_label(kind: imports.Kind) -> str:
+def kind_label(kind: import_rules.Kind) -> str:
     return kind.label_zh if ui_lang() == "zh-CN" else kind.label
 
 
 @bp.app_template_global()
-def column_label(column: imports.Column) -> str:
+def column_label(column: import_rules.Column) -> str:
     return column.label_zh if ui_lang() == "zh-CN" else column.label
 
 
-def _parser_settings(column: imports.Column) -> dict:
+def _parser_settings(column: import_rules.Column) -> dict:
     """Return what a column's parser was built with (choices, limit, minimum), to draw a fitting control."""
     return {name: getattr(column.parse, name) for name in ("choices", "limit", "minimum")
             if hasattr(column.parse, name)}
 
 
-def _status_choices(kind: imports.Kind) -> tuple[str, ...]:
+def _status_choices(kind: import_rules.Kind) -> tuple[str, ...]:
     status = next((c for c in kind.columns if c.name == "status"), None)
     return tuple(_parser_settings(status).get("choices", ())) if status else ()
 
 
-def _record_fields(kind: imports.Kind, values: dict, errors: dict[str, list[str]]) -> list[Field]:
+def _record_fields(kind: import_rules.Kind, values: dict, errors: dict[str, list[str]]) -> list[Field]:
     """Build the entry form's controls from the kind's import columns."""
     return [_record_field(column, values, errors) for column in kind.columns]
 
 
-def _record_field(column: imports.Column, values: dict, errors: dict[str, list[str]]) -> Field:
+def _record_field(column: import_rules.Column, values: dict, errors: dict[str, list[str]]) -> Field:
     settings = _parser_settings(column)
     widget, options, attrs = "text", [], {}
-    if column.parse is imports.parse_date:
+    if column.parse is import_rules.parse_date:
         widget = "date"
-    elif column.parse is imports.boolean:
+    elif column.parse is import_rules.boolean:
         widget = "checkbox"
-    elif column.parse is imports.email:
+    elif column.parse is import_rules.email:
         widget = "email"
     elif "choices" in settings:
         widget = "select"
         options = [("", "—"), *((choice, value_label(choice)) for choice in settings["choices"])]
     elif "minimum" in settings:
         widget, attrs = "number", {"min": settings["minimum"], "step": 1}
-    elif column.parse is imports.decimal_quantity:
+    elif column.parse is import_rules.decimal_quantity:
         widget, attrs = "number", {"min": 0, "step": "any"}
     if "limit" in settings:
         attrs = {"maxlength": settings["limit"]}
@@ -123,7 +123,7 @@ def _record_field(column: imports.Column, values: dict, errors: dict[str, list[s
                  errors=errors.get(column.name, []), attrs=attrs)
 
 
-def _render_new_record(kind: imports.Kind, values: dict, errors: dict[str, list[str]], status: int = 200):
+def _render_new_record(kind: import_rules.Kind, values: dict, errors: dict[str, list[str]], status: int = 200):
     columns = {c.name for c in kind.columns}
     general = [message for name, messages in errors.items() if name not in columns for message in messages]
     return render_template("lots/new.html", kind=kind, fields=_record_fields(kind, values, errors),
@@ -136,7 +136,7 @@ def _render_new_record(kind: imports.Kind, values: dict, errors: dict[str, list[
 @login_required
 def index():
     near = lots.near_expiry(_today(), _near_expiry_days(), per_page=HUB_NEAR_EXPIRY_ROWS)
-    return render_template("lots/index.html", kinds=imports.KINDS.values(), listable=lots.LIST_MODELS,
+    return render_template("lots/index.html", kinds=import_rules.KINDS.values(), listable=lots.LIST_MODELS,
                            near=near, days=_near_expiry_days())
 
 
@@ -158,7 +158,7 @@ def keep_kind(endpoint: str, values: dict) -> None:
 @bp.get("/<kind>/")
 @login_required
 def records(kind: str):
-    record_kind = imports.get_kind(kind)
+    record_kind = import_rules.get_kind(kind)
     statuses = _status_choices(record_kind)
     q = request.args.get("q", "").strip()[:100]
     status = request.args.get("status", "") if request.args.get("status") in statuses else ""
@@ -176,7 +176,7 @@ def template_csv(kind: str):
 @bp.route("/<kind>/new", methods=["GET", "POST"])
 @login_required
 def new_record(kind: str):
-    record_kind = imports.get_kind(kind)
+    record_kind = import_rules.get_kind(kind)
     if request.method == "GET":
         defaults = {c.name: c.default for c in record_kind.columns if c.default not in (None, "")}
         return _render_new_record(record_kind, defaults, {})
@@ -308,17 +308,17 @@ def import_file():
                 job_id = job.id
                 _run_import_in_background(current_app._get_current_object(), job_id)
                 return redirect(url_for("lots.import_job", job_id=job_id))
-    return render_template("lots/import.html", kinds=imports.KINDS.values(), selected=request.values.get("kind"),
+    return render_template("lots/import.html", kinds=import_rules.KINDS.values(), selected=request.values.get("kind"),
                            error=error), status
 
 
 def _job_status(job_id: int) -> dict:
     """Return the job's status with each row error's reason and column label in the page language."""
     status = imports.job_status(job_id)
-    kind = imports.KINDS.get(status["kind"])
+    kind = import_rules.KINDS.get(status["kind"])
     labels = {c.name: column_label(c) for c in kind.columns} if kind else {}
     lang = ui_lang()
-    status["errors"] = [{**error, "reason": imports.reason_text(error, lang),
+    status["errors"] = [{**error, "reason": import_rules.reason_text(error, lang),
                          "column_label": labels.get(error.get("column"), "")} for error in status["errors"] or []]
     return status
 
@@ -327,14 +327,14 @@ def _job_status(job_id: int) -> dict:
 @login_required
 def import_jobs():
     page = imports.list_jobs(page=_page_number(), per_page=current_app.config["PAGE_SIZE"])
-    return render_template("lots/import_jobs.html", page=page, kinds=imports.KINDS)
+    return render_template("lots/import_jobs.html", page=page, kinds=import_rules.KINDS)
 
 
 @bp.get("/imports/<int:job_id>")
 @login_required
 def import_job(job_id: int):
     job = _job_status(job_id)
-    return render_template("lots/import_job.html", job=job, kind=imports.KINDS.get(job["kind"]),
+    return render_template("lots/import_job.html", job=job, kind=import_rules.KINDS.get(job["kind"]),
                            listable=job["kind"] in lots.LIST_MODELS)
 
 

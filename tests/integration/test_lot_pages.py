@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from app.extensions import db
 from app.models import ProductLot
-from app.services.lots import imports, lots
+from app.services.lots import import_rules, imports, lots
 from tests.conftest import login
 
 GTIN = "06901234567892"
@@ -68,7 +68,7 @@ def test_lot_pages_need_sign_in(client, seeded, path):
 def test_hub_links_every_kind_and_warns_of_near_expiry(client, plant):
     login(client, "qa")
     page = _text(client.get("/lots/?lang=en"))
-    for kind in imports.KINDS.values():
+    for kind in import_rules.KINDS.values():
         assert kind.label in page
     near = page.split('data-testid="near-expiry-table"')[1]
     assert "L-100" in near and "L-200" not in near
@@ -118,13 +118,13 @@ def test_unknown_kind_is_not_found(client, seeded):
     assert client.get("/lots/genealogy/").status_code == 404  # entered, never listed on its own
 
 
-@pytest.mark.parametrize("kind", list(imports.KINDS))
+@pytest.mark.parametrize("kind", list(import_rules.KINDS))
 def test_every_kind_has_an_entry_form(client, seeded, kind):
     login(client, "qa")
     response = client.get(f"/lots/{kind}/new?lang=en")
     assert response.status_code == 200
     page = _text(response)
-    for column in imports.KINDS[kind].columns:
+    for column in import_rules.KINDS[kind].columns:
         assert f'name="{column.name}"' in page and column.label in page
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Product, Supplier, User
-from app.services.lots import imports, lots
+from app.services.lots import import_rules, lots
 from app.services.workflow.transaction import atomic
 
 SEED = 20261123
@@ -57,7 +57,7 @@ def _rows(records: list[dict]) -> Iterator[tuple[int, dict]]:
 def _plan(today: date) -> dict[str, list[dict]]:
     """Lay out the whole demo plant deterministically relative to today."""
     rng = random.Random(SEED)
-    plan: dict[str, list[dict]] = {kind: [] for kind in imports.KINDS}
+    plan: dict[str, list[dict]] = {kind: [] for kind in import_rules.KINDS}
     plan["products"] = [{"gtin": _gtin(stem), "name": name, "model": model, "specification": spec,
                          "registration_no": f"国械注准2024{3 if cls == 'III' else 2}{i:02d}0{i}",
                          "registration_expiry": (today + timedelta(days=900 + 60 * i)).isoformat(),
@@ -171,8 +171,8 @@ def load_demo_lots(actor: User, now: datetime) -> int:
     written = 0
     with atomic():
         for kind in order:
-            state = imports.ImportState(db.session, actor, now)
-            imports.import_rows(imports.KINDS[kind], _rows(plan[kind]), state)
+            state = import_rules.ImportState(db.session, actor, now)
+            import_rules.import_rows(import_rules.KINDS[kind], _rows(plan[kind]), state)
             written += state.written
         for code, _, status in SUPPLIERS:  # suppliers were approved while their lots came in
             if status != "approved":

@@ -33,7 +33,7 @@ from app.models import (
     StockLevel,
     Supplier,
 )
-from app.services.lots import imports
+from app.services.lots import import_rules, imports
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
 
@@ -213,7 +213,7 @@ IMPORTED: dict[str, tuple[Callable[[], list[tuple]], list[tuple]]] = {
 }
 
 
-@pytest.mark.parametrize("kind", list(imports.KINDS))
+@pytest.mark.parametrize("kind", list(import_rules.KINDS))
 def test_a_good_csv_file_imports_every_row(run, kind):
     observe, expected = IMPORTED[kind]
     job = run(kind, GOOD[kind])
@@ -351,7 +351,7 @@ def test_a_reason_is_stored_in_english_and_rendered_in_chinese(run):
     job = run("product_lots", [PRODUCT_LOT_HEADER, _lot(gtin=BAD_CHECK_DIGIT), _lot(lot="L7", quantity="-2")])
     assert [error["reason"] for error in job.errors] == [
         f"bad GTIN check digit: expected {GTIN[-1]}", "must not be negative"]
-    assert imports.reason_text(job.errors[1], "zh-CN") == "不能为负数"
+    assert import_rules.reason_text(job.errors[1], "zh-CN") == "不能为负数"
 
 
 @pytest.mark.parametrize("status", ["quarantine", "hold", "recalled"])
@@ -395,7 +395,7 @@ def test_a_successful_import_is_audited_once_with_the_files_hash(run, user):
 
 
 def test_progress_reports_growing_counts_up_to_the_row_count(run, monkeypatch):
-    monkeypatch.setattr(imports, "CHUNK", 2)
+    monkeypatch.setattr(import_rules, "CHUNK", 2)
     reports = []
     rows = [PRODUCT_LOT_HEADER, *(_lot(lot=f"P{i}") for i in range(5))]
     job = run("product_lots", rows, progress=lambda read, expected: reports.append((read, expected)))

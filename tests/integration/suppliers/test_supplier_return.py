@@ -24,7 +24,7 @@ from app.models import (
     SupplierReturn,
     Task,
 )
-from app.services.lots import imports, lots
+from app.services.lots import import_rules, imports, lots
 from app.services.procedures import supplier_returns
 from app.services.workflow import response_links, tasks, timers
 from tests.conftest import T0
@@ -308,10 +308,10 @@ def test_a_suspended_suppliers_lots_are_refused_by_the_file_import(supplier_plan
     qa = user("qa")
     supplier = db.session.scalar(db.select(Supplier).where(Supplier.code == "S1"))
     lots.set_supplier_status(supplier.id, "suspended", "SCAR open", qa, T0)
-    state = imports.ImportState(db.session, qa, T0)
+    state = import_rules.ImportState(db.session, qa, T0)
     rows = [(2, {"supplier_code": "S1", "material": "PVC resin", "lot_number": "M10"})]
     with pytest.raises(ImportRefused) as refused:
-        imports.import_rows(imports.KINDS["material_lots"], rows, state)
+        import_rules.import_rows(import_rules.KINDS["material_lots"], rows, state)
     assert refused.value.errors[0]["code"] == "supplier_suspended"
 
 
