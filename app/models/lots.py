@@ -201,3 +201,8 @@ class ImportJob(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Progress while it runs, written by the importing worker in short transactions of their own so every worker
+    # sees it; a running job whose heartbeat is older than IMPORT_STALE_MINUTES lost its worker and is failed.
+    rows_read: Mapped[int] = mapped_column(default=0, server_default="0")
+    rows_expected: Mapped[int] = mapped_column(default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -23,6 +23,9 @@ class OutboxMessage(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    # When the current run of failed attempts began (cleared by a delivery or a resend): the sender gives up
+    # OUTBOX_RETRY_DAYS after it.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A rendered document sent as the message's attachment (a recall notice).
