@@ -82,7 +82,7 @@ screenshots: setup
 
 # The documentation site (docs/*.md, mkdocs.yml) into site/; --strict turns broken links into errors.
 docs: venv
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,7 +1,7 @@
-"""Take the README's diagram pictures: `make screenshots` (not a test; pytest does not collect this file).
+"""Take the documentation's diagram pictures: `make screenshots` (not a test; pytest does not collect this file).
 
 Serves the demo like the browser tests do, signs in as the process owner and saves, for every deployed
-procedure, its version page's diagram with the heat map (app/static/guide/<process>-diagram.png) and the
+procedure, its version page's diagram with the heat map (docs/img/guide/<process>-diagram.png) and the
 top of one open instance's page with its diagram (<process>-instance.png), starting an instance when the demo
 has none.
 """
@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from tests.e2e.accounts import sign_in
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, ROOT, serve
 
-GUIDE = ROOT / "app" / "static" / "guide"
+GUIDE = ROOT / "docs" / "img" / "guide"
 VIEWPORT = {"width": 1600, "height": 1000}
 INSTANCE_HEIGHT = 1500  # px of the instance page kept in its picture
 USER = "owner"  # a process owner sees the heat map and may start instances
