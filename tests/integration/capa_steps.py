@@ -38,11 +38,12 @@ def ready_task(instance_id: int, element: str) -> Task:
                                                    Task.state == "ready").order_by(Task.id).limit(1))
 
 
-def run_capa_to_approval(user, now: datetime = T0) -> ProcessInstance:
-    """Run a CAPA so that its e-signed QA approval is waiting at `now`: the steps run one verification
-    period (and a minute) earlier, the period's timer fires at `now` and the effectiveness is recorded then."""
+def run_capa_to_approval(user, now: datetime = T0, language: str | None = None) -> ProcessInstance:
+    """Run a CAPA (in language, default the starter's) so that its e-signed QA approval is waiting at `now`: the
+    steps run one verification period (and a minute) earlier, the period's timer fires at `now` and the
+    effectiveness is recorded then."""
     started = now - VERIFICATION_PERIOD - timedelta(minutes=1)
-    instance = instances.start_instance("capa", user("qa"), title="Burr on hub", now=started)
+    instance = instances.start_instance("capa", user("qa"), title="Burr on hub", language=language, now=started)
     for element, username, data in STEPS:
         tasks.complete_task(ready_task(instance.id, element).id, data, user(username), now=started)
     timers.fire_due_timers(now)

@@ -49,12 +49,17 @@ TEXT: dict[str, dict[str, str]] = {
         "critical": "Critical", "major": "Major", "minor": "Minor",
         "approved": "approved", "conditional": "conditional", "suspended": "suspended",
         "accepted": "accepted", "rejected": "rejected",
+        "status_quarantine": "Quarantine", "status_released": "Released", "status_hold": "On hold",
+        "status_recalled": "Recalled", "status_expired": "Expired", "status_scrapped": "Scrapped",
+        "status_returned": "Returned",
     },
     "zh-CN": {
         "incoming_inspection": "进货检验", "complaint": "投诉", "trace": "追溯/调查", "production": "生产中发现",
         "other": "其他", "critical": "严重", "major": "主要", "minor": "次要",
         "approved": "合格", "conditional": "有条件合格", "suspended": "暂停采购",
         "accepted": "接受", "rejected": "不接受",
+        "status_quarantine": "待验", "status_released": "已放行", "status_hold": "暂控", "status_recalled": "已召回",
+        "status_expired": "已过期", "status_scrapped": "已报废", "status_returned": "已退货",
     },
 }
 
@@ -603,7 +608,8 @@ def document_context(instance: ProcessInstance, lang: str, now: datetime, *, dat
                           "reference": data.get("reference", ""), "requirements": data.get("requirements", ""),
                           "contact": data.get("scar_contact", "")},
         "lots": [{"material": lot.material, "lot_number": lot.lot_number, "received_on": _iso(lot.received_on),
-                  "expiry_on": _iso(lot.expiry_on), "status": lot.status} for lot in view.lots],
+                  "expiry_on": _iso(lot.expiry_on), "status": lot.status,
+                  "status_text": _text(lang, f"status_{lot.status}")} for lot in view.lots],
         "scar": {**(_scar_dict(scar, lang) if scar else {}), "response_url": response_url,
                  "link_expires_on": _iso(scar.token_expires_at.date()) if scar and scar.token_expires_at else "",
                  "previous": [_scar_dict(s, lang) for s in view.scars if scar and s.round < scar.round]},

@@ -166,7 +166,7 @@ def test_happy_path_from_inspection_to_closure_releases_the_contained_lots(plant
     assert ["1", "Replace the deburring tool", "Corrective", "prod", "2026-12-01", "Tool replaced on station 3",
             "2026-11-25", "MR-311"] in rows
     assert ["2", "Add tool life to the maintenance plan", "Preventive", "qa", "2026-12-10",
-            "Maintenance plan MP-4 rev. F", "2026-11-26", ""] in rows
+            "Maintenance plan MP-4 rev. F", "2026-11-26", "none"] in rows  # no evidence named: "none"
     assert ["Criterion", "<= 0.5"] in rows and ["Measured value", "0.2"] in rows and ["Criterion met", "Yes"] in rows
 
     with pytest.raises(FormInvalid) as refused:  # held lots need a decision before the CAPA can close
