@@ -23,7 +23,9 @@ class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'qualiflow.sqlite'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # pool_pre_ping: a connection the database dropped (a restart) is replaced before use, so the app and the
+    # scheduler recover by themselves when the database is back.
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
     PROCESSES_DIR = Path(os.environ.get("QUALIFLOW_PROCESSES_DIR", BASE_DIR / "processes"))
     FORMS_DIR = Path(os.environ.get("QUALIFLOW_FORMS_DIR", BASE_DIR / "forms"))
     DOCX_TEMPLATES_DIR = Path(os.environ.get("QUALIFLOW_DOCX_TEMPLATES_DIR", BASE_DIR / "templates"))
@@ -51,7 +53,13 @@ class Config:
     SMTP_HOST = os.environ.get("SMTP_HOST", "127.0.0.1")
     SMTP_PORT = int(os.environ.get("SMTP_PORT", 8025))
     SMTP_SENDER = os.environ.get("SMTP_SENDER", "qualiflow@localhost")
-    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("QUALIFLOW_OUTBOX_MAX_ATTEMPTS", 8))
+    # A message the mail server does not take is retried after 1, 2, 4 ... minutes, at most every
+    # OUTBOX_RETRY_MAX_MINUTES, for OUTBOX_RETRY_DAYS before it is failed (an address the server refuses with a
+    # 5xx is failed at once); admins resend failed messages (/admin/outbox, `flask outbox retry`).
+    OUTBOX_RETRY_DAYS = float(os.environ.get("QUALIFLOW_OUTBOX_RETRY_DAYS", 7))
+    OUTBOX_RETRY_MAX_MINUTES = int(os.environ.get("QUALIFLOW_OUTBOX_RETRY_MAX_MINUTES", 60))
+    # A running import whose worker wrote no progress for this long has died with it and is marked failed.
+    IMPORT_STALE_MINUTES = int(os.environ.get("QUALIFLOW_IMPORT_STALE_MINUTES", 10))
     BASE_URL = os.environ.get("QUALIFLOW_BASE_URL", "http://127.0.0.1:5000")
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "zh_CN"]

@@ -37,7 +37,7 @@ processes_cli = AppGroup("processes", help="Deploy and list BPMN procedures.")
 users_cli = AppGroup("users", help="Manage users and API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 timers_cli = AppGroup("timers", help="Fire due BPMN timers.")
-outbox_cli = AppGroup("outbox", help="Send queued e-mail.")
+outbox_cli = AppGroup("outbox", help="Send queued e-mail, or send failed e-mail again.")
 demo_cli = AppGroup("demo", help="Demo users and data.")
 scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler.")
 lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
@@ -171,6 +171,21 @@ def send_command(now_text: str | None) -> None:
     from app.services.workflow import notifications
     report = notifications.send_due(_parse_now(now_text))
     click.echo(f"sent {report.sent}, will retry {report.retried}, failed {report.failed}")
+
+
+@outbox_cli.command("retry")
+@click.option("--id", "ids", type=int, multiple=True, help="A failed or queued message to send again (repeatable).")
+@click.option("--all-failed", is_flag=True, help="Every failed message.")
+def retry_command(ids: tuple[int, ...], all_failed: bool) -> None:
+    """Queue failed (or waiting) messages again: the sender sends them on its next pass (or `flask outbox send`)."""
+    from app.services.workflow import notifications
+    if bool(ids) == all_failed:
+        _fail("Give --id N (one or more) or --all-failed.")
+    try:
+        queued = notifications.resend(list(ids), all_failed=all_failed)
+    except QualiflowError as err:
+        _fail(err.message)
+    click.echo(f"{len(queued)} message(s) queued again" + (f": {', '.join(map(str, queued))}" if queued else "."))
 
 
 @demo_cli.command("load")

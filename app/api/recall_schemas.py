@@ -24,6 +24,18 @@ class DashboardRegionSchema(Schema):
     recovered_rate = fields.Float(allow_none=True)
 
 
+class UndeliveredNoticeSchema(Schema):
+    consignee_id = fields.Int()
+    code = fields.Str()
+    name = fields.Str()
+    state = fields.Str(metadata={"description": "no_email (post or fax), queued, retrying (the mail server did not "
+                                                "take it yet; the outbox keeps trying) or failed (refused or given "
+                                                "up: an administrator resends it)"})
+    attempts = fields.Int()
+    error = fields.Str(metadata={"description": "the mail server's last answer, or why the outbox gave up"})
+    outbox_message_id = fields.Int(allow_none=True)
+
+
 class OpenRecallSchema(Schema):
     id = fields.Int()
     title = fields.Str()
@@ -36,6 +48,8 @@ class OpenRecallSchema(Schema):
     notification = fields.Str(metadata={"description": "consignee-notification deadline: pending, overdue, met, "
                                                        "met_late, or empty before the decision"})
     notification_due_at = fields.Str(allow_none=True)
+    undelivered = fields.List(fields.Nested(UndeliveredNoticeSchema),
+                              metadata={"description": "notified consignees whose notice has not reached them"})
 
 
 class RecallDashboardSchema(Schema):
@@ -52,6 +66,7 @@ class RecallDashboardSchema(Schema):
     recovered_rate = fields.Float(allow_none=True)
     regions = fields.List(fields.Nested(DashboardRegionSchema))
     recalls = fields.List(fields.Nested(OpenRecallSchema), metadata={"description": "the open recalls, newest first"})
+    undelivered = fields.Int(metadata={"description": "notices of open recalls not delivered yet"})
 
 
 # --- one recall -------------------------------------------------------------------------------------------------------

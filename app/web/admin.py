@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.exceptions import FormInvalid, PermissionDenied
+from app.exceptions import FormInvalid, PermissionDenied, QualiflowError
 from app.services.workflow import calendars, instances, notifications
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -51,6 +51,22 @@ def outbox():
     page = notifications.list_outbox(status, page=request.args.get("page", 1, type=int),
                                      per_page=current_app.config["PAGE_SIZE"])
     return render_template("admin/outbox.html", page=page, status=status)
+
+
+@bp.post("/outbox/resend")
+@admin_required
+def resend_outbox():
+    """Send a failed (or waiting) message again, or every failed one, on the sender's next pass."""
+    all_failed = request.form.get("all_failed") == "1"
+    ids = [int(value) for value in request.form.getlist("id") if value.isdigit() and len(value) < 10]
+    try:
+        queued = notifications.resend(ids, all_failed=all_failed, actor=current_user)
+    except QualiflowError as err:
+        flash(err.message, "danger")
+    else:
+        flash(_("%(count)d message(s) queued again; the outbox sends them within a minute.", count=len(queued)),
+              "success")
+    return redirect(url_for("admin.outbox", status=request.form.get("status") or None))
 
 
 @bp.get("/calendars")

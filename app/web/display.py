@@ -38,6 +38,7 @@ ACTIONS: dict[str, Any] = {
     "login.succeeded": lazy_gettext("Signed in"),
     "lot.capa_opened": lazy_gettext("CAPA opened for a lot"),
     "lot.status_changed": lazy_gettext("Lot status changed"),
+    "outbox.resent": lazy_gettext("E-mail queued to be sent again"),
     "process.deployed": lazy_gettext("Procedure deployed"),
     "recall.acknowledged": lazy_gettext("Consignee acknowledged the recall"),
     "recall.affected_edited": lazy_gettext("Affected lots edited"),

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from app.models import RecallConsignee
 from app.models.types import utcnow
 from app.services.procedures import recalls
 
@@ -45,6 +46,21 @@ class RegionRow:
         return self.figures.share("recovered")
 
 
+def notice_state(consignee: RecallConsignee) -> dict[str, Any]:
+    """How an undelivered notice stands: no_email (post or fax), queued, retrying (the mail server did not take
+    it yet; the outbox keeps trying) or failed (refused, or given up: an admin resends it), with the last error."""
+    message = consignee.message
+    if message is None:
+        state = "no_email"
+    elif message.status == "failed":
+        state = "failed"
+    else:
+        state = "retrying" if message.attempts else "queued"
+    return {"consignee_id": consignee.id, "code": consignee.customer.code, "name": consignee.customer.name,
+            "state": state, "attempts": message.attempts if message else 0,
+            "error": message.last_error if message else "", "outbox_message_id": message.id if message else None}
+
+
 @dataclass
 class RecallDashboard:
     """The recall tiles over every open recall."""
@@ -57,6 +73,7 @@ class RecallDashboard:
     quantity_recovered: int = 0
     regions: list[RegionRow] = field(default_factory=list)
     recalls: list[dict[str, Any]] = field(default_factory=list)
+    undelivered: int = 0  # notices of open recalls that have not reached their consignee yet
 
     @property
     def open_total(self) -> int:
@@ -80,7 +97,7 @@ class RecallDashboard:
                          "acknowledged": r.acknowledged, "ack_rate": r.ack_rate,
                          "quantity_shipped": r.quantity_shipped, "quantity_recovered": r.quantity_recovered,
                          "recovered_rate": r.recovered_rate} for r in self.regions],
-            "recalls": self.recalls,
+            "recalls": self.recalls, "undelivered": self.undelivered,
         }
 
 
@@ -106,7 +123,9 @@ def recall_dashboard(now: datetime | None = None) -> RecallDashboard:
                               "notified": totals["notified"], "acknowledged": totals["acknowledged"],
                               "quantity_shipped": totals["quantity_shipped"],
                               "notification": notice.status(now) if notice else "",
-                              "notification_due_at": notice.due_at.isoformat() if notice else None})
+                              "notification_due_at": notice.due_at.isoformat() if notice else None,
+                              "undelivered": [notice_state(c) for c in view.undelivered]})
+        board.undelivered += len(view.undelivered)
     board.regions = sorted(regions.values(), key=lambda r: r.region)
     board.notified = sum(r.notified for r in board.regions)
     board.acknowledged = sum(r.acknowledged for r in board.regions)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from app.extensions import db
 from app.models import Deadline, OutboxMessage
-from app.services.procedures import recalls
+from app.services.procedures import dashboards, recalls
 from app.services.workflow import notifications
 from tests.conftest import T0, login
 from tests.integration import recall_steps as steps
@@ -38,6 +38,14 @@ def test_the_notice_deadline_waits_for_every_delivery(client, plant, user, monke
     page = client.get(f"/recalls/{instance.id}?lang=en").get_data(as_text=True)
     listed = page.split('data-testid="undelivered"', 1)[1].split("</div>", 1)[0]
     assert "H2" in listed and "US1" in listed and "D1" not in listed
+    assert "Notices not delivered yet: 2" in listed and "no e-mail address" in listed
+    assert "e-mail failed (Refused by the mail server: us1@example.com: 550 mailbox unavailable)" in listed
+    board = client.get("/recalls/?lang=en").get_data(as_text=True)
+    board = board.split('data-testid="undelivered-notices"', 1)[1].split("</section>", 1)[0]
+    assert "Notices not delivered: 2" in board and "US1" in board and "D1" not in board
+    assert 'data-state="failed"' in board and 'data-state="no_email"' in board
+    assert sorted((n["code"], n["state"]) for n in dashboards.recall_dashboard().as_dict()["recalls"][0]
+                  ["undelivered"]) == [("H2", "no_email"), ("US1", "failed")]
 
     consignees = {c.customer.code: c for c in recalls.recall_view(instance.id).consignees}
     recalls.record_check(instance.id, consignees["H2"].id, method="phone", effective=True, note="",
