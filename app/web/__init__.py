@@ -33,6 +33,7 @@ class PageSessionInterface(SecureCookieSessionInterface):
 def register_web(app: Flask) -> None:
     from app.web import (
         admin,
+        audit_workspace,
         auth,
         display,
         inbox,
@@ -52,6 +53,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(lots.trace_bp)
     app.register_blueprint(recalls.ack_bp)
     app.register_blueprint(supplier_returns.scar_bp)
+    app.register_blueprint(audit_workspace.bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"

@@ -206,6 +206,15 @@ def _step_name(step: tasks.Task, lang: str) -> str:
     return step.name_zh if lang == "zh-CN" and step.name_zh else step.name
 
 
+def answer_facts(step: tasks.Task, lang: str, values: dict | None = None) -> list[Fact]:
+    """Return a step's answers (or other values of its form's fields) as facts labelled by its form, signed
+    gates included: the auditor's timeline shows every step as it was entered."""
+    schema, ui_schema = tasks.task_form(step)
+    facts = [_fact(f) for f in forms.form_fields(schema, ui_schema, step.data if values is None else values, {},
+                                                 lang=lang)]
+    return [fact for fact in facts if fact.text or fact.rows]
+
+
 def _facts(step: tasks.Task, lang: str) -> list[Fact]:
     schema, ui_schema = tasks.task_form(step)
     facts = [_fact(f) for f in forms.form_fields(schema, ui_schema, step.data or {}, {}, lang=lang)]

@@ -1,0 +1,308 @@
+"""The auditor's workspace (/audit), read only: instance search, an instance's timeline, everything about one lot,
+the signature report (with its CSV), and the audit trail explorer (filters, chain verification, CSV/XLSX)."""
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
+from flask_login import current_user, login_required
+
+from app.services.evidence import auditor, tables
+from app.services.workflow import plant_time, processes
+from app.web import display
+from app.web.common import ui_lang
+
+bp = Blueprint("audit", __name__, url_prefix="/audit")
+
+CSV_MIMETYPE = "text/csv"
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+# The keys audit rows carry in their old/new values, in words; a key not here is shown as it is.
+FIELD_LABELS: dict[str, Any] = {
+    "assignee": lazy_gettext("Assignee"),
+    "basis": lazy_gettext("Rule"),
+    "data": lazy_gettext("Data"),
+    "documents": lazy_gettext("Documents"),
+    "due_at": lazy_gettext("Due"),
+    "element": lazy_gettext("Step"),
+    "filename": lazy_gettext("File"),
+    "group": lazy_gettext("Group"),
+    "hash": lazy_gettext("Signed hash"),
+    "label": lazy_gettext("Deadline"),
+    "lot_number": lazy_gettext("Lot"),
+    "meaning": lazy_gettext("Meaning"),
+    "message": lazy_gettext("Message"),
+    "met_by": lazy_gettext("Met by step"),
+    "printed_name": lazy_gettext("Printed name"),
+    "process": lazy_gettext("Procedure"),
+    "result": lazy_gettext("Result"),
+    "sha256": "SHA-256",
+    "status": lazy_gettext("Status"),
+    "title": lazy_gettext("Title"),
+    "version": lazy_gettext("Version"),
+}
+# How an instance concerns a lot (instance_lots.role, and the lot dossier's own reasons).
+LOT_ROLES: dict[str, Any] = {
+    "subject": lazy_gettext("subject"),
+    "affected": lazy_gettext("affected"),
+    "containment": lazy_gettext("containment"),
+    "hold": lazy_gettext("hold"),
+    "inspection": lazy_gettext("failed inspection"),
+    "status": lazy_gettext("changed its status"),
+}
+
+
+@bp.before_request
+@login_required
+def only_auditors():
+    """Open the workspace to auditors, administrators and QA; everyone else is refused."""
+    if not auditor.may_audit(current_user):
+        abort(403, description=_("The auditor's workspace is open to auditors, administrators and QA."))
+
+
+@bp.app_template_global()
+def may_audit() -> bool:
+    return current_user.is_authenticated and auditor.may_audit(current_user)
+
+
+@bp.app_template_global()
+def lot_role_label(role: str) -> str:
+    label = LOT_ROLES.get(role)
+    return str(label) if label is not None else role
+
+
+def _day(name: str) -> tuple[date | None, str | None]:
+    """Read a YYYY-MM-DD query argument; return (the day or None, an error message or None)."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None, None
+    try:
+        return date.fromisoformat(value), None
+    except ValueError:
+        return None, _("%(value)s is not a date (YYYY-MM-DD); the filter was left out.", value=value[:20])
+
+
+def _text(name: str, limit: int = 100) -> str:
+    return request.args.get(name, "").strip()[:limit]
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int), 1)
+
+
+def _period() -> tuple[date | None, date | None, list[str]]:
+    start, start_error = _day("from")
+    end, end_error = _day("to")
+    return start, end, [error for error in (start_error, end_error) if error]
+
+
+# --- instance search -------------------------------------------------------------------------------------------------
+
+@bp.get("/")
+def index():
+    start, end, errors = _period()
+    status = _text("status")
+    search = auditor.InstanceSearch(
+        process_key=_text("process", 120), status=status if status in auditor.STATUSES else "", start=start, end=end,
+        lot=_text("lot", 60), product=_text("product"), signer=_text("signer"), text=_text("q", 200))
+    page = auditor.search_instances(search, page=_page(), per_page=current_app.config["PAGE_SIZE"])
+    return render_template("audit/index.html", search=search, page=page, errors=errors,
+                           statuses=auditor.STATUSES, definitions=processes.list_definitions(),
+                           signers=auditor.signers())
+
+
+# --- one instance ----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Change:
+    label: str
+    old: str
+    new: str
+
+
+@dataclass
+class Entry:
+    """One audit row of an instance as the timeline shows it."""
+
+    event: Any
+    step: str = ""
+    facts: list[display.Fact] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    signature: Any = None
+    document: Any = None
+    deadline: Any = None
+
+
+def _when_text(value: Any) -> str:
+    """Show an ISO time stored in an audit value on the plant's clock; anything else as it is."""
+    if isinstance(value, str) and len(value) >= 16 and value[4:5] == "-" and "T" in value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is not None:
+            return plant_time.format_moment(moment, plant_time.zone())
+    return value
+
+
+def _value_text(key: str, value: Any, step_names: dict[str, str]) -> str:
+    if value is None:
+        return ""
+    if key == "element" and isinstance(value, str):
+        return step_names.get(value, value)
+    if key == "meaning" and isinstance(value, str):
+        return display.meaning_label(value)
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, str):
+        return _when_text(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    return display.json_text(value)
+
+
+def field_label(key: str) -> str:
+    label = FIELD_LABELS.get(key)
+    return str(label) if label is not None else key
+
+
+def audit_changes(old: Any, new: Any, step_names: dict[str, str] | None = None,
+                  skip: Iterable[str] = ()) -> list[Change]:
+    """Return an audit row's values as labelled old -> new pairs (a value only on one side shows there alone)."""
+    step_names = step_names or {}
+    old = old if isinstance(old, dict) else ({} if old is None else {"": old})
+    new = new if isinstance(new, dict) else ({} if new is None else {"": new})
+    keys = [key for key in dict.fromkeys([*old, *new]) if key not in skip]
+    return [Change(field_label(key), _value_text(key, old.get(key), step_names),
+                   _value_text(key, new.get(key), step_names)) for key in keys
+            if old.get(key) is not None or new.get(key) is not None]
+
+
+def _answer_changes(step, old: Any, lang: str) -> list[Change]:
+    """Return the fields of a completed step whose earlier value it replaced: old -> new, labelled by its form."""
+    if not isinstance(old, dict):
+        return []
+    earlier = {key: value for key, value in old.items()
+               if value not in (None, "", []) and value != (step.data or {}).get(key)}
+    if not earlier:
+        return []
+    before = {fact.label: fact for fact in display.answer_facts(step, lang, earlier)}
+    after = {fact.label: fact for fact in display.answer_facts(step, lang)}
+    return [Change(label, _fact_text(fact), _fact_text(after.get(label))) for label, fact in before.items()]
+
+
+def _fact_text(fact: display.Fact | None) -> str:
+    if fact is None:
+        return ""
+    return fact.text or "; ".join(", ".join(cell for cell in row if cell) for row in fact.rows)
+
+
+def _step_name(task, lang: str) -> str:
+    return task.name_zh if lang == "zh-CN" and task.name_zh else (task.name or task.element_id)
+
+
+def timeline_entries(timeline: auditor.InstanceTimeline, lang: str) -> list[Entry]:
+    """Turn an instance's audit rows into readable timeline entries in the page language."""
+    step_names = {task.element_id: _step_name(task, lang) for task in timeline.tasks}
+    entries = []
+    for event in timeline.events:
+        entry = Entry(event)
+        task = timeline.task_of(event)
+        if task is not None:
+            entry.step = _step_name(task, lang)
+        if event.action == "task.completed" and task is not None and task.form and task.data:
+            entry.facts = display.answer_facts(task, lang)
+            entry.changes = _answer_changes(task, event.old, lang)
+        elif event.action == "signature.applied":
+            entry.signature = timeline.signature_of(event)
+            element = (event.new or {}).get("task")
+            entry.step = step_names.get(element, element or "")
+        elif event.action in ("document.stored", "document.tampered"):
+            entry.document = timeline.document_of(event)
+            entry.changes = audit_changes(event.old, event.new, step_names, skip=("filename", "sha256"))
+        elif event.action.startswith("deadline."):
+            entry.deadline = timeline.deadline_of(event)
+            entry.changes = audit_changes(event.old, event.new, step_names)
+        elif event.action == "task.automated":
+            entry.step = step_names.get((event.new or {}).get("element"), entry.step)
+            entry.changes = audit_changes(event.old, event.new, step_names, skip=("element",))
+        else:
+            entry.changes = audit_changes(event.old, event.new, step_names,
+                                          skip=("element",) if entry.step else ())
+        entries.append(entry)
+    return entries
+
+
+@bp.get("/instances/<int:instance_id>")
+def instance(instance_id: int):
+    timeline = auditor.instance_timeline(instance_id)
+    lang = ui_lang()
+    return render_template("audit/instance.html", timeline=timeline, entries=timeline_entries(timeline, lang),
+                           step_names={task.element_id: _step_name(task, lang) for task in timeline.tasks})
+
+
+# --- lots ------------------------------------------------------------------------------------------------------------
+
+@bp.get("/lots")
+def lots():
+    query = _text("q", 60)
+    return render_template("audit/lots.html", query=query, found=auditor.find_lots(query))
+
+
+@bp.get("/lots/<kind>/<int:lot_id>")
+def lot(kind: str, lot_id: int):
+    if kind not in auditor.LOT_KINDS:
+        abort(404)
+    return render_template("audit/lot.html", dossier=auditor.lot_dossier(kind, lot_id), audit_changes=audit_changes)
+
+
+# --- signatures ------------------------------------------------------------------------------------------------------
+
+def _signature_search() -> tuple[auditor.SignatureSearch, list[str]]:
+    start, end, errors = _period()
+    return auditor.SignatureSearch(start=start, end=end, signer=_text("signer"), meaning=_text("meaning", 40)), errors
+
+
+@bp.get("/signatures")
+def signatures():
+    search, errors = _signature_search()
+    report = auditor.signature_report(search, page=_page())
+    return render_template("audit/signatures.html", search=search, report=report, errors=errors,
+                           meanings=auditor.meanings(), signers=auditor.signers())
+
+
+def _signature_rows(search: auditor.SignatureSearch, lang: str) -> Iterable[list]:
+    zone = plant_time.zone()
+    for row in auditor.all_signatures(search):
+        signature = row.signature
+        yield [signature.signed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"), signature.printed_name,
+               row.username, display.meaning_label(signature.meaning), signature.meaning, row.instance.id,
+               row.instance.title, row.process_name, row.version, _step_name(row.task, lang), signature.signed_hash,
+               "; ".join(f"{item.get('filename')} {item.get('sha256')}" for item in signature.documents)]
+
+
+@bp.get("/signatures.csv")
+def signatures_csv():
+    search, _errors = _signature_search()
+    header = [_("Signed at"), _("Printed name"), _("User name"), _("Meaning"), _("Meaning code"), _("Instance"),
+              _("Title"), _("Procedure"), _("Version"), _("Step"), _("Signed hash"), _("Documents signed")]
+    content = tables.csv_bytes(header, _signature_rows(search, ui_lang()))
+    return send_file(io.BytesIO(content), mimetype=CSV_MIMETYPE, as_attachment=True,
+                     download_name=_export_name("signatures", search.start, search.end, "csv"))
+
+
+def _export_name(what: str, start: date | None, end: date | None, extension: str) -> str:
+    period = "-".join(day.isoformat() for day in (start, end) if day)
+    return f"{what}{'-' + period if period else ''}.{extension}"
+
+
+def decoded(value: Any) -> str:
+    """Return an audit value as readable JSON (never \\u escapes), for exports."""
+    return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,151 @@
+"""The auditor's workspace through Flask's test client: search, an instance's timeline, a lot's dossier, the
+signature report and read-only pages without any start, claim or complete control."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+
+import pytest
+
+from app.extensions import db
+from app.models import Document, ProductLot
+from app.models.types import utcnow
+from tests.conftest import login
+from tests.integration import recall_steps
+from tests.integration.capa_steps import ready_task, run_capa_to_approval
+from tests.integration.recalls.conftest import plant  # noqa: F401 - the recall's lots and consignees
+from tests.integration.services.scenarios import approve, close_capa
+
+
+def _text(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+def _section(page: str, testid: str, end: str = "</section>") -> str:
+    return page.split(f'data-testid="{testid}"', 1)[1].split(end, 1)[0]
+
+
+def _post_forms(page: str) -> list[str]:
+    """Return the actions of the page's POST forms, but signing out."""
+    return [action for action in re.findall(r'<form[^>]*method="post"[^>]*action="([^"]*)"', page)
+            if action != "/logout"]
+
+
+@pytest.fixture
+def closed_capa(seeded, user) -> int:
+    return close_capa(user).id
+
+
+def test_auditor_finds_a_closed_capa_and_reads_its_timeline(client, closed_capa):
+    login(client, "auditor")
+    inbox = _text(client.get("/?lang=en"))
+    assert 'data-testid="nav-audit"' in inbox
+
+    found = _text(client.get("/audit/?lang=en&process=capa&status=completed&signer=Helen"))
+    assert f'href="/audit/instances/{closed_capa}"' in _section(found, "audit-instances", "</table>")
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/?lang=en&signer=Nobody"))
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/?lang=en&lot=NO-SUCH-LOT"))
+    assert "is not a date" in _text(client.get("/audit/?lang=en&from=2026-13-45"))
+
+    page = _text(client.get(f"/audit/instances/{closed_capa}?lang=en"))
+    assert 'data-testid="read-only"' in page and not _post_forms(page)
+    steps = _section(page, "audit-steps", "</table>")
+    assert "Describe the problem" in steps and "QA approval" in steps or "Approv" in steps
+    gate = _section(page, "gate", "</div>\n  </div>")
+    assert "Helen Head" in gate and 'data-meaning="approved"' in gate and "Approved" in gate
+    timeline = _section(page, "timeline", "</ol>")
+    # Every step with who and what was entered, labelled by its form in words, never raw keys or JSON.
+    assert "Root cause" in timeline and "Worn deburring tool at station 3" in timeline
+    assert "Li Na" in timeline and "Wang Wei" in timeline and "Step completed" in timeline
+    assert "root_cause" not in timeline and "\\u" not in timeline
+    version = re.search(r'href="(/processes/capa/\d+)" data-testid="diagram-version"', page)
+    assert version and client.get(version[1]).status_code == 200
+
+    links = re.findall(r'href="/instances/documents/(\d+)" data-testid="document-link"', page)
+    assert links
+    download = client.get(f"/instances/documents/{links[0]}")
+    assert download.status_code == 200
+    assert hashlib.sha256(download.data).hexdigest() == db.session.get(Document, int(links[0])).sha256
+
+
+def test_timeline_reads_in_chinese(client, closed_capa):
+    login(client, "auditor")
+    page = _text(client.get(f"/audit/instances/{closed_capa}?lang=zh_CN"))
+    timeline = _section(page, "timeline", "</ol>")
+    assert "步骤已完成" in timeline and "根本原因" in timeline and "Worn deburring tool at station 3" in timeline
+    assert "批准" in _section(page, "gate", "</div>\n  </div>")
+    assert "Step completed" not in page and "Signed gates" not in page
+
+
+def test_read_only_accounts_see_no_start_claim_or_complete_control(client, seeded, user):
+    instance = run_capa_to_approval(user)
+    approval = ready_task(instance.id, "qa_approval")
+    login(client, "auditor")
+    for path in ("/?lang=en", "/instances/?lang=en", "/processes/?lang=en", f"/instances/{instance.id}?lang=en",
+                 f"/tasks/{approval.id}?lang=en", "/lots/?lang=en"):
+        page = _text(client.get(path))
+        assert not _post_forms(page), path
+        assert "/instances/start" not in page and "Claim<" not in page and 'data-testid="task-form"' not in page
+        assert "belongs to a group you are not in" not in page
+    task_page = _text(client.get(f"/tasks/{approval.id}?lang=en"))
+    assert 'data-testid="read-only"' in task_page and "read-only" in task_page
+    assert 'data-testid="read-only"' in _text(client.get("/?lang=en"))
+
+
+def test_workspace_is_closed_to_production_staff(client, seeded):
+    login(client, "prod")
+    assert client.get("/audit/").status_code == 403
+    assert 'data-testid="nav-audit"' not in _text(client.get("/?lang=en"))
+    client.post("/logout")
+    login(client, "head")  # QA may use it
+    assert client.get("/audit/signatures").status_code == 200
+
+
+@pytest.fixture
+def recall(plant, user) -> int:  # noqa: F811
+    """A class I recall of L1 and L2, decided and signed twice: lots recalled, deadlines running."""
+    return recall_steps.decide(user, utcnow()).id
+
+
+def test_lot_dossier_and_recall_timeline_deadlines(client, recall):
+    lot = db.session.scalar(db.select(ProductLot).where(ProductLot.lot_number == "L1"))
+    login(client, "auditor")
+    found = _text(client.get("/audit/lots?lang=en&q=L"))
+    assert f'href="/audit/lots/product/{lot.id}"' in found
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/lots?lang=en&q=ZZZ"))
+
+    dossier = _text(client.get(f"/audit/lots/product/{lot.id}?lang=en"))
+    assert f'href="/audit/instances/{recall}"' in _section(dossier, "lot-procedures", "</table>")
+    changes = _section(dossier, "lot-status-changes", "</table>")
+    assert "released" in changes and "recalled" in changes and f"#{recall}" in changes
+    assert "Li Na" in _section(dossier, "lot-signatures", "</ul>") or "Zhang Min" in dossier
+    assert 'data-testid="document-link"' in _section(dossier, "lot-documents", "</table>")
+
+    page = _text(client.get(f"/audit/instances/{recall}?lang=en"))
+    deadlines = _section(page, "audit-deadlines", "</table>")
+    assert "working days" in deadlines or "P" in deadlines
+    assert 'data-status="pending"' in deadlines
+    assert len(re.findall(r'data-testid="gate"', page)) == 2
+
+
+def test_signature_report_by_signer_and_meaning_with_csv(client, seeded, user):
+    first = run_capa_to_approval(user)
+    approve(first.id, user, utcnow())
+    login(client, "auditor")
+    today = utcnow().date().isoformat()
+    page = _text(client.get(f"/audit/signatures?lang=en&from={today}&to={today}"))
+    counts = _section(page, "signature-counts", "</table>")
+    assert "Helen Head" in counts and "Approved" in counts
+    assert f'href="/audit/instances/{first.id}#gates-h"' in _section(page, "signature-report", "</table>")
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/signatures?lang=en&from=2020-01-01&to=2020-01-02"))
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/signatures?lang=en&meaning=released"))
+
+    export = client.get(f"/audit/signatures.csv?lang=en&from={today}&signer=Helen")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(export.data.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["Signed at", "Printed name", "User name", "Meaning"]
+    assert len(rows) == 2 and rows[1][1] == "Helen Head" and rows[1][4] == "approved"
+    assert rows[1][5] == str(first.id)
