@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user, login_required
 
-from app.services.evidence import auditor, tables
+from app.services.evidence import auditor, tables, trail
 from app.services.workflow import plant_time, processes
 from app.web import display
 from app.web.common import ui_lang
@@ -306,3 +306,66 @@ def _export_name(what: str, start: date | None, end: date | None, extension: str
 def decoded(value: Any) -> str:
     """Return an audit value as readable JSON (never \\u escapes), for exports."""
     return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+# --- audit trail explorer --------------------------------------------------------------------------------------------
+
+def _trail_search() -> tuple[trail.TrailSearch, list[str]]:
+    start, end, errors = _period()
+    instance_text = _text("instance", 12).lstrip("#")
+    instance_id = int(instance_text) if instance_text.isdigit() and int(instance_text) < 2**31 else None
+    if instance_text and instance_id is None:
+        errors.append(_("%(value)s is not an instance number; the filter was left out.", value=instance_text))
+    return trail.TrailSearch(user=_text("user"), object_type=_text("object_type", 60), object_id=_text("object_id", 80),
+                             action=_text("action", 80), instance_id=instance_id, start=start, end=end), errors
+
+
+def _action_choices(codes: Iterable[str]) -> list[tuple[str, str]]:
+    """Return the action codes with their names in the page language, by name."""
+    return sorted(((code, display.action_label(code)) for code in codes), key=lambda choice: choice[1].lower())
+
+
+@bp.get("/trail")
+def trail_index():
+    search, errors = _trail_search()
+    page = trail.search_trail(search, page=_page(), per_page=current_app.config["PAGE_SIZE"])
+    return render_template("audit/trail.html", search=search, page=page, errors=errors,
+                           actions=_action_choices(trail.actions()), object_types=trail.object_types(),
+                           audit_changes=audit_changes)
+
+
+@bp.get("/trail/verify")
+def trail_verify():
+    return render_template("audit/verify.html", result=trail.verify_trail())
+
+
+def _trail_export(search: trail.TrailSearch) -> tuple[list[str], Iterable[list]]:
+    header = ["#", _("When"), _("Who"), _("Action"), _("Action code"), _("Object"), _("Object id"), _("Instance"),
+              _("Old"), _("New"), _("Reason"), _("Hash"), _("Previous hash")]
+    zone = plant_time.zone()
+
+    def rows() -> Iterable[list]:
+        for event in trail.all_events(search):
+            yield [event.id, event.at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"),
+                   _("system") if event.actor_name == "system" else event.actor_name,
+                   display.action_label(event.action), event.action, event.object_type, event.object_id,
+                   event.instance_id, decoded(event.old), decoded(event.new), event.reason, event.hash,
+                   event.prev_hash]
+
+    return header, rows()
+
+
+@bp.get("/trail.csv")
+def trail_csv():
+    search, _errors = _trail_search()
+    header, rows = _trail_export(search)
+    return send_file(io.BytesIO(tables.csv_bytes(header, rows)), mimetype=CSV_MIMETYPE, as_attachment=True,
+                     download_name=_export_name("audit-trail", search.start, search.end, "csv"))
+
+
+@bp.get("/trail.xlsx")
+def trail_xlsx():
+    search, _errors = _trail_search()
+    header, rows = _trail_export(search)
+    return send_file(io.BytesIO(tables.xlsx_bytes(_("Audit trail"), header, rows)), mimetype=XLSX_MIMETYPE,
+                     as_attachment=True, download_name=_export_name("audit-trail", search.start, search.end, "xlsx"))

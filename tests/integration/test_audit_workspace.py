@@ -8,10 +8,14 @@ import io
 import re
 
 import pytest
+from openpyxl import load_workbook
+from sqlalchemy import text
 
 from app.extensions import db
-from app.models import Document, ProductLot
+from app.models import AuditEvent, Document, ProductLot
+from app.models.audit import DROP_APPEND_ONLY_SQL
 from app.models.types import utcnow
+from app.services.workflow import instances, tasks
 from tests.conftest import login
 from tests.integration import recall_steps
 from tests.integration.capa_steps import ready_task, run_capa_to_approval
@@ -149,3 +153,59 @@ def test_signature_report_by_signer_and_meaning_with_csv(client, seeded, user):
     assert rows[0][:4] == ["Signed at", "Printed name", "User name", "Meaning"]
     assert len(rows) == 2 and rows[1][1] == "Helen Head" and rows[1][4] == "approved"
     assert rows[1][5] == str(first.id)
+
+
+# --- audit trail explorer --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def chinese_capa(seeded, user) -> int:
+    """A CAPA whose problem was described in Chinese."""
+    instance = instances.start_instance("capa", user("qa"), title="针头毛刺")
+    tasks.complete_task(ready_task(instance.id, "describe_problem").id, {
+        "title": "针头毛刺", "source": "complaint", "source_reference": "CMP-1", "severity": "major",
+        "description": "医院反馈输液器针头有毛刺", "reported_on": "2026-11-20"}, user("qa"))
+    return instance.id
+
+
+def test_trail_explorer_filters_translates_and_exports(client, chinese_capa):
+    login(client, "auditor")
+    page = _text(client.get("/audit/trail?lang=zh_CN&user=Li&action=task.completed"))
+    table = _section(page, "trail-table", "</table>")
+    assert table.count('data-action="task.completed"') == 1 and 'data-action="instance.started"' not in table
+    assert "步骤已完成" in table and "医院反馈输液器针头有毛刺" in table and "\\u" not in table
+    assert ">步骤已完成</option>" in page  # the action filter in words
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/trail?lang=en&user=Nobody"))
+    started = _text(client.get(f"/audit/trail?lang=en&object_type=instance&object_id={chinese_capa}"))
+    assert 'data-action="instance.started"' in started and 'data-action="task.completed"' not in started
+
+    export = client.get("/audit/trail.csv?lang=en&action=task.completed")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = list(csv.reader(io.StringIO(export.data.decode("utf-8-sig"))))
+    assert rows[0][:5] == ["#", "When", "Who", "Action", "Action code"]
+    assert [row[4] for row in rows[1:]] == ["task.completed"] and rows[1][3] == "Step completed"
+    assert "医院反馈输液器针头有毛刺" in rows[1][9] and "\\u" not in rows[1][9]
+
+    workbook = load_workbook(io.BytesIO(client.get("/audit/trail.xlsx?lang=zh_CN&user=Li").data))
+    sheet = workbook.worksheets[0]
+    assert [cell.value for cell in sheet[1]][:5] == ["#", "时间", "操作人", "操作", "操作代码"]
+    assert sheet.max_row == 1 + _count(AuditEvent, AuditEvent.actor_name == "Li Na")
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(model).where(*where))
+
+
+def test_chain_verification_from_the_page_names_the_altered_row(client, chinese_capa):
+    login(client, "auditor")
+    page = _text(client.get("/audit/trail/verify?lang=en"))
+    assert 'data-ok="true"' in page and "Intact." in page
+
+    target = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "task.completed"))
+    dialect = db.engine.dialect.name
+    for statement in DROP_APPEND_ONLY_SQL[dialect]:
+        db.session.execute(text(statement))
+    db.session.execute(text("UPDATE audit_events SET reason = 'edited' WHERE id = :id"), {"id": target.id})
+    db.session.commit()
+    page = _text(client.get("/audit/trail/verify?lang=en"))
+    assert 'data-ok="false"' in page
+    assert f"broken at row {target.id}" in _section(page, "chain-problem", "</p>")

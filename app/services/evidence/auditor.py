@@ -60,13 +60,13 @@ def period_bounds(start: date | None, end: date | None) -> tuple[datetime | None
     return begin, finish
 
 
-def _in_period(column, start: date | None, end: date | None) -> list:
+def in_period(column, start: date | None, end: date | None) -> list:
     begin, finish = period_bounds(start, end)
     return [condition for condition in (column >= begin if begin else None, column < finish if finish else None)
             if condition is not None]
 
 
-def _like(text: str) -> str:
+def like_pattern(text: str) -> str:
     """Return a LIKE pattern that finds text anywhere, its own % and _ taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -99,14 +99,14 @@ def _search_query(search: InstanceSearch) -> Select:
         query = query.where(ProcessDefinition.key == search.process_key)
     if search.status in STATUSES:
         query = query.where(ProcessInstance.status == search.status)
-    query = query.where(*_in_period(ProcessInstance.started_at, search.start, search.end))
+    query = query.where(*in_period(ProcessInstance.started_at, search.start, search.end))
     if search.text:
         number = search.text.lstrip("#")
-        matches = ProcessInstance.title.ilike(_like(search.text), escape="\\")
+        matches = ProcessInstance.title.ilike(like_pattern(search.text), escape="\\")
         query = query.where(or_(matches, ProcessInstance.id == int(number)) if number.isdigit() and
                             len(number) < 10 else matches)
     if search.lot:
-        pattern = _like(search.lot)
+        pattern = like_pattern(search.lot)
         query = query.where(select(InstanceLot.id)
                             .outerjoin(ProductLot, ProductLot.id == InstanceLot.product_lot_id)
                             .outerjoin(MaterialLot, MaterialLot.id == InstanceLot.material_lot_id)
@@ -114,7 +114,7 @@ def _search_query(search: InstanceSearch) -> Select:
                                    or_(ProductLot.lot_number.ilike(pattern, escape="\\"),
                                        MaterialLot.lot_number.ilike(pattern, escape="\\"))).exists())
     if search.product:
-        pattern = _like(search.product)
+        pattern = like_pattern(search.product)
         query = query.where(select(InstanceLot.id)
                             .join(ProductLot, ProductLot.id == InstanceLot.product_lot_id)
                             .join(Product, Product.id == ProductLot.product_id)
@@ -123,7 +123,7 @@ def _search_query(search: InstanceSearch) -> Select:
                                        Product.model.ilike(pattern, escape="\\"),
                                        Product.gtin.ilike(pattern, escape="\\"))).exists())
     if search.signer:
-        pattern = _like(search.signer)
+        pattern = like_pattern(search.signer)
         query = query.where(select(Signature.id).join(User, User.id == Signature.user_id)
                             .where(Signature.instance_id == ProcessInstance.id,
                                    or_(Signature.printed_name.ilike(pattern, escape="\\"),
@@ -238,7 +238,7 @@ def find_lots(text: str, limit: int = 50) -> list[tuple[str, ProductLot | Materi
     text = text.strip()
     if not text:
         return []
-    pattern = _like(text)
+    pattern = like_pattern(text)
     found: list[tuple[str, ProductLot | MaterialLot]] = []
     for kind, model in (("product", ProductLot), ("material", MaterialLot)):
         found += [(kind, lot) for lot in db.session.scalars(
@@ -304,9 +304,9 @@ class SignedRecord:
 
 def _signature_filters(query: Select, search: SignatureSearch) -> Select:
     query = query.join(User, User.id == Signature.user_id).where(
-        *_in_period(Signature.signed_at, search.start, search.end))
+        *in_period(Signature.signed_at, search.start, search.end))
     if search.signer:
-        pattern = _like(search.signer)
+        pattern = like_pattern(search.signer)
         query = query.where(or_(Signature.printed_name.ilike(pattern, escape="\\"),
                                 User.username.ilike(pattern, escape="\\")))
     if search.meaning:
