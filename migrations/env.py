@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from app.models import search
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -92,6 +94,9 @@ def run_migrations_online():
     conf_args = current_app.extensions['migrate'].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    # The title search index (FTS5 tables, a pg_trgm index) is not described by the models: leave it alone.
+    conf_args.setdefault("include_name", search.include_name)
+    applied = []
 
     connectable = get_engine()
 
@@ -99,11 +104,18 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            on_version_apply=lambda **kw: applied.append(kw["step"]),
             **conf_args
         )
 
         with context.begin_transaction():
             context.run_migrations()
+            if applied:  # new tables and indexes: give the query planner statistics (SQLite has none otherwise)
+                if connection.in_transaction():  # PostgreSQL: committed with the migrations
+                    search.analyze(connection)
+                else:  # SQLite's DDL is not transactional: Alembic committed each step, this is one more
+                    with connection.begin():
+                        search.analyze(connection)
 
 
 if context.is_offline_mode():

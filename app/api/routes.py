@@ -107,11 +107,12 @@ def cancel(args, instance_id: int):
 @blp.arguments(TaskQuerySchema, location="query")
 @blp.response(200, TaskPageSchema)
 def list_tasks(query):
-    """List my ready tasks: assigned to me or offered to my groups."""
+    """List my ready tasks: assigned to me or offered to my groups, most urgent first; `q` searches them."""
     page = tasks.inbox(api_user(), tasks.InboxFilter(scope=query["scope"], process_key=query["process"],
-                                                     overdue=query["overdue"]),
+                                                     overdue=query["overdue"], search=query["q"].strip()),
                        page=query["page"], per_page=query["per_page"])
-    return {"items": page.items, "page": page.page, "pages": page.pages, "total": page.total}
+    return {"items": page.items, "page": page.page, "pages": page.pages, "total": page.total,
+            "total_exact": page.total_exact, "has_next": page.has_next}
 
 
 @blp.route("/tasks/<int:task_id>")

@@ -78,6 +78,8 @@ class TaskQuerySchema(Schema):
     scope = fields.Str(load_default="all", validate=validate.OneOf(["all", "mine", "unassigned"]))
     process = fields.Str(load_default=None)
     overdue = fields.Bool(load_default=False)
+    q = fields.Str(load_default="", validate=validate.Length(max=100), metadata={
+        "description": "text the task's name (English or Chinese) or its instance's title contains, any case"})
     page = fields.Int(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=200))
 
@@ -85,8 +87,11 @@ class TaskQuerySchema(Schema):
 class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema))
     page = fields.Int()
-    pages = fields.Int()
-    total = fields.Int()
+    pages = fields.Int(metadata={"description": "a lower bound when total_exact is false"})
+    total = fields.Int(metadata={"description": "exact up to 10,000 tasks (or the page asked for); beyond that "
+                                                "a lower bound, and total_exact is false"})
+    total_exact = fields.Bool()
+    has_next = fields.Bool()
 
 
 class CompleteSchema(Schema):

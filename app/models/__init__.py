@@ -20,6 +20,7 @@ from app.models.lots import (
 from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
+from app.models.search import install_title_search  # noqa: F401 - the title index comes with the table
 from app.models.studio import ProcessDraft, StudioForm
 from app.models.suppliers import ScarRequest, SupplierReturn
 from app.models.users import ROLES, ApiToken, Group, User, UserSession

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -14,6 +14,9 @@ from app.models.users import User
 INSTANCE_STATES = ("running", "completed", "incident", "cancelled")
 OPEN_STATES = ("running", "incident")  # an instance in incident is stopped at a step, not finished
 TASK_STATES = ("ready", "waiting", "completed", "cancelled", "error")
+# The inbox's rows and their order; queries must spell the condition with literals for the partial indexes.
+OPEN_USER_TASK = "state = 'ready' AND kind = 'user'"
+INBOX_ORDER_AND_FILTERS = (text("(due_at IS NULL)"), "due_at", "id", "instance_id", "name", "name_zh")
 
 
 class ProcessInstance(db.Model):
@@ -36,6 +39,8 @@ class ProcessInstance(db.Model):
     tasks: Mapped[list[Task]] = relationship(back_populates="instance", order_by="Task.id")
 
     __mapper_args__ = {"version_id_col": lock_version}
+    # The timer tick's query (status = 'running' AND next_timer_at <= now, in due order) reads only the due rows.
+    __table_args__ = (Index("ix_process_instances_status_timer", "status", "next_timer_at"),)
 
 
 class Task(db.Model):
@@ -46,6 +51,14 @@ class Task(db.Model):
         UniqueConstraint("instance_id", "spiff_id"),
         Index("ix_tasks_state_group", "state", "group_name"),
         Index("ix_tasks_state_assignee", "state", "assignee_id"),
+        # The inbox (services/workflow/tasks.inbox): one index range per "assigned to me" and per "offered to my
+        # group", already in the inbox's order (dated first, by due date, then id) and holding every column its
+        # filters read, so a page or a bounded count never visits the task rows. Partial: open user tasks only.
+        Index("ix_tasks_inbox_assignee", "assignee_id", *INBOX_ORDER_AND_FILTERS,
+              sqlite_where=text(OPEN_USER_TASK), postgresql_where=text(OPEN_USER_TASK)),
+        Index("ix_tasks_inbox_group", "group_name", *INBOX_ORDER_AND_FILTERS,
+              sqlite_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL"),
+              postgresql_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL")),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)

@@ -1,11 +1,10 @@
 """The inbox: list my tasks, claim, release and complete them (with form validation and signatures)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import contains_eager, selectinload
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager
 
 from app import engine
 from app.exceptions import (
@@ -17,43 +16,14 @@ from app.exceptions import (
     TaskNotClaimable,
 )
 from app.extensions import db
-from app.models import ProcessDefinition, ProcessInstance, ProcessVersion, Task, User
+from app.models import ProcessInstance, ProcessVersion, Task, User
 from app.models.types import utcnow
 from app.services.evidence import audit, signatures
 from app.services.workflow import deadlines, form_checks, forms
 from app.services.workflow.execution import engine_context
+from app.services.workflow.inbox import InboxFilter, InboxPage, inbox  # noqa: F401 - the inbox's API
 from app.services.workflow.instances import record_outcome, require_worker
 from app.services.workflow.transaction import atomic
-
-
-@dataclass(frozen=True)
-class InboxFilter:
-    scope: str = "all"  # all (mine + my groups), mine, unassigned
-    process_key: str | None = None
-    overdue: bool = False
-    search: str = ""
-
-
-def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 20, now: datetime | None = None):
-    """Return a page of ready tasks assigned to actor or offered to actor's groups, most urgent first."""
-    now = now or utcnow()
-    mine = Task.assignee_id == actor.id
-    offered = Task.group_name.in_(actor.group_names) & Task.assignee_id.is_(None)
-    query = (select(Task).join(Task.instance).join(ProcessInstance.version).join(ProcessVersion.definition)
-             .options(contains_eager(Task.instance).contains_eager(ProcessInstance.version)
-                      .contains_eager(ProcessVersion.definition), selectinload(Task.assignee))
-             .where(Task.state == "ready", Task.kind == "user"))
-    query = query.where({"mine": mine, "unassigned": offered}.get(filters.scope, or_(mine, offered)))
-    if filters.process_key:
-        query = query.where(ProcessDefinition.key == filters.process_key)
-    if filters.overdue:
-        query = query.where(Task.due_at < now)
-    if filters.search:
-        pattern = f"%{filters.search}%"
-        query = query.where(or_(Task.name.ilike(pattern), Task.name_zh.ilike(pattern),
-                                ProcessInstance.title.ilike(pattern)))
-    query = query.order_by(Task.due_at.is_(None), Task.due_at, Task.id)
-    return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
 def get_task(task_id: int) -> Task:
