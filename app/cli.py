@@ -43,6 +43,7 @@ scheduler_cli = AppGroup("scheduler", help="Run the timer and outbox scheduler."
 lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
 instances_cli = AppGroup("instances", help="Look after running procedure instances.")
 holidays_cli = AppGroup("holidays", help="Holiday calendars (holidays and make-up working days) per jurisdiction.")
+evidence_cli = AppGroup("evidence", help="Export and check evidence packages.")
 
 
 def _terminal_locale() -> str:
@@ -280,7 +281,39 @@ def holidays_list_command(jurisdiction: str | None, year: int | None) -> None:
         click.echo(f"{day.jurisdiction}\t{day.day.isoformat()}\t{day.kind}\t{day.name}")
 
 
+@evidence_cli.command("verify")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def evidence_verify_command(path: Path) -> None:
+    """Check an evidence package offline: every file against the manifest and the manifest's signature, every
+    audit row's hash, every signature's documents; exit 1 naming each altered, missing or unexpected file."""
+    from app.services.evidence import packages
+    report = packages.verify_package(path.read_bytes())
+    for problem in report.problems:
+        click.echo(f"Error: {problem}", err=True)
+    if not report.ok:
+        sys.exit(1)
+    click.echo(f"OK: {report.files} files match the signed manifest; {report.audit_rows} audit rows and "
+               f"{report.signatures} signatures check.")
+
+
+@evidence_cli.command("package")
+@click.argument("instance_id", type=int)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the zip.")
+def evidence_package_command(instance_id: int, output: Path) -> None:
+    """Write the evidence package of one instance, as the auditor's workspace downloads it (in the terminal's
+    language)."""
+    from app.web import audit_workspace
+    try:
+        with current_app.test_request_context(), force_locale(_terminal_locale()):
+            content = audit_workspace.instance_package(instance_id)
+    except QualiflowError as err:
+        _fail(err.message)
+    output.write_bytes(content)
+    click.echo(f"Wrote {output} ({len(content)} bytes).")
+
+
 def register(app: Flask) -> None:
     for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
-                  instances_cli, holidays_cli):
+                  instances_cli, holidays_cli, evidence_cli):
         app.cli.add_command(group)

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user, login_required
 
-from app.services.evidence import auditor, tables, trail
+from app.services.evidence import auditor, packages, tables, trail
 from app.services.workflow import plant_time, processes
 from app.web import display
 from app.web.common import ui_lang
@@ -105,17 +105,21 @@ def _period() -> tuple[date | None, date | None, list[str]]:
 
 # --- instance search -------------------------------------------------------------------------------------------------
 
-@bp.get("/")
-def index():
+def _instance_search() -> tuple[auditor.InstanceSearch, list[str]]:
     start, end, errors = _period()
     status = _text("status")
-    search = auditor.InstanceSearch(
+    return auditor.InstanceSearch(
         process_key=_text("process", 120), status=status if status in auditor.STATUSES else "", start=start, end=end,
-        lot=_text("lot", 60), product=_text("product"), signer=_text("signer"), text=_text("q", 200))
+        lot=_text("lot", 60), product=_text("product"), signer=_text("signer"), text=_text("q", 200)), errors
+
+
+@bp.get("/")
+def index():
+    search, errors = _instance_search()
     page = auditor.search_instances(search, page=_page(), per_page=current_app.config["PAGE_SIZE"])
     return render_template("audit/index.html", search=search, page=page, errors=errors,
                            statuses=auditor.STATUSES, definitions=processes.list_definitions(),
-                           signers=auditor.signers())
+                           signers=auditor.signers(), max_package=packages.MAX_INSTANCES)
 
 
 # --- one instance ----------------------------------------------------------------------------------------------------
@@ -369,3 +373,85 @@ def trail_xlsx():
     header, rows = _trail_export(search)
     return send_file(io.BytesIO(tables.xlsx_bytes(_("Audit trail"), header, rows)), mimetype=XLSX_MIMETYPE,
                      as_attachment=True, download_name=_export_name("audit-trail", search.start, search.end, "xlsx"))
+
+
+# --- evidence packages -----------------------------------------------------------------------------------------------
+
+ZIP_MIMETYPE = "application/zip"
+
+
+def _report_html(timeline: auditor.InstanceTimeline, lang: str) -> bytes:
+    """Render an instance's timeline as the package's standalone report (links relative to its folder)."""
+    instance_id = timeline.instance.id
+    folder = f"instances/{instance_id}/"
+
+    def document_href(item) -> str:
+        return packages.document_path(instance_id, item).removeprefix(folder)
+
+    return render_template(
+        "audit/package/report.html", timeline=timeline, entries=timeline_entries(timeline, lang),
+        step_names={task.element_id: _step_name(task, lang) for task in timeline.tasks},
+        document_href=document_href, bpmn_href=packages.bpmn_path(timeline.instance).removeprefix(folder),
+        generated=plant_time.utcnow()).encode("utf-8")
+
+
+def _package(instance_ids: list[int], scope: dict, title: str, extra: dict[str, bytes] | None = None,
+             history: list | None = None) -> bytes:
+    """Build a package of the instances: each one's files and report, an index page, the signed manifest."""
+    lang = ui_lang()
+    files: dict[str, bytes] = dict(extra or {})
+    found = []
+    for instance_id in instance_ids:
+        files.update(packages.instance_files(instance_id))
+        timeline = auditor.instance_timeline(instance_id)
+        files[f"instances/{instance_id}/report.html"] = _report_html(timeline, lang)
+        found.append(timeline.instance)
+    files["index.html"] = render_template("audit/package/index.html", title=title, instances=found,
+                                          history=history or [], audit_changes=audit_changes,
+                                          generated=plant_time.utcnow()).encode("utf-8")
+    return packages.seal(files, scope)
+
+
+def _send_zip(content: bytes, name: str):
+    return send_file(io.BytesIO(content), mimetype=ZIP_MIMETYPE, as_attachment=True, download_name=name)
+
+
+def instance_package(instance_id: int) -> bytes:
+    """Return the evidence package of one instance (in a request context: the page language, the plant clock)."""
+    instance = auditor.instance_timeline(instance_id).instance
+    title = _("Evidence package of instance #%(id)s %(title)s", id=instance.id, title=instance.title)
+    return _package([instance.id], {"kind": "instance", "id": instance.id}, title)
+
+
+@bp.get("/instances/<int:instance_id>/package.zip")
+def instance_package_zip(instance_id: int):
+    return _send_zip(instance_package(instance_id), f"evidence-instance-{instance_id}.zip")
+
+
+@bp.get("/lots/<kind>/<int:lot_id>/package.zip")
+def lot_package(kind: str, lot_id: int):
+    if kind not in auditor.LOT_KINDS:
+        abort(404)
+    dossier = auditor.lot_dossier(kind, lot_id)
+    ids = packages.check_size([p.instance.id for p in dossier.procedures])
+    title = _("Evidence package of lot %(number)s", number=dossier.lot.lot_number)
+    extra = {"lot/status_changes.jsonl": packages.audit_file(dossier.history)}
+    content = _package(ids, {"kind": f"{kind}_lot", "id": lot_id, "lot_number": dossier.lot.lot_number}, title,
+                       extra, dossier.history)
+    return _send_zip(content, f"evidence-lot-{packages.safe_name(dossier.lot.lot_number)}.zip")
+
+
+@bp.get("/package.zip")
+def search_package():
+    """One package of every instance the search finds (a period, a procedure ...), at most packages.MAX_INSTANCES."""
+    search, errors = _instance_search()
+    if errors:
+        abort(400, description=" ".join(errors))
+    ids = packages.check_size(auditor.matching_ids(search, packages.MAX_INSTANCES + 1))
+    scope = {"kind": "search", "process": search.process_key, "status": search.status,
+             "from": search.start.isoformat() if search.start else None,
+             "to": search.end.isoformat() if search.end else None, "lot": search.lot, "product": search.product,
+             "signer": search.signer, "text": search.text}
+    title = _("Evidence package of %(n)s instance(s)", n=len(ids))
+    return _send_zip(_package(ids, scope, title),
+                     _export_name("evidence", search.start, search.end, "zip"))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
+import zipfile
 
 import pytest
 from openpyxl import load_workbook
@@ -15,6 +17,7 @@ from app.extensions import db
 from app.models import AuditEvent, Document, ProductLot
 from app.models.audit import DROP_APPEND_ONLY_SQL
 from app.models.types import utcnow
+from app.services.evidence import packages
 from app.services.workflow import instances, tasks
 from tests.conftest import login
 from tests.integration import recall_steps
@@ -209,3 +212,81 @@ def test_chain_verification_from_the_page_names_the_altered_row(client, chinese_
     page = _text(client.get("/audit/trail/verify?lang=en"))
     assert 'data-ok="false"' in page
     assert f"broken at row {target.id}" in _section(page, "chain-problem", "</p>")
+
+
+# --- evidence packages -----------------------------------------------------------------------------------------------
+
+def _rezip(data: bytes, change) -> bytes:
+    """Return the zip with change(name, content) applied to every member (None drops it)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for name in source.namelist():
+            content = change(name, source.read(name))
+            if content is not None:
+                target.writestr(name, content)
+    return out.getvalue()
+
+
+def test_evidence_package_verifies_offline_and_names_an_altered_file(client, runner, closed_capa, tmp_path):
+    login(client, "auditor")
+    page = _text(client.get(f"/audit/instances/{closed_capa}?lang=en"))
+    link = re.search(r'href="([^"]+package\.zip)" data-testid="package-link"', page)[1]
+    response = client.get(link)
+    assert response.status_code == 200 and response.mimetype == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        names = archive.namelist()
+        report = archive.read(f"instances/{closed_capa}/report.html").decode()
+        manifest = json.loads(archive.read("manifest.json"))
+    root = f"instances/{closed_capa}/"
+    documents = [name for name in names if name.startswith(root + "documents/")]
+    assert documents and {"index.html", "manifest.json", root + "signatures.json", root + "audit.jsonl"} <= set(names)
+    assert any(name.startswith(root + "process/") and name.endswith(".bpmn") for name in names)
+    assert "Worn deburring tool at station 3" in report and "Helen Head" in report and "<script" not in report
+    assert manifest["chain"]["last_id"] > 0 and len(manifest["files"]) == len(names) - 1
+
+    package = tmp_path / "package.zip"
+    package.write_bytes(response.data)
+    verified = runner.invoke(args=["evidence", "verify", str(package)])
+    assert verified.exit_code == 0 and verified.output.startswith("OK:"), verified.output
+    written = tmp_path / "cli.zip"
+    assert runner.invoke(args=["evidence", "package", str(closed_capa), "-o", str(written)]).exit_code == 0
+    assert runner.invoke(args=["evidence", "verify", str(written)]).exit_code == 0
+
+    altered = tmp_path / "altered.zip"
+    altered.write_bytes(_rezip(response.data, lambda name, content: content + b"x" if name == documents[0] else
+                               None if name == root + "signatures.json" else content))
+    result = runner.invoke(args=["evidence", "verify", str(altered)])
+    assert result.exit_code == 1
+    assert f"altered file: {documents[0]}" in result.output and f"missing file: {root}signatures.json" in result.output
+
+    # Recomputing a file's hash in the manifest does not help: the manifest is signed, and the audit rows chain.
+    def forge(name, content):
+        if name == root + "audit.jsonl":
+            return content.replace(b"Worn deburring tool", b"New deburring tool")
+        return content
+    forged = _rezip(response.data, forge)
+    with zipfile.ZipFile(io.BytesIO(forged)) as archive:
+        body = json.loads(archive.read("manifest.json"))
+        rows = archive.read(root + "audit.jsonl")
+    for item in body["files"]:
+        if item["path"] == root + "audit.jsonl":
+            item["sha256"], item["size"] = hashlib.sha256(rows).hexdigest(), len(rows)
+    forged = _rezip(forged, lambda name, content: json.dumps(body).encode() if name == "manifest.json" else content)
+    problems = packages.verify_package(forged).problems
+    assert any("manifest.json: its signature does not match" in p for p in problems)
+    assert any(p.startswith(f"{root}audit.jsonl: audit row") for p in problems)
+
+
+def test_lot_and_search_packages(client, recall):
+    lot = db.session.scalar(db.select(ProductLot).where(ProductLot.lot_number == "L1"))
+    login(client, "auditor")
+    response = client.get(f"/audit/lots/product/{lot.id}/package.zip?lang=zh_CN")
+    assert response.status_code == 200 and packages.verify_package(response.data).ok
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        index = archive.read("index.html").decode()
+        assert "lot/status_changes.jsonl" in archive.namelist() and f"instances/{recall}/report.html" in index
+    assert "批次 L1 的证据包" in index
+    found = client.get("/audit/package.zip?process=recall")
+    with zipfile.ZipFile(io.BytesIO(found.data)) as archive:
+        assert json.loads(archive.read("manifest.json"))["scope"]["process"] == "recall"
+        assert f"instances/{recall}/report.html" in archive.namelist()

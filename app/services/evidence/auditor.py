@@ -91,10 +91,10 @@ class InstanceSearch:
                         self.text))
 
 
-def _search_query(search: InstanceSearch) -> Select:
-    query = (select(ProcessInstance).join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
-             .join(ProcessDefinition, ProcessDefinition.id == ProcessVersion.definition_id)
-             .options(joinedload(ProcessInstance.started_by)))
+def _search_query(search: InstanceSearch, query: Select | None = None) -> Select:
+    query = (select(ProcessInstance).options(joinedload(ProcessInstance.started_by)) if query is None else query)
+    query = (query.join(ProcessVersion, ProcessVersion.id == ProcessInstance.version_id)
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessVersion.definition_id))
     if search.process_key:
         query = query.where(ProcessDefinition.key == search.process_key)
     if search.status in STATUSES:
@@ -134,6 +134,11 @@ def _search_query(search: InstanceSearch) -> Select:
 def search_instances(search: InstanceSearch, *, page: int = 1, per_page: int = 20):
     """Return a page of the instances matching every given criterion, newest first."""
     return db.paginate(_search_query(search), page=page, per_page=per_page, error_out=False)
+
+
+def matching_ids(search: InstanceSearch, limit: int) -> list[int]:
+    """Return the ids of up to limit instances matching the search, newest first."""
+    return list(db.session.scalars(_search_query(search, select(ProcessInstance.id)).limit(limit)))
 
 
 def signers() -> list[str]:
