@@ -35,7 +35,13 @@ FIELD_LABELS: dict[str, Any] = {
     "filename": lazy_gettext("File"),
     "group": lazy_gettext("Group"),
     "hash": lazy_gettext("Signed hash"),
-    "label": lazy_gettext("Deadline"),
+    "kind": lazy_gettext("Kind"),
+    "recipients": lazy_gettext("Recipients"),
+    "reference": lazy_gettext("Reference"),
+    "revision": lazy_gettext("Revision"),
+    "size": lazy_gettext("Size (bytes)"),
+    "type": lazy_gettext("Type"),
+    "label": lazy_gettext("Name"),
     "lot_number": lazy_gettext("Lot"),
     "meaning": lazy_gettext("Meaning"),
     "message": lazy_gettext("Message"),
@@ -156,7 +162,9 @@ def _when_text(value: Any) -> str:
     return value
 
 
-def _value_text(key: str, value: Any, step_names: dict[str, str]) -> str:
+def _value_text(key: str, value: Any, step_names: dict[str, str], nested: bool = False) -> str:
+    """Say one audit value in words: step names for elements, meanings in the page language, times on the plant
+    clock, structured values as labelled text (one "label: value" line per key, nested ones in brackets)."""
     if value is None:
         return ""
     if key == "element" and isinstance(value, str):
@@ -167,9 +175,13 @@ def _value_text(key: str, value: Any, step_names: dict[str, str]) -> str:
         return _("yes") if value else _("no")
     if isinstance(value, str):
         return _when_text(value)
-    if isinstance(value, (int, float)):
-        return str(value)
-    return display.json_text(value)
+    if isinstance(value, dict):
+        parts = [f"{field_label(name)}: {_value_text(name, item, step_names, True)}"
+                 for name, item in value.items() if item not in (None, "", [], {})]
+        return f"({', '.join(parts)})" if nested else "\n".join(parts)
+    if isinstance(value, list):
+        return ", ".join(_value_text("", item, step_names, True) for item in value if item not in (None, ""))
+    return str(value)
 
 
 def field_label(key: str) -> str:
