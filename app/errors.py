@@ -13,6 +13,9 @@ def _wants_json() -> bool:
 
 
 def register(app: Flask) -> None:
+    from app import outage
+    outage.register(app, _wants_json)  # the database cannot be reached: 503 at once
+
     @app.errorhandler(QualiflowError)
     def domain_error(err: QualiflowError):
         if _wants_json():

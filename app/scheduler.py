@@ -1,5 +1,5 @@
-"""APScheduler jobs for timers, the outbox, lot expiry and audit checkpoints: in the web process by default,
-or `flask scheduler run`."""
+"""APScheduler jobs for timers, the outbox, lot expiry, audit checkpoints and imports whose worker died: in the web
+process by default, or `flask scheduler run`. A tick that finds the database gone is skipped; the next one runs."""
 from __future__ import annotations
 
 import logging
@@ -13,8 +13,9 @@ log = logging.getLogger(__name__)
 
 
 def _job(app: Flask, name: str) -> None:
+    from app.outage import database_unavailable
     from app.services.evidence import audit_checkpoints
-    from app.services.lots import lots
+    from app.services.lots import imports, lots
     from app.services.workflow import notifications, timers
 
     with app.app_context():
@@ -25,10 +26,16 @@ def _job(app: Flask, name: str) -> None:
                 lots.expire_lots()
             elif name == "checkpoint":
                 audit_checkpoints.write_checkpoint()
+            elif name == "imports":
+                imports.fail_stale_jobs()
             else:
                 notifications.send_due()
-        except Exception:  # a failing tick must not kill the scheduler; the next tick retries
-            log.exception("scheduled %s job failed", name)
+        except Exception as err:  # a failing tick must not kill the scheduler; the next tick retries
+            if database_unavailable(err):  # one line per tick while it is down, not a traceback
+                log.warning("scheduled %s job skipped: the database cannot be reached (%s); the next tick retries",
+                            name, str(err).splitlines()[0][:200])
+            else:
+                log.exception("scheduled %s job failed", name)
 
 
 def start_scheduler(app: Flask) -> BackgroundScheduler:
@@ -43,6 +50,8 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                       id="expiry", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.add_job(_job, "interval", minutes=app.config["AUDIT_CHECKPOINT_MINUTES"], args=[app, "checkpoint"],
                       id="checkpoint", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
+    scheduler.add_job(_job, "interval", minutes=1, args=[app, "imports"], id="imports", max_instances=1,
+                      coalesce=True)
     scheduler.start()
     app.extensions["qualiflow_scheduler"] = scheduler
     return scheduler

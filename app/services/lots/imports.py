@@ -6,17 +6,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import logging
 import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.exceptions import FormInvalid, ImportRefused, NotFound, ValidationFailed
 from app.extensions import db
@@ -107,8 +109,51 @@ def template_csv(kind_name: str) -> str:
 
 # --- use cases --------------------------------------------------------------------------------------------------------
 
-_progress: dict[int, tuple[int, int]] = {}  # job id -> (rows read, rows expected), live in the importing process
+log = logging.getLogger(__name__)
+
+# Job id -> (rows read, rows expected) of the imports running in this process. The job row carries the same for
+# every other worker (written per chunk in short transactions of their own); SQLite has one writer at a time, held
+# by the import's transaction, so there the row gets its progress at the start and the end only.
+_progress: dict[int, tuple[int, int]] = {}
 _progress_lock = threading.Lock()
+STALE_MESSAGE = ("The import stopped: its worker wrote no progress for {minutes} minutes (it was stopped or "
+                 "crashed). Nothing was imported; upload the file again.")
+
+
+def _heartbeat(job_id: int, read: int, expected: int) -> None:
+    """Record a running job's progress on its row in a transaction of its own, beside the import's open one."""
+    if db.engine.dialect.name == "sqlite":
+        return
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running")
+                               .values(rows_read=read, rows_expected=expected, heartbeat_at=utcnow()))
+    except SQLAlchemyError as err:  # progress is for watching: the import itself goes on
+        log.warning("import job %s: progress not recorded (%s)", job_id, err.__class__.__name__)
+
+
+def fail_stale_jobs(now: datetime | None = None, job_id: int | None = None) -> list[int]:
+    """Fail running jobs whose worker wrote no progress for IMPORT_STALE_MINUTES (it died with them), each with
+    the reason; the scheduler calls this every minute and a poll of the job too. Return the ids failed."""
+    now = now or utcnow()
+    minutes = current_app.config["IMPORT_STALE_MINUTES"]
+    cutoff = now - timedelta(minutes=minutes)
+    last_sign = func.coalesce(ImportJob.heartbeat_at, ImportJob.created_at)
+    stale = select(ImportJob).where(ImportJob.status == "running", last_sign < cutoff)
+    if job_id is not None:
+        stale = stale.where(ImportJob.id == job_id)
+    with _progress_lock:
+        live = set(_progress)
+    failed = []
+    with atomic():
+        for job in db.session.scalars(stale.with_for_update(skip_locked=True)):
+            if job.id in live:  # running here (SQLite writes no heartbeat while it runs)
+                continue
+            stored_file(job).unlink(missing_ok=True)
+            job.status, job.message, job.errors = "failed", STALE_MESSAGE.format(minutes=minutes), []
+            job.total_rows, job.imported_rows, job.finished_at = 0, 0, now
+            failed.append(job.id)
+    return failed
 
 
 def start_import(kind_name: str, filename: str, content: bytes, actor: User, now: datetime | None = None) -> ImportJob:
@@ -146,11 +191,16 @@ def run_import(job_id: int, now: datetime | None = None,
     actor = db.session.get(User, job.created_by_id)
     kind = get_kind(job.kind)
     now = now or utcnow()
+    with _progress_lock:
+        _progress[job_id] = (0, 0)
     total = count_rows(path)
+    with atomic():  # every worker sees the row count and a first heartbeat
+        job.rows_read, job.rows_expected, job.heartbeat_at = 0, total, utcnow()
 
     def report(read: int) -> None:
         with _progress_lock:
             _progress[job_id] = (read, max(total, read))
+        _heartbeat(job_id, read, max(total, read))
         if progress:
             progress(read, max(total, read))
 
@@ -162,7 +212,7 @@ def run_import(job_id: int, now: datetime | None = None,
                 import_rows(kind, rows, state, report)
             job = db.session.get(ImportJob, job_id)
             job.status, job.total_rows, job.imported_rows = "succeeded", state.written, state.written
-            job.message, job.finished_at = "", utcnow()
+            job.message, job.finished_at, job.rows_read = "", utcnow(), state.written
             audit.record(actor, "import.completed", "import_job", job.id, at=now,
                          new={"kind": job.kind, "file": job.filename, "sha256": job.sha256, "rows": state.written})
     except ImportRefused as refused:
@@ -188,8 +238,11 @@ def job_status(job_id: int) -> dict:
     job = db.session.get(ImportJob, job_id)
     if job is None:
         raise NotFound(f"No import job {job_id}.")
+    if job.status == "running" and fail_stale_jobs(job_id=job_id):
+        job = db.session.get(ImportJob, job_id)
     with _progress_lock:
-        read, expected = _progress.get(job_id, (0, 0))
+        here = _progress.get(job_id)
+    read, expected = here if here and here[0] >= job.rows_read else (job.rows_read, job.rows_expected)
     return {"id": job.id, "kind": job.kind, "filename": job.filename, "status": job.status,
             "read": read if job.status == "running" else job.imported_rows, "expected": expected,
             "imported_rows": job.imported_rows, "error_count": job.total_rows if job.status == "failed" else 0,

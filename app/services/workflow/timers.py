@@ -15,6 +15,7 @@ from app import engine
 from app.extensions import db
 from app.models import ProcessInstance
 from app.models.types import utcnow
+from app.outage import database_unavailable
 from app.services.evidence import audit
 from app.services.workflow.execution import engine_context
 from app.services.workflow.instances import record_failure, record_outcome
@@ -61,6 +62,8 @@ def tick(now: datetime | None = None, limit: int = 200) -> TickReport:
             report.fired += 1
         except Exception as err:  # this instance only: the others still fire
             db.session.rollback()
+            if database_unavailable(err):
+                raise  # the database, not the instance, failed: no incident; the next tick fires it
             log.exception("timer of instance %s failed", instance_id)
             record_failure(instance_id, err, now)
             report.failed.append(instance_id)

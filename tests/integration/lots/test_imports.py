@@ -7,7 +7,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from biip.checksums import gs1_standard_check_digit
@@ -401,6 +401,44 @@ def test_progress_reports_growing_counts_up_to_the_row_count(run, monkeypatch):
     job = run("product_lots", rows, progress=lambda read, expected: reports.append((read, expected)))
     assert reports == [(2, 5), (4, 5), (5, 5)]
     assert imports.job_status(job.id)["read"] == job.imported_rows == 5
+
+
+def test_another_worker_sees_a_running_import_on_its_row(app, run, monkeypatch):
+    """Another worker has only the database: the row carries the row count from the start and, on a database with
+    concurrent writers (PostgreSQL), the rows read per chunk with a fresh heartbeat."""
+    monkeypatch.setattr(import_rules, "CHUNK", 2)
+    seen = []
+
+    def watch(read: int, expected: int) -> None:  # a poll (GET) on a connection of its own
+        with app.test_request_context("/lots/imports/1.json"), db.engine.connect() as other_worker:
+            row = other_worker.execute(select(ImportJob.status, ImportJob.rows_read, ImportJob.rows_expected,
+                                              ImportJob.heartbeat_at)).one()
+        seen.append((row.status, row.rows_read, row.rows_expected, row.heartbeat_at is not None))
+
+    job = run("product_lots", [PRODUCT_LOT_HEADER, *(_lot(lot=f"P{i}") for i in range(5))], progress=watch)
+
+    concurrent = db.engine.dialect.name != "sqlite"
+    assert seen == [("running", read if concurrent else 0, 5, True) for read in (2, 4, 5)]
+    assert (job.status, job.rows_read, job.rows_expected) == ("succeeded", 5, 5)
+
+
+def test_an_import_whose_worker_died_is_failed_when_polled_or_by_the_scheduler(app, uploads, user):
+    from app.scheduler import _job
+    jobs = [imports.start_import("products", "p.csv", b"gtin,name\n", user("admin")) for _ in range(3)]
+    polled, swept, fresh = (job.id for job in jobs)
+    stale_minutes = app.config["IMPORT_STALE_MINUTES"]
+    for job_id in (polled, swept):  # their worker died with them: no heartbeat since they were started
+        db.session.get(ImportJob, job_id).created_at -= timedelta(minutes=stale_minutes + 1)
+    db.session.commit()
+
+    status = imports.job_status(polled)
+    db.session.rollback()  # end this worker's transaction: the scheduler's thread writes
+    _job(app, "imports")
+
+    assert status["status"] == "failed" and "wrote no progress for 10 minutes" in status["message"]
+    db.session.expire_all()
+    assert [db.session.get(ImportJob, i).status for i in (polled, swept, fresh)] == ["failed", "failed", "running"]
+    assert sorted(uploads.iterdir()) == [imports.stored_file(db.session.get(ImportJob, fresh))]
 
 
 def test_a_stock_count_replaces_the_quantity_held_at_that_location(run):
