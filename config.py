@@ -46,6 +46,8 @@ class Config:
     SCHEDULER_ENABLED = _bool("QUALIFLOW_SCHEDULER", True)
     SCHEDULER_TIMER_SECONDS = int(os.environ.get("QUALIFLOW_TIMER_SECONDS", 5))
     EXPIRY_CHECK_MINUTES = int(os.environ.get("QUALIFLOW_EXPIRY_CHECK_MINUTES", 60))
+    # The query planner's statistics are refreshed (ANALYZE) this often, and after every migration.
+    ANALYZE_HOURS = float(os.environ.get("QUALIFLOW_ANALYZE_HOURS", 6))
     # The audit chain's anchor outside the database: HMAC-signed checkpoint files of its head.
     AUDIT_CHECKPOINT_KEY = os.environ.get("AUDIT_CHECKPOINT_KEY", "")
     AUDIT_CHECKPOINT_DIR = Path(os.environ.get("AUDIT_CHECKPOINT_DIR", BASE_DIR / "instance" / "checkpoints"))

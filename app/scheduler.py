@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 def _job(app: Flask, name: str) -> None:
     from app.outage import database_unavailable
+    from app.services import maintenance
     from app.services.evidence import audit_checkpoints
     from app.services.lots import imports, lots
     from app.services.workflow import notifications, timers
@@ -26,6 +27,8 @@ def _job(app: Flask, name: str) -> None:
                 lots.expire_lots()
             elif name == "checkpoint":
                 audit_checkpoints.write_checkpoint()
+            elif name == "analyze":
+                maintenance.refresh_statistics()
             elif name == "imports":
                 imports.fail_stale_jobs()
             else:
@@ -52,6 +55,9 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
                       id="checkpoint", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.add_job(_job, "interval", minutes=1, args=[app, "imports"], id="imports", max_instances=1,
                       coalesce=True)
+    # The planner's statistics (not at start: the migration that deployed this version has just gathered them).
+    scheduler.add_job(_job, "interval", hours=app.config["ANALYZE_HOURS"], args=[app, "analyze"], id="analyze",
+                      max_instances=1, coalesce=True)
     scheduler.start()
     app.extensions["qualiflow_scheduler"] = scheduler
     return scheduler

@@ -88,8 +88,8 @@ class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema))
     page = fields.Int()
     pages = fields.Int(metadata={"description": "a lower bound when total_exact is false"})
-    total = fields.Int(metadata={"description": "exact up to 10,000 tasks (or the page asked for); beyond that "
-                                                "a lower bound, and total_exact is false"})
+    total = fields.Int(metadata={"description": "exact up to 10,000 tasks, 1,000 with a filter or q (or up to the "
+                                                "page asked for); beyond that a lower bound, and total_exact is false"})
     total_exact = fields.Bool()
     has_next = fields.Bool()
 

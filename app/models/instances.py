@@ -16,7 +16,9 @@ OPEN_STATES = ("running", "incident")  # an instance in incident is stopped at a
 TASK_STATES = ("ready", "waiting", "completed", "cancelled", "error")
 # The inbox's rows and their order; queries must spell the condition with literals for the partial indexes.
 OPEN_USER_TASK = "state = 'ready' AND kind = 'user'"
-INBOX_ORDER_AND_FILTERS = (text("(due_at IS NULL)"), "due_at", "id", "instance_id", "name", "name_zh")
+# After the order, what the filters read, then the partial condition's columns: SQLite reads an index alone only
+# when it holds every column the query names, those of a condition the index's own WHERE already implies too.
+INBOX_ORDER_AND_FILTERS = (text("(due_at IS NULL)"), "due_at", "id", "instance_id", "name", "name_zh", "state", "kind")
 
 
 class ProcessInstance(db.Model):
@@ -49,14 +51,14 @@ class Task(db.Model):
     __tablename__ = "tasks"
     __table_args__ = (
         UniqueConstraint("instance_id", "spiff_id"),
-        Index("ix_tasks_state_group", "state", "group_name"),
-        Index("ix_tasks_state_assignee", "state", "assignee_id"),
-        # The inbox (services/workflow/tasks.inbox): one index range per "assigned to me" and per "offered to my
+        # The inbox (services/workflow/inbox.py): one index range per "assigned to me" and per "offered to my
         # group", already in the inbox's order (dated first, by due date, then id) and holding every column its
-        # filters read, so a page or a bounded count never visits the task rows. Partial: open user tasks only.
+        # filters read, so a page or a bounded count never visits the task rows. Partial: open user tasks only,
+        # split by claimed or not, so each range has exactly one index a planner can pick.
         Index("ix_tasks_inbox_assignee", "assignee_id", *INBOX_ORDER_AND_FILTERS,
-              sqlite_where=text(OPEN_USER_TASK), postgresql_where=text(OPEN_USER_TASK)),
-        Index("ix_tasks_inbox_group", "group_name", *INBOX_ORDER_AND_FILTERS,
+              sqlite_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NOT NULL"),
+              postgresql_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NOT NULL")),
+        Index("ix_tasks_inbox_group", "group_name", *INBOX_ORDER_AND_FILTERS, "assignee_id",
               sqlite_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL"),
               postgresql_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL")),
     )

@@ -10,8 +10,8 @@ How it stays fast with 100,000 open tasks (bench/inbox.py measures it):
   subqueries ("Merge Append"). The indexes are partial (open user tasks) and hold every column a filter reads, so
   pages and counts never visit the task rows; their condition is written with literals so both planners can
   prove the partial index applies (a bound parameter cannot).
-- The count is bounded: at most COUNT_CAP tasks (or up to the page asked for) are counted, and a larger inbox
-  says "10,000+". The last page needs no count at all.
+- The count is bounded: at most COUNT_CAP tasks (FILTERED_COUNT_CAP with a filter; or up to the page asked for)
+  are counted, and a larger inbox says "10,000+". The last page needs no count at all.
 - Only the page's tasks are then loaded, with their instance's title and procedure name, never the instance's
   saved engine state.
 - The text search matches task names in the index and instance titles through the title index (models/search.py):
@@ -33,6 +33,9 @@ from app.models.search import TITLE_FTS, has_title_fts
 from app.models.types import utcnow
 
 COUNT_CAP = 10_000  # an inbox larger than this is counted as "10,000+"
+# A filtered inbox may check each task's instance row (the procedure, a title many instances match): counted to
+# 1,000 ("1,000+"), which the instance rows of a few thousand tasks answer.
+FILTERED_COUNT_CAP = 1_000
 SEARCH_CANDIDATES = 1_000  # instance titles matched through the index before matching row by row instead
 SEARCH_MAX_LENGTH = 100
 
@@ -102,22 +105,27 @@ def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 2
     if ids and len(ids) < per_page or not ids and offset == 0:  # the last page: the count is known
         total, exact = offset + len(ids), True
     else:
-        limit = max(COUNT_CAP, offset + per_page) + 1
+        limit = max(FILTERED_COUNT_CAP if conditions else COUNT_CAP, offset + per_page) + 1
         counted = db.session.scalar(select(func.count()).select_from(
-            _union([select(Task.id).where(*_OPEN_USER_TASK, *where, *conditions) for where in ranges])
+            _union([_range_select(where, conditions, Task.id) for where in ranges])
             .limit(limit).subquery()))
         total, exact = (counted, True) if counted < limit else (limit - 1, False)
     return InboxPage(_load(ids), page, per_page, total, exact)
 
 
 def _visible_ranges(actor: User, scope: str) -> list[tuple]:
-    """The disjoint index ranges the actor sees: claimed by the actor, and unclaimed per group."""
+    """The disjoint index ranges the actor sees: claimed by the actor (ix_tasks_inbox_assignee), and unclaimed
+    per group (ix_tasks_inbox_group)."""
     ranges = []
     if scope in ("all", "mine"):
         ranges.append((Task.assignee_id == actor.id,))
     if scope in ("all", "unassigned"):
         ranges += [(Task.assignee_id.is_(None), Task.group_name == name) for name in sorted(actor.group_names)]
     return ranges
+
+
+def _range_select(where: tuple, conditions: list, *columns):
+    return select(*columns).where(*_OPEN_USER_TASK, *where, *conditions)
 
 
 def _filter_conditions(filters: InboxFilter, now: datetime) -> list:
@@ -173,7 +181,7 @@ def _union(selects: list):
 def _page_ids(ranges: list[tuple], conditions: list, offset: int, per_page: int) -> list[int]:
     """The ids of the page's tasks, in inbox order, read from the indexes alone."""
     columns = (Task.due_at.is_(None).label("undated"), Task.due_at.label("due_at"), Task.id.label("id"))
-    selects = [select(*columns).where(*_OPEN_USER_TASK, *where, *conditions) for where in ranges]
+    selects = [_range_select(where, conditions, *columns) for where in ranges]
     if len(selects) == 1:
         query = selects[0].order_by(*_ORDER)
     elif db.session.get_bind().dialect.name == "postgresql":

@@ -34,13 +34,19 @@ def fire_due_timers(now: datetime | None = None, limit: int = 200) -> int:
     return tick(now, limit).fired
 
 
+def due_instance_ids(now: datetime, limit: int = 200) -> list[int]:
+    """The running instances whose next timer is due at `now`, earliest first: one range of the
+    (status, next_timer_at) index, so an idle tick reads nothing however many instances wait."""
+    return list(db.session.scalars(
+        select(ProcessInstance.id).where(ProcessInstance.status == "running", ProcessInstance.next_timer_at <= now)
+        .order_by(ProcessInstance.next_timer_at).limit(limit)))
+
+
 def tick(now: datetime | None = None, limit: int = 200) -> TickReport:
     """Fire the timers due at `now`, each instance on its own; report which advanced and which failed."""
     now = now or utcnow()
     report = TickReport()
-    due_ids = list(db.session.scalars(
-        select(ProcessInstance.id).where(ProcessInstance.next_timer_at <= now, ProcessInstance.status == "running")
-        .order_by(ProcessInstance.next_timer_at).limit(limit)))
+    due_ids = due_instance_ids(now, limit)
     db.session.rollback()
     for instance_id in due_ids:
         # SKIP LOCKED lets several schedulers share the work on PostgreSQL; the re-check makes a late one a no-op.

@@ -104,6 +104,18 @@ def test_the_count_stops_at_the_bound_and_says_so(monkeypatch, user):
     assert (small.total, small.total_exact, small.total_label) == (8, True, "8")
 
 
+def test_a_filtered_inbox_is_counted_to_a_lower_bound(monkeypatch, user):
+    monkeypatch.setattr(inbox, "FILTERED_COUNT_CAP", 3)
+    case = _instance("Filtered count")
+    for hours in range(5):
+        _task(case, "Assess", due=hours * HOUR)
+    _task(case, "Other", due=HOUR)
+
+    found = inbox.inbox(user("qa"), InboxFilter(search="assess"), per_page=2, now=T0)
+    assert (len(found.items), found.total, found.total_exact, found.total_label) == (2, 3, False, "3+")
+    assert inbox.inbox(user("qa"), InboxFilter(), per_page=2, now=T0).total == 6  # unfiltered: COUNT_CAP
+
+
 def test_the_inbox_page_and_the_api_show_a_bounded_count(monkeypatch, client, seeded, user):
     monkeypatch.setattr(inbox, "COUNT_CAP", 3)
     seeded.config["PAGE_SIZE"] = 2
