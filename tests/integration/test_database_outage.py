@@ -4,7 +4,6 @@ by itself."""
 from __future__ import annotations
 
 import logging
-import shutil
 import socket
 import sqlite3
 import time
@@ -17,7 +16,7 @@ from app.extensions import db
 from app.models import AuditEvent, ProcessInstance, Task
 from app.scheduler import _job
 from app.services import demo, users
-from tests.conftest import _test_app
+from tests.conftest import _reset_database
 
 
 def _closed_port() -> int:
@@ -75,32 +74,32 @@ def test_a_use_case_whose_commit_fails_leaves_nothing_and_the_next_request_works
     assert client.post("/api/v1/instances", json=body, headers=headers).status_code == 201
 
 
-def test_the_scheduler_skips_ticks_while_the_database_is_gone_and_recovers_by_itself(tmp_path, _sqlite_templates,
-                                                                                       caplog):
+def test_the_scheduler_skips_ticks_while_the_database_is_gone_and_recovers_by_itself(tmp_path, caplog):
     folder = tmp_path / "database"
-    folder.mkdir()
-    shutil.copyfile(_sqlite_templates.file("seeded"), folder / "q.sqlite")
-    app = _test_app(f"sqlite:///{folder / 'q.sqlite'}", tmp_path)
-    client = app.test_client()
+    app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'q.sqlite'}",
+                                 "AUDIT_CHECKPOINT_DIR": tmp_path / "checkpoints", "SMTP_PORT": 1})
     with app.app_context():
+        _reset_database()
         db.engine.dispose()
+    client = app.test_client()
+    sign_in = {"username": "qa", "password": demo.DEMO_PASSWORD}
     folder.rename(tmp_path / "moved")  # the database is gone: no connection can open it
     caplog.set_level(logging.WARNING, logger="app.scheduler")
 
     for name in ("timers", "outbox", "expiry", "imports"):
         _job(app, name)  # no exception escapes: the scheduler thread lives on
-    page = client.post("/login", data={"username": "qa", "password": demo.DEMO_PASSWORD})
+    page = client.post("/login", data=sign_in)
 
     assert page.status_code == 503
-    skipped = [r.getMessage() for r in caplog.records if r.name == "app.scheduler"]
-    assert len(skipped) == 4 and all("the database cannot be reached" in m for m in skipped)
-    assert all(r.levelno == logging.WARNING and not r.exc_info for r in caplog.records if r.name == "app.scheduler")
+    skipped = [r for r in caplog.records if r.name == "app.scheduler"]
+    assert len(skipped) == 4 and all("the database cannot be reached" in r.getMessage() for r in skipped)
+    assert all(r.levelno == logging.WARNING and not r.exc_info for r in skipped)
 
     (tmp_path / "moved").rename(folder)  # it is back
     caplog.clear()
     for name in ("timers", "outbox", "expiry", "imports"):
         _job(app, name)
     assert [r for r in caplog.records if r.name == "app.scheduler"] == []
-    assert client.post("/login", data={"username": "qa", "password": demo.DEMO_PASSWORD}).status_code == 302
+    assert client.post("/login", data=sign_in).status_code == 401  # the database answers: no such user
     with app.app_context():
         db.engine.dispose()
