@@ -35,10 +35,32 @@ class Config:
     # Diagrams without DI above this many elements (flow nodes, flows, lanes, pools) are refused, not laid out.
     DIAGRAM_LAYOUT_MAX_ELEMENTS = int(os.environ.get("QUALIFLOW_DIAGRAM_LAYOUT_MAX_ELEMENTS", 5_000))
     PERMANENT_SESSION_LIFETIME = timedelta(minutes=int(os.environ.get("QUALIFLOW_SESSION_MINUTES", 30)))
+    # A sign-in lasts at most this long however active it is (then sign in again); signing out ends it at once.
+    SESSION_MAX_HOURS = int(os.environ.get("QUALIFLOW_SESSION_MAX_HOURS", 24))
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     LOGIN_MAX_FAILURES = int(os.environ.get("QUALIFLOW_LOGIN_MAX_FAILURES", 5))
     LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUALIFLOW_LOGIN_LOCKOUT_MINUTES", 15))
+    # API tokens expire this many days after they are issued (0: never); an owner may choose fewer days.
+    API_TOKEN_DAYS = int(os.environ.get("QUALIFLOW_API_TOKEN_DAYS", 90))
+    # Redirect http:// to https:// (behind a proxy that sets X-Forwarded-Proto too); production turns it on.
+    FORCE_HTTPS = _bool("QUALIFLOW_FORCE_HTTPS", False)
+    # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none, trust no such header).
+    TRUSTED_PROXIES = int(os.environ.get("QUALIFLOW_TRUSTED_PROXIES", 0))
+    # Rate limits (Flask-Limiter), per client address, in its notation ("10 per minute;100 per hour"). The counts
+    # live in memory (one process) unless QUALIFLOW_RATELIMIT_STORAGE_URI names a shared store, e.g.
+    # redis://127.0.0.1:6379/0, which every worker of a deployment should use.
+    RATELIMIT_ENABLED = _bool("QUALIFLOW_RATELIMIT", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("QUALIFLOW_RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = os.environ.get("QUALIFLOW_RATELIMIT_KEY_PREFIX", "qualiflow")
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # a shared store that stops answering: count in memory meanwhile
+    RATELIMIT_SIGN_IN = os.environ.get("QUALIFLOW_RATELIMIT_SIGN_IN", "10 per minute;100 per hour")  # failed
+    RATELIMIT_SIGNATURE = os.environ.get("QUALIFLOW_RATELIMIT_SIGNATURE", "10 per minute;60 per hour")  # failed
+    RATELIMIT_API_TOKEN = os.environ.get("QUALIFLOW_RATELIMIT_API_TOKEN", "20 per minute;200 per hour")  # failed
+    # Every request to the public acknowledgment and SCAR response links (pages and API), answered or not.
+    RATELIMIT_PUBLIC_LINK = os.environ.get("QUALIFLOW_RATELIMIT_PUBLIC_LINK", "30 per minute;300 per hour")
     SCRIPT_TIME_LIMIT = float(os.environ.get("QUALIFLOW_SCRIPT_TIME_LIMIT", 1.0))
     # Scripts and conditions run in worker processes, each capped at this much memory (address space).
     SCRIPT_MEMORY_LIMIT_MB = int(os.environ.get("QUALIFLOW_SCRIPT_MEMORY_LIMIT_MB", 256))
@@ -93,6 +115,7 @@ class Config:
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs"
     OPENAPI_SWAGGER_UI_URL = "/static/vendor/swagger-ui/"
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}  # no badge from the online validator (the CSP allows none)
     WTF_CSRF_TIME_LIMIT = None
 
 
@@ -105,10 +128,12 @@ class TestingConfig(Config):
     SCHEDULER_ENABLED = False
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
+    RATELIMIT_ENABLED = False  # the rate-limit tests turn it on with small limits
 
 
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = _bool("QUALIFLOW_SECURE_COOKIES", True)
+    FORCE_HTTPS = _bool("QUALIFLOW_FORCE_HTTPS", True)
 
 
 CONFIGS = {"development": DevelopmentConfig, "testing": TestingConfig, "production": ProductionConfig}

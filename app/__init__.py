@@ -54,7 +54,7 @@ def register_extensions() -> None:
 
 def create_app(config_name: str | None = None, overrides: dict | None = None) -> Flask:
     """Build the application; nothing runs at import time."""
-    from app import cli, errors
+    from app import cli, errors, security
     from app.api import register_api
     from app.extensions import babel, csrf, db, login_manager, migrate
     from app.services.evidence import audit
@@ -64,8 +64,9 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     config_name = config_name or os.environ.get("QUALIFLOW_CONFIG", "development")
     app.config.from_object(CONFIGS[config_name])
     app.config.update(overrides or {})
-    if config_name == "production" and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
-        raise RuntimeError("Set SECRET_KEY in the environment for production.")
+    secret = app.config.get("SECRET_KEY")
+    if config_name == "production" and (not secret or not str(secret).strip() or secret == DEV_SECRET_KEY):
+        raise RuntimeError("Set SECRET_KEY in the environment for production (a long random value, not empty).")
     if config_name == "production" and not app.config["AUDIT_CHECKPOINT_KEY"]:
         raise RuntimeError("Set AUDIT_CHECKPOINT_KEY in the environment for production (it signs the audit "
                            "trail's checkpoints; keep it out of the database).")
@@ -87,6 +88,7 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     register_extensions()
     register_web(app)
     register_api(app)
+    security.init_app(app)
     errors.register(app)
     cli.register(app)
     return app

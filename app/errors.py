@@ -9,7 +9,9 @@ from app.exceptions import QualiflowError
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    # A caller that sent JSON (the form editor's fetches) reads JSON back, even for a body over the upload limit.
+    return (request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+            or request.is_json)
 
 
 def register(app: Flask) -> None:

@@ -12,9 +12,11 @@ def register_api(app: Flask) -> None:
     from app.api.studio import blp as studio_blp
     from app.api.supplier_returns import blp as supplier_returns_blp
     from app.api.supplier_returns import scar_blp
+    from app.api.tokens import blp as tokens_blp
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
-    for blueprint in (blp, lots_blp, recalls_blp, ack_blp, supplier_returns_blp, scar_blp, studio_blp):
+    for blueprint in (blp, lots_blp, recalls_blp, ack_blp, supplier_returns_blp, scar_blp, studio_blp,
+                      tokens_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

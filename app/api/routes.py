@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
 
+from app import security
 from app.api.auth import api_user, authenticate_request
 from app.api.schemas import (
     CancelSchema,
@@ -140,6 +141,7 @@ def release(task_id: int):
 
 
 @blp.route("/tasks/<int:task_id>/complete", methods=["POST"])
+@security.failed_signatures()
 @blp.arguments(CompleteSchema)
 @blp.response(200, TaskSchema)
 def complete(args, task_id: int):

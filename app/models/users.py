@@ -75,11 +75,12 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     user: Mapped[User] = relationship()
 
-    def state(self, now: datetime) -> str:
-        """Say whether the token works: "active", "revoked" or "expired"."""
+    @property
+    def state(self) -> str:
+        """Say whether the token works now: "active", "revoked" or "expired"."""
         if self.revoked_at is not None:
             return "revoked"
-        if self.expires_at is not None and self.expires_at <= now:
+        if self.expires_at is not None and self.expires_at <= utcnow():
             return "expired"
         return "active"
 

@@ -45,10 +45,11 @@ def register_web(app: Flask) -> None:
         studio_api,
         studio_forms,
         supplier_returns,
+        tokens,
     )
 
     for module in (auth, inbox, instances, processes, lots, recalls, supplier_returns, admin, studio,
-                   studio_api, studio_forms):
+                   studio_api, studio_forms, tokens):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)
     app.register_blueprint(recalls.ack_bp)

@@ -1,4 +1,5 @@
-"""Sign in and out, with lockout after repeated failures; language choice."""
+"""Sign in and out, with lockout after repeated failures, a rate limit per address and server-side sessions;
+language choice."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -11,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from app import security
 from app.extensions import login_manager
 from app.services import users
 
@@ -24,7 +26,8 @@ class LoginForm(FlaskForm):
 
 @login_manager.user_loader
 def load_user(user_id: str) -> users.User | None:
-    return users.get_active_user(int(user_id)) if user_id.isdigit() else None
+    # The cookie names the user and its server-side session: signed out (or too old), it signs nobody in.
+    return users.session_user(int(user_id), session.get("sid")) if user_id.isdigit() else None
 
 
 def _safe_next(target: str | None) -> str:
@@ -34,6 +37,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@security.failed_sign_ins()
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("inbox.index"))
@@ -50,8 +54,10 @@ def login():
         except users.LoginFailed:
             error = _("Wrong user name or password.")
         else:
+            users.end_session(session.get("sid"))  # a session this browser still had
             session.clear()
             login_user(user)
+            session["sid"] = users.start_session(user)
             return redirect(_safe_next(request.args.get("next")))
     elif request.method == "POST":
         error = _("Enter your user name and password.")
@@ -62,6 +68,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    users.end_session(session.get("sid"))
     logout_user()
     session.clear()
     flash(_("You are signed out."), "info")

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app import security
 from app.exceptions import FormInvalid, QualiflowError, SignatureRejected
 from app.services.workflow import forms, instances, processes, tasks
 from app.web import display
@@ -69,6 +70,7 @@ def release(task_id: int):
 
 
 @bp.post("/tasks/<int:task_id>/complete")
+@security.failed_signatures()
 @login_required
 def complete(task_id: int):
     task = tasks.get_task(task_id)

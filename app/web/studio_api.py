@@ -5,6 +5,7 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
 from app.exceptions import QualiflowError, ValidationFailed
 from app.services.studio import studio
@@ -29,6 +30,12 @@ def domain_error(err: QualiflowError):
 @bp.errorhandler(CSRFError)
 def csrf_error(err: CSRFError):
     return jsonify(message=err.description, problems=[]), 400
+
+
+@bp.errorhandler(HTTPException)
+def http_error(err: HTTPException):
+    """Flask's own refusals answer in the studio's shape too: 413 over the upload limit, 404, 405."""
+    return jsonify(error=err.name, message=err.description, problems=[]), err.code
 
 
 @bp.before_request
