@@ -43,6 +43,9 @@ _HANDLERS: dict[str, Handler] = {
                                   "Set every affected lot of the recall to recalled (blocked from shipment)"),
     "recall.send_notices": Handler(recalls.send_notices, recalls.NoticeParams,
                                    "Render and queue one notice per consignee with a single-use acknowledgment link"),
+    "recall.escalate_undelivered": Handler(recalls.escalate_undelivered, recalls.UndeliveredParams,
+                                           "At the notification deadline, escalate the consignee notices not "
+                                           "yet delivered, listing each consignee"),
     "recall.send_reminders": Handler(recalls.send_reminders, recalls.ReminderParams,
                                      "Remind consignees who have not acknowledged after N days"),
     "recall.render": Handler(recalls.render, recalls.RecallRenderParams,

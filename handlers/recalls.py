@@ -10,7 +10,9 @@ from app.exceptions import QualiflowError
 from app.models import Document
 from app.services.procedures import recalls
 from handlers.base import HandlerContext, HandlerError
+from handlers.deadlines import KEY
 from handlers.documents import NAME, render_evidence
+from handlers.notify import EmailParams, queue_email
 
 
 class ScopeParams(Schema):
@@ -50,18 +52,29 @@ def recall_lots(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notice_options(ctx: HandlerContext, params: dict[str, Any]) -> recalls.NoticeOptions:
+    texts = {language: {name: params.get(f"{name}_{suffix}") or "" for name in recalls.NOTICE_TEXTS}
+             for language, suffix in recalls.LANGUAGE_SUFFIX.items()}
     return recalls.NoticeOptions(
         templates_dir=ctx.templates_dir, base_url=ctx.base_url, ack_days=params.get("ack_days", 30),
         forward_request=bool(params.get("forward_request")), instructions=params.get("instructions") or "",
-        contact=params.get("contact") or "", company=ctx.company)
+        contact=params.get("contact") or "", company=ctx.company, texts=texts)
 
 
 class NoticeParams(Schema):
     ack_days = fields.Int(load_default=30, validate=validate.Range(min=1, max=365),
                           metadata={"description": "days the acknowledgment link stays valid"})
     forward_request = fields.Bool(load_default=False, metadata={"description": "ask distributors to forward"})
-    instructions = fields.Str(load_default="", validate=validate.Length(max=4000))
-    contact = fields.Str(load_default="", validate=validate.Length(max=300))
+    # What a consignee reads is in its language: each text per language (zh: consignees in China, en: elsewhere).
+    reason_zh = fields.Str(load_default="", validate=validate.Length(max=4000))
+    reason_en = fields.Str(load_default="", validate=validate.Length(max=4000))
+    instructions_zh = fields.Str(load_default="", validate=validate.Length(max=4000))
+    instructions_en = fields.Str(load_default="", validate=validate.Length(max=4000))
+    contact_zh = fields.Str(load_default="", validate=validate.Length(max=300))
+    contact_en = fields.Str(load_default="", validate=validate.Length(max=300))
+    instructions = fields.Str(load_default="", validate=validate.Length(max=4000), metadata={
+        "description": "one text for every consignee (earlier procedure versions; the per-language text wins)"})
+    contact = fields.Str(load_default="", validate=validate.Length(max=300), metadata={
+        "description": "one contact for every consignee (earlier procedure versions)"})
 
 
 def send_notices(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -80,6 +93,26 @@ def send_reminders(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any
     sent = recalls.send_reminders(ctx.instance, _notice_options(ctx, params), params["after_days"], ctx.now,
                                   run_key=f"recall-reminder:{ctx.idempotency_key}")
     return {"reminded": sent}
+
+
+class UndeliveredParams(EmailParams):
+    key = fields.Str(load_default="consignee_notice", validate=KEY,
+                     metadata={"description": "the consignee-notification deadline"})
+
+
+def escalate_undelivered(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
+    """At the notification deadline, escalate the notices not yet delivered: the deadline is marked escalated
+    and the e-mail lists each undelivered consignee and why; nothing when every notice was delivered."""
+    missing = recalls.escalate_undelivered(ctx.instance.id, params["key"], ctx.now)
+    if not missing:
+        return {"escalated": False, "undelivered": []}
+    lang = ctx.instance.language
+    rows = [{"code": c.customer.code, "name": c.customer.name, "email": c.customer.email or "",
+             "reason": recalls.undelivered_reason(c, lang)} for c in missing]
+    listing = "\n".join(f"- {r['code']} {r['name']} {r['email']}: {r['reason']}" for r in rows)
+    sent = queue_email(ctx, {"to": params["to"], "subject": params["subject"],
+                             "body": f"{params['body']}\n\n{listing}"})
+    return {"escalated": True, "undelivered": rows, **sent}
 
 
 class RecallRenderParams(Schema):

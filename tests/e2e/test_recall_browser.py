@@ -181,9 +181,13 @@ def check_workspace_after_decision(page: Page, lot: DemoLot) -> None:
 
 def prepare_notices(page: Page) -> None:
     open_step(page, "Prepare the consignee notices")
-    page.get_by_label("Contact for questions and returns").fill("Helen Head, +86 21 5555 0100")
-    page.get_by_label("Instructions to consignees").fill(
+    page.get_by_label("Reason for the recall (Chinese)").fill("注射器可能渗漏，存在给药剂量不足的风险。")
+    page.get_by_label("Reason for the recall (English)").fill("The syringes may leak, with a risk of underdosing.")
+    page.get_by_label("Instructions to consignees (Chinese)").fill("立即停止使用该批次，隔离库存并退回我司。")
+    page.get_by_label("Instructions to consignees (English)").fill(
         "Stop using the lot at once, quarantine your stock and return it to us.")
+    page.get_by_label("Contact for questions and returns (Chinese)").fill("何海伦，+86 21 5555 0100")
+    page.get_by_label("Contact for questions and returns (English)").fill("Helen Head, +86 21 5555 0100")
     page.get_by_label("Ask distributors to forward the notice to their customers").check()
     complete(page)
 
@@ -264,6 +268,11 @@ def plan(page: Page) -> None:
     page.get_by_label("Recall coordinator").fill("Helen Head")
     page.get_by_label("Submitted to the authority on").fill(today())
     complete(page)
+
+    open_step(page, "Approve the recall plan (e-signature)")
+    expect(page.get_by_role("link", name=re.compile(r"^recall_plan-\d+-r1\..+\.docx$"))).to_be_visible()
+    page.get_by_role("radio", name="Approve", exact=True).check()
+    sign_and_complete(page)
 
 
 def optional_reports(page: Page) -> None:
@@ -391,10 +400,10 @@ def test_class_i_recall_from_trigger_to_close(page: Page, browser, recall_server
 
     expect(page.get_by_test_id("instance-status")).to_have_text("completed")
     signatures = page.get_by_test_id("signature")
-    expect(signatures.get_by_test_id("signature-meaning")).to_have_text(["authored", "approved", "reviewed",
-                                                                          "approved"])
+    expect(signatures.get_by_test_id("signature-meaning")).to_have_text(["authored", "approved", "approved",
+                                                                          "reviewed", "approved"])
     expect(signatures.get_by_test_id("signature-name")).to_have_text(["Helen Head", "Zhang Min", "Helen Head",
-                                                                       "Helen Head"])
+                                                                       "Helen Head", "Helen Head"])
     documents = page.get_by_test_id("document-table")
     for kind in ("health_hazard_evaluation", "recall_event_report", "recall_plan", r"recall_notice_\w+",
                  "recall_summary"):

@@ -17,7 +17,12 @@ ASSESSMENT = {"hazard": "Air embolism if the set leaks during infusion", "risk":
               "countries": "CN"}
 APPROVE = {"decision": "approve", "comment": "Agreed."}
 REJECT = {"decision": "reject", "comment": "Assess the paediatric population too."}
-NOTICES = {"notice_contact": "QA hotline 0512-0000", "instructions": "Stop use, quarantine and return all units.",
+# Each text in both languages: the consignees in China read Chinese, US1 reads English.
+NOTICES = {"reason_zh": "输液器在输液过程中可能渗漏，有空气栓塞的风险。",
+           "reason_en": "The infusion sets may leak during infusion, with a risk of air embolism.",
+           "instructions_zh": "立即停止使用，隔离库存并全部退回。",
+           "instructions_en": "Stop use, quarantine and return all units.",
+           "notice_contact_zh": "质量热线 0512-0000", "notice_contact_en": "QA hotline 0512-0000",
            "forward_request": True}
 SUBMISSION = {"authority": "Jiangsu MPA", "submitted_on": "2026-11-23", "reference": "JS-2026-001"}
 PLAN = {"strategy": "Recover all units from distributors and hospitals", "depth": "hospital", "level": "A",
@@ -26,11 +31,12 @@ MONITOR = {"field_actions_done": True, "summary": "All consignees answered; retu
 EFFECTIVE = {"outcome": "met"}
 DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 80, "disposition": "destroy", "record": "DR-1"}]}
 
-SIGNED = {"sign_assessment", "decision", "effectiveness", "final_approval"}
+SIGNED = {"sign_assessment", "decision", "approve_plan", "effectiveness", "final_approval"}
 WHO = {"trigger": "qa", "assessment": "qa", "sign_assessment": "qa", "decision": "rp", "prepare_notices": "qa",
-       "submit_event_report": "qa", "recall_plan": "qa", "fda_806_report": "qa", "eu_fsca_report": "qa",
+       "submit_event_report": "qa", "recall_plan": "qa", "approve_plan": "head", "fda_806_report": "qa",
+       "eu_fsca_report": "qa",
        "monitor": "qa", "effectiveness": "qa", "disposition": "qa", "final_approval": "head",
-       "submit_progress": "qa"}
+       "submit_progress": "qa", "escalation_undelivered": "head"}
 
 
 def ready(instance_id: int, element: str) -> Task | None:

@@ -71,6 +71,10 @@ TEXT: dict[str, dict[str, str]] = {
         "status_quarantine": "Quarantine", "status_released": "Released", "status_hold": "On hold",
         "status_recalled": "Recalled", "status_expired": "Expired", "status_scrapped": "Scrapped",
         "status_returned": "Returned", "none": "none", "not_yet": "not yet",
+        "language_en": "English", "language_zh-CN": "Chinese",
+        "undelivered_no_email": "no e-mail address", "undelivered_queued": "e-mail queued, not sent yet",
+        "undelivered_retrying": "mail server not reached yet, retrying",
+        "undelivered_failed": "the mail server refused the e-mail", "undelivered_not_sent": "notice not sent",
         "no_justification": "not needed: every threshold is met",
         "justification_at_approval": "to be given and signed with the final approval",
         "not_in_sample": "not in the sample", "effective": "effective", "not_effective": "not effective",
@@ -90,6 +94,10 @@ TEXT: dict[str, dict[str, str]] = {
         "threshold_met": "已达到", "threshold_not_met": "未达到",
         "status_quarantine": "待验", "status_released": "已放行", "status_hold": "暂控", "status_recalled": "已召回",
         "status_expired": "已过期", "status_scrapped": "已报废", "status_returned": "已退货", "none": "无",
+        "language_en": "英文", "language_zh-CN": "中文",
+        "undelivered_no_email": "无电子邮件地址", "undelivered_queued": "邮件已排队，尚未发送",
+        "undelivered_retrying": "尚未连接到邮件服务器，正在重试",
+        "undelivered_failed": "邮件服务器拒收该邮件", "undelivered_not_sent": "通知尚未发出",
         "not_yet": "尚未", "no_justification": "不需要：均已达到要求",
         "justification_at_approval": "在最终批准时填写并签名", "not_in_sample": "未抽中", "effective": "有效",
         "not_effective": "无效",
@@ -143,6 +151,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_consignee": "No consignee {consignee} in recall {recall}.",
         "choose_method": "Choose one of {items}.",
         "say_not_done": "Say what the consignee has not done.",
+        "text_needed": "{consignees} read their notice in {language}: write this in {language}.",
+        "text_too_short": "Write at least {n} characters.",
+        "chinese_in_english": "An English notice carries no Chinese: write this in English.",
     },
     "zh-CN": {
         "no_scope": "请至少填写一个产品批号、物料批号、灭菌批号、序列号或 UDI。",
@@ -187,6 +198,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "no_consignee": "召回 {recall} 中没有收货方 {consignee}。",
         "choose_method": "请选择其中之一：{items}。",
         "say_not_done": "请说明收货方未执行的事项。",
+        "text_needed": "{consignees} 以{language}阅读召回通知：请用{language}填写此项。",
+        "text_too_short": "请至少填写 {n} 个字符。",
+        "chinese_in_english": "英文通知中不得出现中文：请用英文填写此项。",
     },
 }
 
@@ -442,9 +456,58 @@ class NoticeOptions:
     base_url: str
     ack_days: int = 30
     forward_request: bool = False
-    instructions: str = ""
+    instructions: str = ""  # one text for every consignee: only a recall started on an earlier procedure version
     contact: str = ""
     company: dict[str, str] = field(default_factory=dict)
+    # The free text a consignee reads, per language ("en", "zh-CN") and NOTICE_TEXTS name.
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def text(self, language: str, name: str) -> str:
+        """Return the notice text `name` written in a consignee's language (the earlier single text if none)."""
+        written = str((self.texts.get(language) or {}).get(name) or "").strip()
+        return written or {"instructions": self.instructions, "contact": self.contact}.get(name, "")
+
+
+# Free text a notice carries, with the notice form's field (suffixed per language) and its minimum length.
+NOTICE_TEXTS = {"reason": ("reason", 10), "instructions": ("instructions", 10), "contact": ("notice_contact", 3)}
+LANGUAGE_SUFFIX = {"en": "en", "zh-CN": "zh"}
+_CHINESE = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
+
+
+def consignee_languages(instance_id: int) -> dict[str, list[str]]:
+    """Return the languages a recall's consignees read their notice in, each with the consignees' codes."""
+    languages: dict[str, list[str]] = {}
+    for language, code in db.session.execute(
+            select(RecallConsignee.language, Customer.code).join(Customer, Customer.id == RecallConsignee.customer_id)
+            .where(RecallConsignee.instance_id == instance_id).order_by(Customer.code)):
+        languages.setdefault(language if language in LANGUAGE_SUFFIX else "en", []).append(code)
+    return languages
+
+
+def check_notice_languages(instance: ProcessInstance | None, data: dict[str, Any], lang: str,
+                           ) -> dict[str, list[str]]:
+    """Form check for the notices: every text in each language the recall's consignees read, and no Chinese in
+    an English text (an English notice never carries Chinese)."""
+    errors: dict[str, list[str]] = {}
+    for form_field, _ in NOTICE_TEXTS.values():
+        if _CHINESE.search(str(data.get(f"{form_field}_en") or "")):
+            errors[f"{form_field}_en"] = [_msg(lang, "chinese_in_english")]
+    if instance is None:
+        return errors
+    for language, codes in consignee_languages(instance.id).items():
+        suffix = LANGUAGE_SUFFIX[language]
+        readers = ", ".join(codes[:5]) + (" …" if len(codes) > 5 else "")
+        for form_field, minimum in NOTICE_TEXTS.values():
+            key = f"{form_field}_{suffix}"
+            text = str(data.get(key) or "").strip()
+            if key in errors:
+                continue
+            if not text:
+                errors[key] = [_msg(lang, "text_needed", consignees=readers,
+                                    language=_text(lang, f"language_{language}"))]
+            elif len(text) < minimum:
+                errors[key] = [_msg(lang, "text_too_short", n=minimum)]
+    return errors
 
 
 def _new_link(consignee: RecallConsignee, options: NoticeOptions, now: datetime) -> str:
@@ -491,9 +554,14 @@ def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetim
         context = document_context(instance, now, consignee.language, data=data, view=view, company=options.company)
         context["generated_at"] = now.isoformat(timespec="seconds")  # the notice's date
         context["consignee"] = _consignee_dict(consignee, consignee.language, with_lines=True)
+        # Free text in the consignee's language only (the form asked for every language the consignees read).
+        recall = context["recall"]
         context["notice"] = {"ack_url": link, "ack_expires_on": consignee.token_expires_at.date().isoformat(),
                              "forward_request": options.forward_request and consignee.customer.kind == "distributor",
-                             "instructions": options.instructions, "contact": options.contact}
+                             "reason": (options.text(consignee.language, "reason") or recall.get("hazard")
+                                        or recall.get("description")),
+                             "instructions": options.text(consignee.language, "instructions"),
+                             "contact": options.text(consignee.language, "contact")}
         kind = consignee.customer.kind if consignee.customer.kind in NOTICE_TEMPLATES else "end_user"
         document = store_document(instance, templates_dir=options.templates_dir, template=NOTICE_TEMPLATES[kind],
                                   kind=notice_kind(consignee), language=consignee.language, context=context, now=now,
@@ -512,7 +580,7 @@ def send_notices(instance: ProcessInstance, options: NoticeOptions, now: datetim
             without_email += 1
         audit.record(None, "recall.notice_queued", "recall_consignee", consignee.id, instance_id=instance.id,
                      at=now, new={"customer": consignee.customer.code, "document": document.filename,
-                                  "email": consignee.customer.email or None,
+                                  "language": consignee.language, "email": consignee.customer.email or None,
                                   "expires_at": consignee.token_expires_at.isoformat()})
     db.session.flush()
     return {"queued": queued, "without_email": without_email, "consignees": len(view.consignees)}
@@ -906,6 +974,32 @@ def meet_notice_deadline(instance_id: int, now: datetime) -> bool:
     return True
 
 
+def undelivered_reason(consignee: RecallConsignee, lang: str) -> str:
+    """Say why a consignee's notice has not reached it, in lang (the states the recall workspace shows), with
+    the mail server's last answer."""
+    message = consignee.message
+    if consignee.notified_at is None:
+        return _text(lang, "undelivered_not_sent")
+    if message is None:
+        return _text(lang, "undelivered_no_email")
+    state = "failed" if message.status == "failed" else "retrying" if message.attempts else "queued"
+    return _text(lang, f"undelivered_{state}") + (f" ({message.last_error})" if message.last_error else "")
+
+
+def escalate_undelivered(instance_id: int, key: str, now: datetime) -> list[RecallConsignee]:
+    """At the consignee-notification deadline: return the consignees whose notice has not reached them (none
+    when the deadline is met); when there are any, the deadline is marked escalated and the list audited."""
+    deadline = db.session.scalar(select(Deadline).where(Deadline.instance_id == instance_id, Deadline.key == key))
+    if deadline is None or deadline.met_at is not None:
+        return []
+    missing = [c for c in recall_view(instance_id).consignees if not delivered(c)]
+    if missing:  # a late preparation may have escalated the deadline already: this escalation names who is missing
+        deadline.escalated_at = deadline.escalated_at or now
+        audit.record(None, "deadline.escalated", "deadline", key, instance_id=instance_id, at=now,
+                     new={"due_at": deadline.due_at.isoformat(), "undelivered": [c.customer.code for c in missing]})
+    return missing
+
+
 def notice_delivered(message: OutboxMessage, now: datetime) -> None:
     """Record that the mail server accepted a recall notice's e-mail (the outbox calls this when it sends one)."""
     consignee = db.session.scalar(select(RecallConsignee).where(RecallConsignee.outbox_message_id == message.id))
@@ -1198,4 +1292,5 @@ registry.register_form_checks({
     "recall_effectiveness": check_effectiveness,
     "recall_disposition": check_disposition,
     "recall_final_approval": check_final_approval,
+    "recall_notice_languages": check_notice_languages,
 })

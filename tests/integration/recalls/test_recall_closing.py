@@ -27,6 +27,7 @@ def at_final_approval(plant, user) -> int:
     for element in ("submit_event_report", "fda_806_report"):
         steps.step(instance.id, element, steps.SUBMISSION, user, T0 + 2 * HOUR)
     steps.step(instance.id, "recall_plan", {**steps.PLAN, "level": "C"}, user, T0 + 2 * HOUR)
+    steps.step(instance.id, "approve_plan", steps.APPROVE, user, T0 + 2 * HOUR)
     steps.step(instance.id, "monitor", steps.MONITOR, user, T0 + 3 * HOUR)
     recalls.acknowledge(_token(d1), {"received": True, "contact": "Chen Jie"}, T0 + 3 * HOUR)
     recalls.record_return(instance.id, "D1", "L1", 55, 0, user("qa"), T0 + 3 * HOUR)

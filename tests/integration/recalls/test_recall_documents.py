@@ -21,7 +21,7 @@ RECALL_TEMPLATES = sorted(path.name for path in (ROOT / "templates").glob("*.doc
                           if path.name.startswith(("recall_", "health_hazard_evaluation")))
 # Free text without a word that is also a code (a "hospital" in a description is not an untranslated code).
 TRIGGER = {**steps.TRIGGER, "description": "Leaking infusion sets reported by a clinic"}
-NOTICES = {**steps.NOTICES, "instructions": "Stop use and send all units back."}
+NOTICES = {**steps.NOTICES, "instructions_en": "Stop use and send all units back."}
 ASSESSMENT = {**steps.ASSESSMENT, "countries": "CN, DE"}  # DE only as entered: no consignee there
 DISPOSITION = {"disposition": [{"lot_number": "L1", "quantity": 60, "disposition": "destroy", "record": "DR-1"},
                                {"lot_number": "L2", "quantity": 15, "disposition": "rework", "record": "RW-1"}]}
@@ -56,6 +56,7 @@ def _run(user, language: str) -> ProcessInstance:
         if steps.ready(instance.id, element):
             steps.step(instance.id, element, steps.SUBMISSION, user, T0 + 2 * HOUR)
     steps.step(instance.id, "recall_plan", steps.PLAN, user, T0 + 2 * HOUR)
+    steps.step(instance.id, "approve_plan", steps.APPROVE, user, T0 + 2 * HOUR)
     for consignee in recalls.recall_view(instance.id).consignees:
         answers = {"received": True, "on_hand": 0, "contact": "QA desk", "forwarded": True,
                    **{f"returned_{line.id}": line.quantity_held for line in consignee.lines}}
@@ -67,7 +68,9 @@ def _run(user, language: str) -> ProcessInstance:
                 recalls.record_return(instance.id, consignee.customer.code, line.product_lot.lot_number,
                                       line.quantity_held, 0, user("qa"), T0 + 3 * HOUR)
     later = max(T0, utcnow()) + 15 * DAY  # the monitoring timer counts from when the task became ready
-    timers.fire_due_timers(now=later)  # the first progress report
+    timers.fire_due_timers(now=later)  # the first progress report; H2's paper notice is escalated as undelivered
+    steps.step(instance.id, "escalation_undelivered", {"action": "H2 confirmed the paper notice by phone."}, user,
+               later)
     steps.step(instance.id, "monitor", steps.MONITOR, user, later)
     for consignee in recalls.recall_view(instance.id).consignees:
         recalls.record_check(instance.id, consignee.id, method="phone", effective=True, note="", actor=user("qa"),

@@ -75,6 +75,7 @@ def test_class_one_recall_from_decision_to_close(plant, user):
     for element in ("submit_event_report", "fda_806_report"):
         steps.step(instance.id, element, steps.SUBMISSION, user, T0 + 3 * HOUR)
     steps.step(instance.id, "recall_plan", steps.PLAN, user, T0 + 3 * HOUR)
+    steps.step(instance.id, "approve_plan", steps.APPROVE, user, T0 + 3 * HOUR)
     steps.step(instance.id, "monitor", steps.MONITOR, user, T0 + 4 * HOUR)
     with pytest.raises(FormInvalid):  # level A: every consignee must be checked first
         steps.step(instance.id, "effectiveness", steps.EFFECTIVE, user, T0 + 5 * HOUR)

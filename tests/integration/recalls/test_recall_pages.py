@@ -77,6 +77,7 @@ def sampled(notified, user) -> int:
     for element in ("submit_event_report", "fda_806_report"):
         steps.step(notified, element, steps.SUBMISSION, user, now)
     steps.step(notified, "recall_plan", steps.PLAN, user, now)
+    steps.step(notified, "approve_plan", steps.APPROVE, user, now)
     steps.step(notified, "monitor", steps.MONITOR, user, now)
     return notified
 

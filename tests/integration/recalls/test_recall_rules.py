@@ -146,6 +146,7 @@ def _to_effectiveness(user, level="A"):
     for element in ("submit_event_report", "fda_806_report"):
         steps.step(instance.id, element, steps.SUBMISSION, user, T0)
     steps.step(instance.id, "recall_plan", {**steps.PLAN, "level": level}, user, T0)
+    steps.step(instance.id, "approve_plan", steps.APPROVE, user, T0)
     steps.step(instance.id, "monitor", steps.MONITOR, user, T0)
     return instance
 

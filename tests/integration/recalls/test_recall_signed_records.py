@@ -35,6 +35,7 @@ def _close(user, language: str) -> ProcessInstance:
     for element in ("submit_event_report", "fda_806_report"):
         steps.step(instance.id, element, steps.SUBMISSION, user, T0 + 3 * HOUR)
     steps.step(instance.id, "recall_plan", steps.PLAN, user, T0 + 3 * HOUR)
+    steps.step(instance.id, "approve_plan", steps.APPROVE, user, T0 + 3 * HOUR)
     recalls.record_return(instance.id, "D1", "L1", 80, 0, user("qa"), now=T0 + 4 * HOUR)
     steps.step(instance.id, "monitor", steps.MONITOR, user, T0 + 4 * HOUR)
     for consignee in recalls.recall_view(instance.id).consignees:
@@ -70,10 +71,12 @@ SIGN_OFFS = {
         ["Authored by (Quality assurance)", "Li Na", "Signed electronically", "2026-11-23 10:00 UTC"],
         ["Approved by (Responsible person (management representative))", "Zhang Min", "Signed electronically",
          "2026-11-23 11:00 UTC"]]),
+        ("recall_plan", [["Approved by (Head of QA)", "Helen Head", "Signed electronically", "2026-11-23 12:00 UTC"]]),
         ("recall_summary", [["Approved by (Head of QA)", "Helen Head", "Signed electronically",
                              "2026-11-23 16:05 UTC"]])],
     "zh-CN": [("health_hazard_evaluation", [["编制（质量保证）", "Li Na", "已电子签名", "2026-11-23 18:00 CST"],
                                             ["批准（管理者代表）", "Zhang Min", "已电子签名", "2026-11-23 19:00 CST"]]),
+              ("recall_plan", [["批准（质量负责人）", "Helen Head", "已电子签名", "2026-11-23 20:00 CST"]]),
               ("recall_summary", [["批准（质量负责人）", "Helen Head", "已电子签名", "2026-11-24 00:05 CST"]])],
 }
 
@@ -101,7 +104,7 @@ def test_signed_documents_show_every_signature_in_their_language(app, plant, use
 def test_each_signature_binds_to_the_issued_bytes_and_verifies(plant, user, runner):
     instance = _close(user, "en")
     for element, kind in (("sign_assessment", "health_hazard_evaluation"), ("decision", "health_hazard_evaluation"),
-                          ("final_approval", "recall_summary")):
+                          ("approve_plan", "recall_plan"), ("final_approval", "recall_summary")):
         signature = _signature(instance.id, element)
         item = next(item for item in signature.documents if item["kind"] == kind)
         document = db.session.get(Document, item["id"])

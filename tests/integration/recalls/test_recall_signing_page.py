@@ -63,5 +63,5 @@ def test_a_signed_step_shows_what_was_known_when_it_was_signed(client, at_decisi
     login(client, "qa")
     summary = _summary(client.get(f"/tasks/{signed.id}?lang=en").get_data(as_text=True))
     assert "What was signed" in summary and "Health hazard" in summary
-    assert steps.NOTICES["notice_contact"] not in summary  # answered after this step was signed
+    assert steps.NOTICES["notice_contact_en"] not in summary  # answered after this step was signed
     assert "Recall figures" not in summary  # live counts, not what the signer saw
