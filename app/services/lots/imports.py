@@ -187,6 +187,8 @@ def run_import(job_id: int, now: datetime | None = None,
     job = db.session.get(ImportJob, job_id)
     if job is None:
         raise NotFound(f"No import job {job_id}.")
+    if job.status != "running":  # run already (a queue delivers a job again when its ack was lost), or failed
+        return job
     path = stored_file(job)
     actor = db.session.get(User, job.created_by_id)
     kind = get_kind(job.kind)

@@ -439,6 +439,8 @@ def test_an_import_whose_worker_died_is_failed_when_polled_or_by_the_scheduler(a
     db.session.expire_all()
     assert [db.session.get(ImportJob, i).status for i in (polled, swept, fresh)] == ["failed", "failed", "running"]
     assert sorted(uploads.iterdir()) == [imports.stored_file(db.session.get(ImportJob, fresh))]
+    again = imports.run_import(polled)  # a queue delivering the job again finds it finished and leaves it
+    assert (again.status, again.message) == ("failed", status["message"])
 
 
 def test_a_stock_count_replaces_the_quantity_held_at_that_location(run):
