@@ -1,9 +1,8 @@
 """marshmallow schemas of the lot API: master-data records, lot pages, status changes, trace reports and imports."""
 from __future__ import annotations
 
-from marshmallow import INCLUDE, fields, post_load, validate
+from marshmallow import INCLUDE, Schema, fields, post_load, validate
 
-from app.api.base import Schema
 from app.api.schemas import AuditSchema
 from app.services.lots import import_rules
 
