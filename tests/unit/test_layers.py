@@ -1,4 +1,4 @@
-"""The layering rules of ARCHITECTURE.md, checked on the source code with `ast` (tests and migrations excluded)."""
+"""The layering rules of docs/architecture.md, checked on the source code with `ast` (tests and migrations excluded)."""
 from __future__ import annotations
 
 import ast
