@@ -13,6 +13,8 @@ from playwright.sync_api import Page, expect
 
 from app.services.demo import DEMO_PASSWORD
 
+from .accounts import INBOX_HEADING
+
 pytestmark = pytest.mark.e2e
 
 GTIN = re.compile(r"UDI-DI (\d{14})")
@@ -27,7 +29,7 @@ def sign_in(page: Page, username: str) -> None:
     page.get_by_label("Password").press("Enter")
     expect(page.get_by_test_id("current-user")).to_be_visible()
     page.get_by_role("link", name="English").click()
-    expect(page.get_by_role("heading", name="Inbox", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name=INBOX_HEADING, level=1)).to_be_visible()
 
 
 def menu(page: Page, name: str) -> None:
