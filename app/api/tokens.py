@@ -34,6 +34,7 @@ def list_tokens():
 
 @blp.route("/tokens/<int:token_id>", methods=["DELETE"])
 @blp.response(200, TokenSchema)
+@blp.alt_response(404, description="no such token, or another user's")
 def revoke_token(token_id: int):
     """Revoke one of your tokens (an admin: anyone's); it stops working at once. 404 for another user's token."""
     return users.revoke_token(token_id, api_user())
