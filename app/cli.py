@@ -96,11 +96,15 @@ def list_command() -> None:
 
 @users_cli.command("token")
 @click.argument("username")
-def token_command(username: str) -> None:
-    """Print a new API token for USERNAME (only its hash is stored)."""
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Days until the token expires (default QUALIFLOW_API_TOKEN_DAYS; 0: never).")
+@click.option("--name", default="", help="What the token is for, shown on the API tokens page.")
+def token_command(username: str, days: int | None, name: str) -> None:
+    """Print a new API token for USERNAME (only its hash is stored); list and revoke tokens on the API tokens page
+    or with GET/DELETE /api/v1/tokens."""
     from app.services import users
     try:
-        click.echo(users.issue_token(username))
+        click.echo(users.issue_token(username, name=name, days=days))
     except QualiflowError as err:
         _fail(err.message)
 
