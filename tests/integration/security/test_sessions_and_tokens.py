@@ -131,3 +131,12 @@ def test_a_user_cannot_revoke_someone_elses_token_on_the_page(client, seeded):
     token_id = db.session.scalar(db.select(ApiToken.id))
     assert client.post(f"/account/tokens/{token_id}/revoke").status_code == 404
     assert db.session.get(ApiToken, token_id).revoked_at is None
+
+
+def test_the_command_line_issues_a_named_token_with_its_expiry(runner, seeded):
+    result = runner.invoke(args=["users", "token", "qa", "--days", "7", "--name", "nightly export"])
+    assert result.exit_code == 0, result.output
+    row = db.session.scalar(db.select(ApiToken))
+    assert row.name == "nightly export" and row.expires_at - row.created_at == timedelta(days=7)
+    assert runner.invoke(args=["users", "token", "qa", "--days", "0"]).exit_code == 0
+    assert db.session.scalar(db.select(ApiToken).where(ApiToken.id != row.id)).expires_at is None
