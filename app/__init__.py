@@ -86,6 +86,8 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     babel.init_app(app, locale_selector=select_locale,
                    default_translation_directories=os.path.join(os.path.dirname(__file__), "translations"))
     register_extensions()
+    from app import edge
+    edge.init_app(app)  # before any route: the bounded `int` converter and the checks of what requests carry
     register_web(app)
     register_api(app)
     security.init_app(app)

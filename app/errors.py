@@ -10,7 +10,8 @@ from app.exceptions import QualiflowError
 
 def _wants_json() -> bool:
     # A caller that sent JSON (the form editor's fetches) reads JSON back, even for a body over the upload limit.
-    return (request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    # The studio's JSON endpoints too, also on a URL none of them matches (/studio/api/drafts/2**63).
+    return (request.path.startswith(("/api/", "/studio/api/")) or request.accept_mimetypes.best == "application/json"
             or request.is_json)
 
 

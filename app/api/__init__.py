@@ -1,7 +1,15 @@
 """REST API /api/v1 with OpenAPI 3 (/api/v1/openapi.json, Swagger UI at /api/v1/docs)."""
 from flask import Flask
+from flask_smorest.spec.plugins import integerconverter2paramschema
 
+from app.api.base import ErrorSchema
+from app.edge import BoundedIntConverter
 from app.extensions import api, csrf
+
+# Every error answers {error, message, ...} (app/errors.py): the spec's default error response says so, and ids in
+# paths are documented with the integer column's bounds that the app's `int` converter enforces.
+api.ERROR_SCHEMA = ErrorSchema
+api.register_converter(BoundedIntConverter, integerconverter2paramschema)
 
 
 def register_api(app: Flask) -> None:

@@ -1,8 +1,9 @@
 """marshmallow schemas of the lot API: master-data records, lot pages, status changes, trace reports and imports."""
 from __future__ import annotations
 
-from marshmallow import INCLUDE, Schema, fields, post_load, validate
+from marshmallow import INCLUDE, fields, post_load, validate
 
+from app.api.base import ErrorSchema, Schema, refused_rows
 from app.api.schemas import AuditSchema
 from app.services.lots import import_rules
 
@@ -22,12 +23,12 @@ class ListQuerySchema(Schema):
 
 class ProductSchema(Schema):
     id = fields.Int()
-    gtin = fields.Str(metadata={"description": "UDI-DI"})
+    gtin = fields.Str(allow_none=True, metadata={"description": "UDI-DI"})
     name = fields.Str()
     model = fields.Str()
     specification = fields.Str()
     registration_no = fields.Str()
-    registration_expiry = fields.Date()
+    registration_expiry = fields.Date(allow_none=True)
     device_class = fields.Str()
     sterile = fields.Bool()
 
@@ -48,8 +49,8 @@ class MaterialLotSchema(Schema):
     lot_number = fields.Str()
     supplier_code = fields.Str(attribute="supplier.code")
     supplier_name = fields.Str(attribute="supplier.name")
-    received_on = fields.Date()
-    expiry_on = fields.Date()
+    received_on = fields.Date(allow_none=True)
+    expiry_on = fields.Date(allow_none=True)
     status = fields.Str()
 
 
@@ -58,10 +59,10 @@ class ProductLotSchema(Schema):
     lot_number = fields.Str()
     product_id = fields.Int()
     product_name = fields.Str(attribute="product.name")
-    gtin = fields.Str(attribute="product.gtin")
+    gtin = fields.Str(attribute="product.gtin", allow_none=True)
     quantity = fields.Int()
-    manufactured_on = fields.Date()
-    expiry_on = fields.Date()
+    manufactured_on = fields.Date(allow_none=True)
+    expiry_on = fields.Date(allow_none=True)
     sterilization_batch = fields.Str(allow_none=True)
     status = fields.Str()
     batch_record_complete = fields.Bool()
@@ -77,7 +78,8 @@ class CustomerSchema(Schema):
     country = fields.Str()
     contact = fields.Str()
     email = fields.Str()
-    parent_code = fields.Function(lambda c: c.parent.code if c.parent else None)
+    parent_code = fields.Function(lambda c: c.parent.code if c.parent else None, allow_none=True,
+                                  metadata={"type": "string"})
 
 
 class ShipmentSchema(Schema):
@@ -87,8 +89,9 @@ class ShipmentSchema(Schema):
     customer_code = fields.Str(attribute="customer.code")
     customer_name = fields.Str(attribute="customer.name")
     region = fields.Str(attribute="customer.region")
-    from_customer_code = fields.Function(lambda s: s.from_customer.code if s.from_customer else None,
-                                         metadata={"description": "the distributor of an onward shipment"})
+    from_customer_code = fields.Function(lambda s: s.from_customer.code if s.from_customer else None, allow_none=True,
+                                         metadata={"type": "string",
+                                                   "description": "the distributor of an onward shipment"})
     quantity = fields.Int()
     shipped_on = fields.Date()
     document_no = fields.Str()
@@ -97,9 +100,12 @@ class ShipmentSchema(Schema):
 class InspectionSchema(Schema):
     id = fields.Int()
     stage = fields.Str()
-    product_lot = fields.Function(lambda i: i.product_lot.lot_number if i.product_lot else None)
-    material = fields.Function(lambda i: i.material_lot.material if i.material_lot else None)
-    material_lot = fields.Function(lambda i: i.material_lot.lot_number if i.material_lot else None)
+    product_lot = fields.Function(lambda i: i.product_lot.lot_number if i.product_lot else None, allow_none=True,
+                                  metadata={"type": "string"})
+    material = fields.Function(lambda i: i.material_lot.material if i.material_lot else None, allow_none=True,
+                               metadata={"type": "string"})
+    material_lot = fields.Function(lambda i: i.material_lot.lot_number if i.material_lot else None, allow_none=True,
+                                   metadata={"type": "string"})
     result = fields.Str()
     results = fields.Str()
     inspected_on = fields.Date()
@@ -160,11 +166,11 @@ class GenealogyEdgeSchema(Schema):
 class LotInstanceSchema(Schema):
     """An instance concerning a lot, from (instance, role) rows."""
 
-    id = fields.Function(lambda row: row[0].id)
-    process = fields.Function(lambda row: row[0].version.definition.key)
-    title = fields.Function(lambda row: row[0].title)
-    status = fields.Function(lambda row: row[0].status)
-    role = fields.Function(lambda row: row[1])
+    id = fields.Function(lambda row: row[0].id, metadata={"type": "integer"})
+    process = fields.Function(lambda row: row[0].version.definition.key, metadata={"type": "string"})
+    title = fields.Function(lambda row: row[0].title, metadata={"type": "string"})
+    status = fields.Function(lambda row: row[0].status, metadata={"type": "string"})
+    role = fields.Function(lambda row: row[1], metadata={"type": "string"})
 
 
 class ProductLotDetailSchema(Schema):
@@ -294,8 +300,5 @@ class ImportJobSchema(Schema):
     errors = fields.List(fields.Nested(RowErrorSchema))
 
 
-class ImportRefusedSchema(Schema):
-    error = fields.Str()
-    message = fields.Str()
-    errors = fields.List(fields.Nested(RowErrorSchema), metadata={"description": "the first 1000 row errors"})
-    total_errors = fields.Int()
+class ImportRefusedSchema(ErrorSchema):
+    errors = refused_rows("the first 1000 row errors, each {line, column, code, reason}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, pre_dump, validate, validates, validates_schema
 
+from app.api.base import ErrorSchema, Schema, refused_rows
 from app.services.lots.imports import EXTENSIONS
 from app.services.procedures import recalls
 from app.services.workflow import deadlines, plant_time
@@ -86,7 +87,7 @@ class RecallLotSchema(QuantitiesSchema):
     product = fields.Str(attribute="lot.product.name")
     status = fields.Str(attribute="lot.status")
     quantity = fields.Int(attribute="lot.quantity", metadata={"description": "the lot's size"})
-    expiry_on = fields.Date(attribute="lot.expiry_on")
+    expiry_on = fields.Date(attribute="lot.expiry_on", allow_none=True)
 
 
 class RecallLineSchema(QuantitiesSchema):
@@ -285,17 +286,8 @@ class ReturnsImportedSchema(Schema):
     imported = fields.Int(metadata={"description": "rows imported"})
 
 
-class ReturnRowErrorSchema(Schema):
-    line = fields.Int()
-    column = fields.Str()
-    message = fields.Str()
-
-
-class ReturnsRefusedSchema(Schema):
-    error = fields.Str()
-    message = fields.Str()
-    errors = fields.List(fields.Nested(ReturnRowErrorSchema), metadata={"description": "the first 200 row errors"})
-    total_errors = fields.Int()
+class ReturnsRefusedSchema(ErrorSchema):
+    errors = refused_rows("the first 200 row errors, each {line, column, message}")
 
 
 class CheckSchema(Schema):
@@ -322,7 +314,7 @@ class AckFormSchema(Schema):
     language = fields.Str()
     ask_forwarded = fields.Function(lambda c: c.customer.kind == "distributor", metadata={
         "type": "boolean", "description": "distributors say whether they forwarded the notice"})
-    expires_at = fields.DateTime(attribute="token_expires_at")
+    expires_at = fields.DateTime(attribute="token_expires_at", allow_none=True)
     lines = fields.List(fields.Nested(AckLineSchema))
 
 

@@ -10,12 +10,12 @@ from flask_smorest import Blueprint
 
 from app import security
 from app.api.auth import api_user, authenticate_request
+from app.api.base import FormAndFilesParser
 from app.api.schemas import (
     CancelSchema,
     CompleteSchema,
-    DeployArgsSchema,
     DeployResultSchema,
-    FileSchema,
+    DeployUploadSchema,
     InstanceSchema,
     ProcessSchema,
     StartSchema,
@@ -31,6 +31,7 @@ from app.services.workflow import instances, processes, tasks
 blp = Blueprint("api", __name__, url_prefix="/api/v1", description="Qualiflow procedures, tasks and evidence")
 # Authenticate before any argument parsing, so anonymous callers learn nothing about the API's input rules.
 blp.before_request(authenticate_request)
+blp.ARGUMENTS_PARSER = FormAndFilesParser()
 
 
 class BadUpload(QualiflowError):
@@ -54,20 +55,20 @@ class Process(MethodView):
 
 
 @blp.route("/processes/deploy", methods=["POST"])
-@blp.arguments(FileSchema, location="files")
-@blp.arguments(DeployArgsSchema, location="form")
+@blp.arguments(DeployUploadSchema, location="files")
 @blp.response(201, DeployResultSchema)
-def deploy(files, form):
+def deploy(upload_form):
     """Deploy a .bpmn upload with its .dmn files: 400 with element id, line and message when invalid; 409 when its
     process id is a different procedure and replace is not set; 201 with the version."""
-    upload = files["file"]
-    if upload is None or not upload.filename or not upload.filename.endswith(".bpmn"):
+    upload = upload_form["file"]
+    if upload is None or not getattr(upload, "filename", None) or not upload.filename.endswith(".bpmn"):
         raise BadUpload(_("Upload a .bpmn file in the multipart field 'file'."))
-    if not all(dmn.filename and dmn.filename.endswith(".dmn") for dmn in files["dmn"]):
+    tables = upload_form["dmn"]
+    if not all(getattr(dmn, "filename", None) and dmn.filename.endswith(".dmn") for dmn in tables):
         raise BadUpload(_("Decision tables go in the multipart field 'dmn', as .dmn files."))
-    decisions = {dmn.filename: dmn.read() for dmn in files["dmn"]} or None
-    return processes.deploy_file(upload.read(), upload.filename, api_user(), form["change_note"], decisions=decisions,
-                                 replace=form["replace"])
+    decisions = {dmn.filename: dmn.read() for dmn in tables} or None
+    return processes.deploy_file(upload.read(), upload.filename, api_user(), upload_form["change_note"],
+                                 decisions=decisions, replace=upload_form["replace"])
 
 
 @blp.route("/instances", methods=["POST"])

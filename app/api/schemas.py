@@ -1,7 +1,9 @@
 """marshmallow schemas of the API's requests and responses."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
+
+from app.api.base import Schema
 
 
 class VersionSchema(Schema):
@@ -10,7 +12,8 @@ class VersionSchema(Schema):
     content_hash = fields.Str()
     change_note = fields.Str()
     created_at = fields.DateTime()
-    author = fields.Function(lambda v: v.author.username if v.author else None)
+    author = fields.Function(lambda v: v.author.username if v.author else None, allow_none=True,
+                             metadata={"type": "string"})
 
 
 class ProcessSchema(Schema):
@@ -20,24 +23,25 @@ class ProcessSchema(Schema):
 
 
 class DeployResultSchema(Schema):
-    process = fields.Function(lambda r: r.version.definition.key)
-    version = fields.Function(lambda r: r.version.version)
+    process = fields.Function(lambda r: r.version.definition.key, metadata={"type": "string"})
+    version = fields.Function(lambda r: r.version.version, metadata={"type": "integer"})
     created = fields.Bool()
 
 
-class DeployArgsSchema(Schema):
-    change_note = fields.Str(load_default="")
-    replace = fields.Bool(load_default=False, metadata={
-        "description": "Confirm that the diagram replaces the procedure that already has its process id although "
-                       "it is not derived from it (otherwise 409)"})
+class DeployUploadSchema(Schema):
+    """A multipart/form-data upload: the diagram, its decision tables and the form fields, read together (see
+    base.FormAndFilesParser)."""
 
-
-class FileSchema(Schema):
     # Not required here: a missing upload answers 400 BadUpload like a wrong file type, not a 422.
-    file = fields.Raw(metadata={"type": "string", "format": "binary"}, load_default=None)
+    file = fields.Raw(metadata={"type": "string", "format": "binary", "description": "the .bpmn file"},
+                      load_default=None)
     dmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), load_default=list, metadata={
         "description": "The .dmn decision tables the diagram's business rule tasks call (repeat the field); "
                        "without any, those of the process's latest version are kept"})
+    change_note = fields.Str(load_default="", metadata={"description": "what changed and why"})
+    replace = fields.Bool(load_default=False, metadata={
+        "description": "Confirm that the diagram replaces the procedure that already has its process id although "
+                       "it is not derived from it (otherwise 409)"})
 
 
 class StartSchema(Schema):
@@ -58,15 +62,17 @@ class TaskSchema(Schema):
     name = fields.Str()
     kind = fields.Str()
     state = fields.Str()
-    group = fields.Str(attribute="group_name")
-    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None)
-    form = fields.Str()
-    signature_meaning = fields.Str()
-    due_at = fields.DateTime()
+    group = fields.Str(attribute="group_name", allow_none=True)
+    assignee = fields.Function(lambda t: t.assignee.username if t.assignee else None, allow_none=True,
+                               metadata={"type": "string"})
+    form = fields.Str(allow_none=True)
+    signature_meaning = fields.Str(allow_none=True)
+    due_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
-    completed_at = fields.DateTime()
-    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None)
-    data = fields.Dict()
+    completed_at = fields.DateTime(allow_none=True)
+    completed_by = fields.Function(lambda t: t.completed_by.username if t.completed_by else None,
+                                   allow_none=True, metadata={"type": "string"})
+    data = fields.Dict(allow_none=True, metadata={"description": "what was submitted; null until completed"})
 
 
 class TaskDetailSchema(TaskSchema):
@@ -130,31 +136,34 @@ class AuditSchema(Schema):
     action = fields.Str()
     object_type = fields.Str()
     object_id = fields.Str()
-    old = fields.Raw()
-    new = fields.Raw()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
     reason = fields.Str()
     hash = fields.Str()
 
 
 class IncidentSchema(Schema):
     id = fields.Int()
-    element_id = fields.Str()
+    element_id = fields.Str(allow_none=True)
     message = fields.Str()
     retry_count = fields.Int()
     created_at = fields.DateTime()
-    resolved_at = fields.DateTime()
+    resolved_at = fields.DateTime(allow_none=True)
 
 
 class InstanceSchema(Schema):
-    id = fields.Function(lambda r: r.instance.id)
-    process = fields.Function(lambda r: r.instance.version.definition.key)
-    version = fields.Function(lambda r: r.instance.version.version)
-    title = fields.Function(lambda r: r.instance.title)
-    status = fields.Function(lambda r: r.instance.status)
-    started_at = fields.Function(lambda r: r.instance.started_at.isoformat())
-    completed_at = fields.Function(lambda r: r.instance.completed_at and r.instance.completed_at.isoformat())
-    next_timer_at = fields.Function(lambda r: r.instance.next_timer_at and r.instance.next_timer_at.isoformat())
-    data = fields.Function(lambda r: r.instance.data)
+    id = fields.Function(lambda r: r.instance.id, metadata={"type": "integer"})
+    process = fields.Function(lambda r: r.instance.version.definition.key, metadata={"type": "string"})
+    version = fields.Function(lambda r: r.instance.version.version, metadata={"type": "integer"})
+    title = fields.Function(lambda r: r.instance.title, metadata={"type": "string"})
+    status = fields.Function(lambda r: r.instance.status, metadata={"type": "string"})
+    started_at = fields.Function(lambda r: r.instance.started_at.isoformat(),
+                                 metadata={"type": "string", "format": "date-time"})
+    completed_at = fields.Function(lambda r: r.instance.completed_at and r.instance.completed_at.isoformat(),
+                                   allow_none=True, metadata={"type": "string", "format": "date-time"})
+    next_timer_at = fields.Function(lambda r: r.instance.next_timer_at and r.instance.next_timer_at.isoformat(),
+                                    allow_none=True, metadata={"type": "string", "format": "date-time"})
+    data = fields.Function(lambda r: r.instance.data, metadata={"type": "object"})
     tasks = fields.List(fields.Nested(TaskSchema))
     documents = fields.List(fields.Nested(DocumentSchema))
     signatures = fields.List(fields.Nested(SignatureSchema))
@@ -168,5 +177,5 @@ class InstanceStartedSchema(Schema):
     id = fields.Int()
     title = fields.Str()
     status = fields.Str()
-    task_id = fields.Function(lambda i: next((t.id for t in i.tasks if t.state == "ready"), None),
+    task_id = fields.Function(lambda i: next((t.id for t in i.tasks if t.state == "ready"), None), allow_none=True,
                               metadata={"type": "integer", "description": "the first task, its form filled in"})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from flask import Response, jsonify, url_for
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from app.api.auth import api_user, authenticate_request
+from app.api.base import Schema
 from app.services.studio import studio
 from app.web.studio_api import xml_body
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields, pre_dump, validate
+from marshmallow import fields, pre_dump, validate
 
+from app.api.base import Schema
 from app.api.recall_schemas import DeadlineSchema
 from app.services.workflow import plant_time
 
@@ -33,8 +34,9 @@ class ScarRoundSchema(Schema):
     number = fields.Str(metadata={"example": "SCAR-000012-1"})
     language = fields.Str()
     email = fields.Str(metadata={"description": "where it was sent; empty when the supplier has no address"})
-    email_status = fields.Function(lambda s: s.message.status if s.message else None,
-                                   metadata={"type": "string", "description": "queued, sent or failed"})
+    email_status = fields.Function(lambda s: s.message.status if s.message else None, allow_none=True,
+                                   metadata={"type": "string", "description": "queued, sent or failed; null when "
+                                                                              "none was queued"})
     document_id = fields.Int(allow_none=True)
     sent_at = fields.DateTime()
     response_due_at = fields.DateTime()
@@ -51,7 +53,7 @@ class ScarRoundSchema(Schema):
     response_note = fields.Str()
     verification_result = fields.Str(metadata={"description": "'', accepted or rejected"})
     verification_note = fields.Str()
-    verified_by = fields.Function(lambda s: s.verified_by.full_name if s.verified_by else None,
+    verified_by = fields.Function(lambda s: s.verified_by.full_name if s.verified_by else None, allow_none=True,
                                   metadata={"type": "string"})
     verified_at = fields.DateTime(allow_none=True)
 
@@ -110,7 +112,7 @@ class ScarFormSchema(Schema):
     supplier = fields.Str(attribute="scar.supplier.name")
     language = fields.Str(attribute="scar.language")
     response_due_at = fields.DateTime(attribute="scar.response_due_at")
-    expires_at = fields.DateTime(attribute="scar.token_expires_at")
+    expires_at = fields.DateTime(attribute="scar.token_expires_at", allow_none=True)
     lots = fields.List(fields.Nested(ScarLotSchema), metadata={"description": "the material lots found nonconforming"})
 
 

@@ -24,3 +24,9 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Every integer column (ids, quantities, counts) is a PostgreSQL `integer`: values outside this range cannot be
+# stored or even compared with one, so requests are refused at the edge (app/edge.py) before a query sees them.
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app.edge import whole_number
 from app.exceptions import FormInvalid, PermissionDenied, QualiflowError
 from app.services.workflow import calendars, instances, notifications
 
@@ -58,7 +59,7 @@ def outbox():
 def resend_outbox():
     """Send a failed (or waiting) message again, or every failed one, on the sender's next pass."""
     all_failed = request.form.get("all_failed") == "1"
-    ids = [int(value) for value in request.form.getlist("id") if value.isdigit() and len(value) < 10]
+    ids = [number for number in map(whole_number, request.form.getlist("id")) if number is not None]
     try:
         queued = notifications.resend(ids, all_failed=all_failed, actor=current_user)
     except QualiflowError as err:

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 from werkzeug.utils import secure_filename
 
+from app.edge import whole_number
 from app.exceptions import FormInvalid, ImportRefused, QualiflowError
 from app.services.lots import lots
 from app.services.procedures import dashboards, recalls
@@ -75,9 +76,9 @@ def _whole_numbers(names: tuple[str, ...]) -> tuple[dict[str, int], dict[str, li
     """Read non-negative whole numbers from the form, with a message for each field that is not one."""
     numbers, errors = {}, {}
     for name in names:
-        raw = request.form.get(name, "").strip()
-        if raw.isdigit():
-            numbers[name] = int(raw)
+        number = whole_number(request.form.get(name, ""), minimum=0)
+        if number is not None:
+            numbers[name] = number
         else:
             errors[name] = [_("Enter a whole number of at least 0.")]
     return numbers, errors

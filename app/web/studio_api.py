@@ -7,6 +7,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.edge import whole_number
 from app.exceptions import QualiflowError, ValidationFailed
 from app.services.studio import studio
 
@@ -65,9 +66,10 @@ def int_arg(value: object, name: str) -> int | None:
     """Read an optional whole number (query argument or JSON field); refuse anything else with 400."""
     if value is None or value == "":
         return None
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    number = whole_number(value, minimum=0)
+    if number is None or (isinstance(value, str) and not value.strip().isdigit()):
         raise ValidationFailed(_("%(name)s must be a whole number.", name=name))
-    return int(str(value).strip())
+    return number
 
 
 def xml_response(data: bytes) -> Response:

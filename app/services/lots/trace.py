@@ -399,13 +399,18 @@ def export_sheets(report: TraceReport) -> list[tuple[str, list[str], list[list[A
 def export_xlsx(report: TraceReport) -> bytes:
     """Return the report as an XLSX workbook, one sheet per table."""
     from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def cell(value):
+        # A worksheet cannot hold control characters (a searched text may carry them): they are left out.
+        return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
 
     workbook = Workbook(write_only=True)
     for title, header, rows in export_sheets(report):
         sheet = workbook.create_sheet(title)
         sheet.append(header)
         for row in rows:
-            sheet.append(row)
+            sheet.append([cell(value) for value in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
