@@ -84,6 +84,14 @@ class Config:
     OUTBOX_RETRY_MAX_MINUTES = int(os.environ.get("QUALIFLOW_OUTBOX_RETRY_MAX_MINUTES", 60))
     # A running import whose worker wrote no progress for this long has died with it and is marked failed.
     IMPORT_STALE_MINUTES = int(os.environ.get("QUALIFLOW_IMPORT_STALE_MINUTES", 10))
+    # Background jobs (app/jobs.py, Dramatiq): a Redis URL runs them in `flask queue worker` processes; empty runs
+    # them in a pool of QUEUE_THREADS threads inside the web process. A job whose worker stopped answering for
+    # QUEUE_HEARTBEAT_SECONDS is delivered again; one that raises is retried QUEUE_MAX_RETRIES times.
+    QUEUE_URL = os.environ.get("QUALIFLOW_QUEUE_URL", "")
+    QUEUE_NAMESPACE = os.environ.get("QUALIFLOW_QUEUE_NAMESPACE", "qualiflow")
+    QUEUE_THREADS = int(os.environ.get("QUALIFLOW_QUEUE_THREADS", 2))
+    QUEUE_HEARTBEAT_SECONDS = int(os.environ.get("QUALIFLOW_QUEUE_HEARTBEAT_SECONDS", 60))
+    QUEUE_MAX_RETRIES = int(os.environ.get("QUALIFLOW_QUEUE_MAX_RETRIES", 3))
     BASE_URL = os.environ.get("QUALIFLOW_BASE_URL", "http://127.0.0.1:5000")
     BABEL_DEFAULT_LOCALE = "en"
     LANGUAGES = ["en", "zh_CN"]

@@ -44,6 +44,7 @@ lots_cli = AppGroup("lots", help="Import lot data and apply the expiry rule.")
 instances_cli = AppGroup("instances", help="Look after running procedure instances.")
 holidays_cli = AppGroup("holidays", help="Holiday calendars (holidays and make-up working days) per jurisdiction.")
 evidence_cli = AppGroup("evidence", help="Export and check evidence packages.")
+queue_cli = AppGroup("queue", help="Run background jobs (lot imports, the outbox) from the job queue.")
 
 
 def _terminal_locale() -> str:
@@ -317,7 +318,19 @@ def evidence_package_command(instance_id: int, output: Path) -> None:
     click.echo(f"Wrote {output} ({len(content)} bytes).")
 
 
+@queue_cli.command("worker")
+@click.option("--threads", default=4, show_default=True, help="Jobs run at once by this process.")
+def queue_worker_command(threads: int) -> None:
+    """Run jobs from the queue QUALIFLOW_QUEUE_URL names until stopped (SIGTERM or Ctrl-C lets running jobs finish;
+    a job cut short is delivered again to another worker)."""
+    from app.jobs import jobs, run_worker
+    queue = jobs()
+    if queue.embedded:
+        _fail("QUALIFLOW_QUEUE_URL is not set: the web process runs the jobs itself, there is no queue to work on.")
+    run_worker(queue, threads)
+
+
 def register(app: Flask) -> None:
     for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
-                  instances_cli, holidays_cli, evidence_cli):
+                  instances_cli, holidays_cli, evidence_cli, queue_cli):
         app.cli.add_command(group)

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def _job(app: Flask, name: str) -> None:
+    from app import jobs
     from app.outage import database_unavailable
     from app.services import maintenance
     from app.services.evidence import audit_checkpoints
@@ -31,6 +32,8 @@ def _job(app: Flask, name: str) -> None:
                 maintenance.refresh_statistics()
             elif name == "imports":
                 imports.fail_stale_jobs()
+            elif jobs.queue_configured(app):  # the queue workers send it; a tick they did not take in 60 s expires
+                jobs.jobs(app).enqueue(jobs.OUTBOX_ACTOR)
             else:
                 notifications.send_due()
         except Exception as err:  # a failing tick must not kill the scheduler; the next tick retries

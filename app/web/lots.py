@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 from datetime import date
 
 from flask import (
     Blueprint,
-    Flask,
     abort,
     current_app,
     flash,
@@ -23,6 +21,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app import jobs
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
 from app.services.lots import import_rules, imports, lots, trace
 from app.services.procedures import supplier_returns
@@ -277,19 +276,6 @@ def _change_status(kind: str, lot_id: int):
 
 # --- imports ---------------------------------------------------------------------------------------------------------
 
-def _run_import_in_background(app: Flask, job_id: int) -> None:
-    """Run an import job in a daemon thread with its own app context, so its own database session."""
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                imports.run_import(job_id)
-            except Exception:  # noqa: BLE001 - a thread has nobody to raise to; the log is where it shows
-                app.logger.exception("Import job %s stopped with an error", job_id)
-
-    threading.Thread(target=work, name=f"import-{job_id}", daemon=True).start()
-
-
 @bp.route("/import", methods=["GET", "POST"])
 @login_required
 def import_file():
@@ -306,7 +292,7 @@ def import_file():
                 error, status = err.message, err.status
             else:
                 job_id = job.id
-                _run_import_in_background(current_app._get_current_object(), job_id)
+                jobs.enqueue_import(job_id)  # the job queue runs it; the page polls the job row
                 return redirect(url_for("lots.import_job", job_id=job_id))
     return render_template("lots/import.html", kinds=import_rules.KINDS.values(), selected=request.values.get("kind"),
                            error=error), status
