@@ -76,6 +76,8 @@ bench: setup
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/imports.py
 	$(BIN)/python bench/layout.py
+	$(BIN)/python bench/inbox.py
+	$(BIN)/python bench/timers.py
 
 screenshots: setup
 	$(BIN)/python -m tests.e2e.guide_screenshots

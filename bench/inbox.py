@@ -266,7 +266,7 @@ def _plans(app, get, rare_lot: str) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    backends = ["sqlite"]
+    backends = [] if args.skip_sqlite else ["sqlite"]
     if args.postgres:
         if postgres_answers(args.pg_url):
             backends.append("postgresql")
@@ -308,6 +308,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--open", type=int, default=100_000, help="open tasks (and instances) to seed")
     parser.add_argument("--repeats", type=int, default=30, help="timed requests per row")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (127.0.0.1:5432)")
+    parser.add_argument("--skip-sqlite", action="store_true", help="with --postgres: PostgreSQL only")
     parser.add_argument("--pg-url", default=os.environ.get("QUALIFLOW_BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--fresh", action="store_true", help="seed again even if the kept database matches")
     parser.add_argument("--no-before", dest="before", action="store_false",

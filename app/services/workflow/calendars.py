@@ -43,7 +43,9 @@ class WorkCalendar:
 def work_calendar(jurisdiction: str | None = None) -> WorkCalendar:
     """Return a jurisdiction's calendar (default: the plant's); one with no day in the database uses config HOLIDAYS."""
     jurisdiction = (jurisdiction or current_app.config["PLANT_CALENDAR"]).upper()
-    days = list(db.session.scalars(select(CalendarDay).where(CalendarDay.jurisdiction == jurisdiction)))
+    with db.session.no_autoflush:  # read by every use case that runs the engine: plain rows, no flush first
+        days = db.session.execute(select(CalendarDay.day, CalendarDay.working).where(
+            CalendarDay.jurisdiction == jurisdiction)).all()
     if not days:
         return WorkCalendar(jurisdiction, plant_time.zone(), frozenset(current_app.config["HOLIDAYS"]))
     return WorkCalendar(jurisdiction, plant_time.zone(), frozenset(d.day for d in days if not d.working),

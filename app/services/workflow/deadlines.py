@@ -40,8 +40,27 @@ class DeadlineSpec:
         return start + parse_duration(self.due_in or "")
 
 
+_OPEN = "qualiflow_open_deadlines"  # session.info: (transaction, {instance id: its open deadlines})
+
+
+def _open_deadlines(instance_id: int) -> list[Deadline]:
+    """The instance's open deadlines, read once per transaction (or savepoint) of a use case, which marks them met
+    in memory: completing a step asked for them three times, each query flushing the session first."""
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(_OPEN)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_OPEN] = (transaction, {})
+    if instance_id not in cached[1]:
+        with session.no_autoflush:  # pending writes never change deadlines: start_deadlines flushes its own
+            cached[1][instance_id] = list(session.scalars(select(Deadline).where(
+                Deadline.instance_id == instance_id, Deadline.met_at.is_(None)).order_by(Deadline.id)))
+    return cached[1][instance_id]
+
+
 def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: datetime) -> list[Deadline]:
     """Create the instance's deadlines counted from now; a key that already exists keeps its first due date."""
+    db.session.info.pop(_OPEN, None)
     existing = {d.key: d for d in db.session.scalars(select(Deadline).where(Deadline.instance_id == instance_id))}
     result = []
     for spec in specs:
@@ -62,8 +81,7 @@ def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: dateti
 
 def align_tasks(instance_id: int, tasks: Iterable[Task]) -> None:
     """Give the new tasks that meet an open deadline that deadline's due time, so the inbox and the rule agree."""
-    due = {d.met_by: d.due_at for d in db.session.scalars(select(Deadline).where(
-        Deadline.instance_id == instance_id, Deadline.met_at.is_(None)))}
+    due = {d.met_by: d.due_at for d in _open_deadlines(instance_id) if d.met_at is None}
     for task in tasks:
         if task.element_id in due:
             task.due_at = due[task.element_id]
@@ -74,8 +92,7 @@ def mark_met(instance_id: int, element_ids: Iterable[str], now: datetime) -> lis
     element_ids = set(element_ids)
     if not element_ids:
         return []
-    met = list(db.session.scalars(select(Deadline).where(
-        Deadline.instance_id == instance_id, Deadline.met_by.in_(element_ids), Deadline.met_at.is_(None))))
+    met = [d for d in _open_deadlines(instance_id) if d.met_by in element_ids and d.met_at is None]
     for deadline in met:
         deadline.met_at = now
         audit.record(None, "deadline.met", "deadline", deadline.key, instance_id=instance_id, at=now,

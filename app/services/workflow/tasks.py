@@ -23,7 +23,7 @@ from app.services.workflow import deadlines, form_checks, forms
 from app.services.workflow.execution import engine_context
 from app.services.workflow.inbox import InboxFilter, InboxPage, inbox  # noqa: F401 - the inbox's API
 from app.services.workflow.instances import record_outcome, require_worker
-from app.services.workflow.transaction import atomic
+from app.services.workflow.transaction import atomic, keep_loaded
 
 
 def get_task(task_id: int) -> Task:
@@ -71,6 +71,7 @@ def claim_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
             task.assignee_id = actor.id
             audit.record(actor, "task.claimed", "task", task.spiff_id, instance_id=task.instance_id, at=now,
                          old={"assignee": None}, new={"assignee": actor.username})
+        keep_loaded(task, actor)  # the answer shows them
     return task
 
 
@@ -87,6 +88,7 @@ def release_task(task_id: int, actor: User, now: datetime | None = None) -> Task
         audit.record(actor, "task.released", "task", task.spiff_id, instance_id=task.instance_id, at=now,
                      old={"assignee": task.assignee.username}, new={"assignee": None})
         task.assignee_id = None
+        keep_loaded(task)
     return task
 
 
@@ -156,4 +158,5 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
                      old=old, new={"element": task.element_id, "data": data})
         deadlines.mark_met(instance.id, [task.element_id], now)
         record_outcome(actor, instance, outcome, now)
+        keep_loaded(task, actor)  # the answer shows them: no second transaction to read them back
     return task

@@ -10,6 +10,32 @@ from app.exceptions import Conflict
 from app.extensions import db
 
 _DEPTH = "qualiflow_atomic_depth"
+_KEPT = "qualiflow_atomic_kept"
+
+
+def keep_loaded(*objects: object) -> None:
+    """Keep these objects loaded when the use case commits (the answer is built from them), so reading them after
+    the commit needs no new transaction - on SQLite a POST's would take the write lock again. Every other object
+    is expired at the commit as usual. Their state is what this transaction just wrote (it held their rows)."""
+    db.session.info.setdefault(_KEPT, []).extend(objects)
+
+
+def _commit() -> None:
+    session = db.session()
+    kept = session.info.pop(_KEPT, None)
+    if not kept:
+        session.commit()
+        return
+    expire = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+    keep = {id(obj) for obj in kept}
+    for obj in list(session.identity_map.values()):
+        if id(obj) not in keep:
+            session.expire(obj)
 
 
 @contextmanager
@@ -30,7 +56,7 @@ def atomic() -> Iterator[None]:
     info[_DEPTH] = 1
     try:
         yield
-        db.session.commit()
+        _commit()
     except StaleDataError as err:
         db.session.rollback()
         raise Conflict("Someone changed this record at the same time; nothing was saved.") from err
@@ -39,3 +65,4 @@ def atomic() -> Iterator[None]:
         raise
     finally:
         info[_DEPTH] = 0
+        info.pop(_KEPT, None)
