@@ -62,6 +62,14 @@ def json_field(name: str) -> object:
     return body.get(name) if isinstance(body, dict) else None
 
 
+def json_text(name: str) -> str | None:
+    """Read an optional text field of the JSON body; refuse a number, list or object there with 400."""
+    value = json_field(name)
+    if value is not None and not isinstance(value, str):
+        raise ValidationFailed(_("%(name)s must be text.", name=name))
+    return value
+
+
 def int_arg(value: object, name: str) -> int | None:
     """Read an optional whole number (query argument or JSON field); refuse anything else with 400."""
     if value is None or value == "":
@@ -120,7 +128,7 @@ def validate():
 
 @bp.post("/drafts/<int:draft_id>/deploy")
 def deploy_draft(draft_id: int):
-    version = studio.deploy_draft(current_user, draft_id, json_field("change_note"),
+    version = studio.deploy_draft(current_user, draft_id, json_text("change_note"),
                                   replace=json_field("replace") is True)
     key = version.definition.key
     return jsonify(key=key, version=version.version,
@@ -152,4 +160,4 @@ def migrate(instance_id: int):
     version = int_arg(json_field("version"), "version")
     if version is None:
         raise ValidationFailed(_("Give the version to migrate to."))
-    return jsonify(studio.migrate_instance(current_user, instance_id, version, json_field("reason")))
+    return jsonify(studio.migrate_instance(current_user, instance_id, version, json_text("reason")))

@@ -59,6 +59,12 @@ def edit(name: str):
                            languages=PREVIEW_LANGUAGES)
 
 
+def _json_object() -> dict:
+    """The request's JSON object; anything else (a number, a list, no JSON) reads as an empty one."""
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
 @bp.post("/<name>/preview")
 def preview(name: str):
     """Check the edited texts and answer the preview's HTML (the inbox's fields) and the problems, as JSON.
@@ -66,9 +72,11 @@ def preview(name: str):
     Body: {"schema": text, "uischema": text, "lang": "en"|"zh-CN", "values": [[field, value], ...], "check": bool};
     values are the preview form's own inputs, parsed and (with check) validated as completing a task would.
     """
-    body = request.get_json(silent=True) or {}
+    body = _json_object()
     lang = body.get("lang") if body.get("lang") in PREVIEW_LANGUAGES else ui_lang()
-    values = MultiDict([(str(k), str(v)) for k, v in body.get("values") or [] if isinstance(k, str)])
+    pairs = body.get("values") if isinstance(body.get("values"), list) else []
+    values = MultiDict([(pair[0], str(pair[1])) for pair in pairs
+                        if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)])
     try:
         result = studio_forms.preview_form(str(body.get("schema", "")), str(body.get("uischema", "")),
                                            current_user, lang=lang, values=values, check_values=bool(body.get("check")))
@@ -100,7 +108,7 @@ def discard(name: str):
 @bp.put("/<name>")
 def save(name: str):
     """Save the form (JSON {"schema": text, "uischema": text}); an invalid form is refused with 422 and its problems."""
-    body = request.get_json(silent=True) or {}
+    body = _json_object()
     try:
         saved = studio_forms.save_form(name, str(body.get("schema", "")), str(body.get("uischema", "")),
                                        current_user, lang=ui_lang())

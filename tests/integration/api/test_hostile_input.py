@@ -184,3 +184,12 @@ def test_the_sign_in_page_refuses_nul_with_a_page(client, seeded):
 def test_surrogates_in_page_json_are_refused(signed_in):
     response = signed_in.post("/studio/api/validate", data='{"xml": "\\ud800"}', content_type="application/json")
     assert response.status_code == 400
+
+
+def test_the_browser_json_endpoints_take_bodies_of_any_shape(signed_in):
+    for body in (HUGE, [1], "x", None, {"change_note": HUGE, "reason": [1], "version": HUGE, "schema": {"a": 1},
+                                        "values": [[1, 2], ["a"], "ab"], "lang": {"x": 1}}):
+        for method, path in (("POST", "/studio/api/drafts/1/deploy"), ("POST", "/studio/api/instances/1/migrate"),
+                             ("PUT", "/studio/forms/capa"), ("POST", "/studio/forms/capa/preview")):
+            response = signed_in.open(path, method=method, json=body)
+            assert response.status_code < 500, (method, path, body, response.status_code)
