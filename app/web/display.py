@@ -68,6 +68,7 @@ ACTIONS: dict[str, Any] = {
     "task.released": lazy_gettext("Step released"),
     "timer.fired": lazy_gettext("Timer fired"),
     "token.issued": lazy_gettext("API token issued"),
+    "token.revoked": lazy_gettext("API token revoked"),
     "user.created": lazy_gettext("User created"),
 }
 
