@@ -14,6 +14,7 @@ from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import joinedload
 
 from app.exceptions import NotFound, PermissionDenied, QualiflowError, ValidationFailed
 from app.extensions import db
@@ -146,7 +147,9 @@ def user_for_token(token: str, now: datetime | None = None) -> User | None:
     """Return the token's user while the token works: not revoked, not expired, and its user active and not
     locked out. Note the use (last_used_at)."""
     now = now or utcnow()
-    row = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    # The user (and its groups, selectin) comes with the token: every API request asks, one query fewer.
+    row = db.session.scalar(select(ApiToken).options(joinedload(ApiToken.user))
+                            .where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.state != "active" or not row.user.active:
         return None
     if row.user.locked_until and row.user.locked_until > now:

@@ -10,8 +10,9 @@ How it stays fast with 100,000 open tasks (bench/inbox.py measures it):
   subqueries ("Merge Append"). The indexes are partial (open user tasks) and hold every column a filter reads, so
   pages and counts never visit the task rows; their condition is written with literals so both planners can
   prove the partial index applies (a bound parameter cannot).
-- The count is bounded: at most COUNT_CAP tasks (FILTERED_COUNT_CAP with a filter; or up to the page asked for)
-  are counted, and a larger inbox says "10,000+". The last page needs no count at all.
+- The count is bounded: at most COUNT_CAP tasks (FILTERED_COUNT_CAP with a filter) are counted, and a larger
+  inbox says "10,000+". The page is read with one task more, so the last page (a search with a few results too)
+  needs no count, nor does a page past the bound (it says "at least this page and one more").
 - Only the page's tasks are then loaded, with their instance's title and procedure name, never the instance's
   saved engine state.
 - The text search matches task names in the index and instance titles through the title index (models/search.py):
@@ -101,11 +102,15 @@ def inbox(actor: User, filters: InboxFilter, *, page: int = 1, per_page: int = 2
     if not ranges:
         return InboxPage([], page, per_page, 0, True)
     conditions = _filter_conditions(filters, now)
-    ids = _page_ids(ranges, conditions, offset, per_page)
-    if ids and len(ids) < per_page or not ids and offset == 0:  # the last page: the count is known
+    cap = FILTERED_COUNT_CAP if conditions else COUNT_CAP
+    ids = _page_ids(ranges, conditions, offset, per_page + 1)  # one more: is there a next page?
+    more, ids = len(ids) > per_page, ids[:per_page]
+    if ids and not more or not ids and offset == 0:  # the last page: the count is known
         total, exact = offset + len(ids), True
-    else:
-        limit = max(FILTERED_COUNT_CAP if conditions else COUNT_CAP, offset + per_page) + 1
+    elif more and offset + per_page >= cap:  # past the bound: the pages so far and at least one more task
+        total, exact = offset + per_page + 1, False
+    else:  # a page within the bound (or past the end): count up to the bound
+        limit = max(cap, offset + per_page) + 1
         counted = db.session.scalar(select(func.count()).select_from(
             _union([_range_select(where, conditions, Task.id) for where in ranges])
             .limit(limit).subquery()))
@@ -179,7 +184,7 @@ def _union(selects: list):
 
 
 def _page_ids(ranges: list[tuple], conditions: list, offset: int, per_page: int) -> list[int]:
-    """The ids of the page's tasks, in inbox order, read from the indexes alone."""
+    """The ids of up to per_page tasks after `offset`, in inbox order, read from the indexes alone."""
     columns = (Task.due_at.is_(None).label("undated"), Task.due_at.label("due_at"), Task.id.label("id"))
     selects = [_range_select(where, conditions, *columns) for where in ranges]
     if len(selects) == 1:

@@ -47,6 +47,7 @@ def tick(now: datetime | None = None, limit: int = 200) -> TickReport:
     now = now or utcnow()
     report = TickReport()
     due_ids = due_instance_ids(now, limit)
+    context = engine_context(now) if due_ids else None  # one tick, one clock and calendar for every instance
     db.session.rollback()
     for instance_id in due_ids:
         # SKIP LOCKED lets several schedulers share the work on PostgreSQL; the re-check makes a late one a no-op.
@@ -60,7 +61,7 @@ def tick(now: datetime | None = None, limit: int = 200) -> TickReport:
             continue
         try:
             due_at = instance.next_timer_at
-            outcome = engine.fire_timers(instance, engine_context(now))
+            outcome = engine.fire_timers(instance, context)
             audit.record(None, "timer.fired", "instance", instance.id, instance_id=instance.id, at=now,
                          new={"due_at": due_at.isoformat()})
             record_outcome(None, instance, outcome, now)

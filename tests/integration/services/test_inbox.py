@@ -92,8 +92,8 @@ def test_the_count_stops_at_the_bound_and_says_so(monkeypatch, user):
     first = inbox.inbox(qa, InboxFilter(), per_page=2, now=T0)
     assert (first.total, first.total_exact, first.total_label, first.pages_label) == (5, False, "5+", "3+")
     assert (first.has_next, first.next_num, first.has_prev) == (True, 2, False)
-    third = inbox.inbox(qa, InboxFilter(), page=3, per_page=2, now=T0)  # counts up to this page and one more
-    assert (third.total, third.total_exact, third.has_next) == (6, False, True)
+    third = inbox.inbox(qa, InboxFilter(), page=3, per_page=2, now=T0)  # past the bound: this page and one more
+    assert (third.total, third.total_exact, third.has_next, third.pages_label) == (7, False, True, "4+")
     last = inbox.inbox(qa, InboxFilter(), page=4, per_page=2, now=T0)
     assert (len(last.items), last.total, last.total_exact, last.has_next) == (2, 8, True, False)
     short = inbox.inbox(qa, InboxFilter(), page=2, per_page=6, now=T0)  # the last page needs no count
