@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,6 @@ if str(ROOT) not in sys.path:
 from bench.engine import FORM, _lane  # noqa: E402 - needs the project on the path
 from bench.scale import (  # noqa: E402
     DEFAULT_PG_URL,
-    WORKDIR,
     BenchError,
     bench_database,
     captured_sql,
@@ -209,11 +209,13 @@ def _lateness(app, count: int = 20) -> dict[str, Any]:
 
 def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     marker = f"timers {time.time()}"  # always fresh: the ticks move the instances on
+    # The scheduler of the lateness run writes an audit checkpoint at start: into a folder of this run's own.
+    checkpoints = tempfile.TemporaryDirectory(prefix="qualiflow-bench-checkpoints-")
     config = {"SCHEDULER_TIMER_SECONDS": 1, "EXPIRY_CHECK_MINUTES": 10_000, "AUDIT_CHECKPOINT_MINUTES": 10_000,
-              "AUDIT_CHECKPOINT_DIR": WORKDIR / f"checkpoints-{backend}-{time.time():.0f}"}
-    with bench_database(backend, "qualiflow_bench_timers", marker,
-                        lambda: seed(args.waiting, args.due, args.batches), fresh=True, pg_url=args.pg_url,
-                        config=config) as app:
+              "AUDIT_CHECKPOINT_DIR": Path(checkpoints.name)}
+    with checkpoints, bench_database(backend, "qualiflow_bench_timers", marker,
+                                     lambda: seed(args.waiting, args.due, args.batches), fresh=True,
+                                     pg_url=args.pg_url, config=config) as app:
         idle = _idle(app, args.repeats)
         plan = _plan(app)
         due_seconds, due_cpu = [], []
