@@ -103,7 +103,7 @@ def _search_query(search: InstanceSearch, query: Select | None = None) -> Select
     if search.text:
         number = search.text.lstrip("#")
         matches = ProcessInstance.title.ilike(like_pattern(search.text), escape="\\")
-        query = query.where(or_(matches, ProcessInstance.id == int(number)) if number.isdigit() and
+        query = query.where(or_(matches, ProcessInstance.id == int(number)) if number.isascii() and number.isdigit() and
                             len(number) < 10 else matches)
     if search.lot:
         pattern = like_pattern(search.lot)

@@ -37,6 +37,7 @@ from app.models.lots import (
     LOT_STATUSES,
     SUPPLIER_STATUSES,
 )
+from app.models.types import INT_MAX
 from app.services.lots import lots
 from app.services.lots.identifiers import gtin_problem, normalize_gtin
 
@@ -53,6 +54,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_number": ("is not a number", "不是数字"),
     "negative": ("must not be negative", "不能为负数"),
     "not_positive": ("must be greater than zero", "必须大于零"),
+    "too_large": ("is larger than {limit}", "大于 {limit}"),
     "bad_choice": ("must be one of: {choices}", "必须是以下之一：{choices}"),
     "bad_boolean": ("must be yes or no", "必须为是或否"),
     "bad_gtin": ("{problem}", "GTIN 无效：{problem}"),
@@ -140,6 +142,8 @@ def integer(minimum: int = 0) -> Parser:
             raise RowProblem("bad_integer")
         if number < minimum:
             raise RowProblem("negative" if minimum == 0 else "not_positive")
+        if number > INT_MAX:  # what the integer column holds
+            raise RowProblem("too_large", limit=INT_MAX)
         return int(number)
     parse.minimum = minimum
     return parse

@@ -18,6 +18,7 @@ from app.models import (
     Supplier,
     User,
 )
+from app.models.types import INT_MAX
 from app.models.users import WORKER_ROLES
 from app.services.lots import lots
 from app.services.workflow import instances, registry
@@ -74,7 +75,8 @@ class Source:
 
 def _record_id(reference: str) -> int | None:
     text = reference.strip().lstrip("#")
-    return int(text) if text.isdigit() else None
+    # ASCII digits only ("²".isdigit() too), and an id an integer column can hold
+    return int(text) if text.isascii() and text.isdigit() and int(text) <= INT_MAX else None
 
 
 def _lot_by_number(number: str) -> ProductLot | MaterialLot | None:

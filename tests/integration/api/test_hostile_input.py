@@ -10,7 +10,12 @@ import re
 import pytest
 
 from app.edge import INT_MAX
+from app.extensions import db
+from app.models import OutboxMessage
+from app.models.types import utcnow
+from app.services.procedures import capa, recalls
 from tests.conftest import login
+from tests.integration import recall_steps as steps
 
 API = "/api/v1"
 HUGE = 2**63
@@ -193,3 +198,38 @@ def test_the_browser_json_endpoints_take_bodies_of_any_shape(signed_in):
                              ("PUT", "/studio/forms/capa"), ("POST", "/studio/forms/capa/preview")):
             response = signed_in.open(path, method=method, json=body)
             assert response.status_code < 500, (method, path, body, response.status_code)
+
+
+# --- services reading numbers from text -------------------------------------------------------------------------------
+
+@pytest.fixture
+def notified(plant, user) -> int:
+    """A decided class I recall of L1 and L2 with its notices queued."""
+    instance_id = steps.decide(user, utcnow()).id
+    steps.step(instance_id, "prepare_notices", steps.NOTICES, user, utcnow())
+    return instance_id
+
+
+def test_numbers_no_column_holds_are_refused_where_text_is_read(client, admin, notified):
+    consignee = next(c for c in recalls.recall_view(notified).consignees if c.customer.code == "US1")
+    token = db.session.get(OutboxMessage, consignee.outbox_message_id).body.split("/ack/")[1].split()[0]
+    line = consignee.lines[0]
+    answer = client.post(f"/ack/{token}", data={"received": "yes", "on_hand": str(HUGE), "contact": "Pat",
+                                                f"returned_{line.id}": str(HUGE), f"destroyed_{line.id}": "²"})
+    assert answer.status_code == 422 and "2147483647" in answer.get_data(as_text=True)
+    rows = f"customer,lot,returned,destroyed\nUS1,L2,{HUGE},0\nUS1,L2,²,0\n".encode()
+    refused = client.post(f"{API}/recalls/{notified}/returns/import", headers=admin,
+                          data={"file": (io.BytesIO(rows), "returns.csv")}, content_type="multipart/form-data")
+    assert [error["column"] for error in _error(refused, 422)["errors"]] == ["returned", "returned"]
+    lot = client.post(f"{API}/product-lots", headers=admin, json={"gtin": "06901234567892", "lot_number": "L9",
+                                                                  "quantity": str(INT_MAX + 1)})
+    assert "quantity" in _error(lot, 422)["errors"]
+
+
+def test_unicode_digits_and_huge_references_find_nothing(signed_in):
+    assert signed_in.get("/audit/?q=%C2%B2").status_code == 200  # "²" is a digit to str.isdigit, not to int()
+    assert signed_in.get(f"/audit/?q=%23{HUGE}").status_code == 200
+    for reference in ("²", str(HUGE), f"#{INT_MAX + 1}"):
+        for source in ("inspection", "recall"):  # the CAPA form's check of its source record
+            errors = capa.check_source(None, {"source": source, "source_reference": reference}, "en")
+            assert list(errors) == ["source_reference"], (reference, source)

@@ -9,10 +9,10 @@ a real fuzzing run.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 import schemathesis
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -23,11 +23,11 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from app.extensions import db
-from app.services import users
+from app.services import demo, users
 from app.services.lots import imports
 from app.services.procedures import recalls
-from app.services.workflow import instances
-from tests import conftest as base
+from app.services.workflow import instances, processes
+from tests.conftest import ROOT, _reset_database
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 5  # generated per operation, user and mode, on top of the coverage phase's boundary values
@@ -58,7 +58,9 @@ RECORDS = [
 
 
 def _fill() -> None:
-    """Lot data through the import rules, then a recall of L1 and a CAPA."""
+    """The demo users and the shipped processes; lot data through the import rules, a recall of L1 and a CAPA."""
+    demo.seed_people()
+    processes.deploy_directory(ROOT / "processes", None, "test setup")
     qa = users.get_by_username("qa")
     ids = {(kind, data.get("lot_number")): imports.create_record(kind, data, qa) for kind, data in RECORDS}
     recalls.start_recall(qa, lot_id=ids["product_lots", "L1"])
@@ -66,24 +68,17 @@ def _fill() -> None:
 
 
 @pytest.fixture(scope="module", params=["admin", "qa"], ids=["admin", "staff"])
-def fuzzed(request, tmp_path_factory, _sqlite_templates):
+def fuzzed(request, tmp_path_factory):
     """An app on its own seeded database and the Authorization header of an admin's or a staff user's token
-    (built like tests/conftest.py's app fixture, but once for all the operations)."""
+    (configured like tests/conftest.py's app fixture, but built once for all the operations)."""
     folder = tmp_path_factory.mktemp(f"fuzz-{request.param}")
-    uri = os.environ.get("TEST_DATABASE_URL")
-    if not uri:
-        shutil.copyfile(_sqlite_templates.file("seeded"), folder / "test.sqlite")
-        uri = f"sqlite:///{folder / 'test.sqlite'}"
+    uri = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{folder / 'test.sqlite'}"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(users, "_hasher", base._cheap_hasher())
-        fuzz_app = base._test_app(uri, folder)
+        patch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        fuzz_app = create_app("testing", {"SQLALCHEMY_DATABASE_URI": uri, "SMTP_PORT": 1, "PLANT_TIME_ZONE": "UTC",
+                                          "AUDIT_CHECKPOINT_DIR": folder / "checkpoints"})
         with fuzz_app.app_context():
-            if db.engine.dialect.name == "postgresql":
-                base._reset_database()
-                if base._postgres_seed is not None:
-                    base._postgres_seed.restore()
-                else:
-                    base._seed()
+            _reset_database()
             _fill()
             token = users.issue_token(request.param)
             db.session.remove()

@@ -24,7 +24,7 @@ from app.models import (
     RecallLine,
     User,
 )
-from app.models.types import utcnow
+from app.models.types import INT_MAX, utcnow
 from app.services.evidence import audit
 from app.services.lots import imports
 from app.services.procedures.recalls.base import (
@@ -113,9 +113,10 @@ def import_returns(instance_id: int, path: Path, actor: User, now: datetime | No
                 numbers = {}
                 for column in ("returned", "destroyed"):
                     raw = str(row.get(column) or "0").strip()
-                    if not raw.isdigit():
+                    whole = raw.isascii() and raw.isdigit() and int(raw) <= INT_MAX  # what the column holds
+                    if not whole:
                         refuse(column, _msg(lang, "not_whole", value=repr(raw)))
-                    numbers[column] = int(raw) if raw.isdigit() else 0
+                    numbers[column] = int(raw) if whole else 0
                 line = _line(instance_id, str(row.get("customer") or "").strip(), str(row.get("lot") or "").strip())
                 if line is None:
                     refuse("lot", _msg(lang, "not_shipped", lot=repr(row.get("lot")),

@@ -20,7 +20,7 @@ from app.models import (
     ProcessInstance,
     RecallConsignee,
 )
-from app.models.types import utcnow
+from app.models.types import INT_MAX, utcnow
 from app.services.evidence import audit
 from app.services.evidence.document_rendering import store_document
 from app.services.procedures.recalls.base import NOTICE_TEMPLATES, _above_lot, _msg, _text, delivered
@@ -225,6 +225,9 @@ def _int(value: Any, name: str, errors: dict[str, list[str]], lang: str) -> int 
         return None
     if number < 0:
         errors.setdefault(name, []).append(_msg(lang, "not_negative"))
+    elif number > INT_MAX:
+        errors.setdefault(name, []).append(_msg(lang, "too_large", limit=INT_MAX))
+        return None
     return number
 
 
