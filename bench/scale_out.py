@@ -17,190 +17,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a script: the project is the import root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-BIN = ROOT / ".venv" / "bin"
-ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from bench.cluster import (  # noqa: E402 - after the path; re-exported for tests/integration/test_scale_out.py
+    ADMIN_URL,
+    STEP_DATA,
+    Client,
+    Deployment,
+    create_database,
+    drop_database,
+    percentile,
+    postgres_answers,
+    sequence_diagram,
+    timer_event,
+    user_task,
+)
+
+__all__ = ["create_database", "drop_database", "postgres_answers", "run"]
+
 PROCESS = "scale_step"
-FORM = "capa_escalation.schema.json"
-STEP_DATA = {"escalation_action": "Done."}
-
-
-def _user_task(element_id: str, name: str) -> str:
-    return (f'<bpmn:userTask id="{element_id}" name="{name}"><bpmn:extensionElements><spiffworkflow:properties>'
-            f'<spiffworkflow:property name="formJsonSchemaFilename" value="{FORM}"/>'
-            f'</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
-
-
-BPMN = f"""<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
-    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="scale_defs"
-    targetNamespace="https://qualiflow.example/bench">
-  <bpmn:process id="{PROCESS}" name="Scale: step, wait, step" isExecutable="true">
-    <bpmn:laneSet id="lanes"><bpmn:lane id="lane_qa" name="qa">
-      <bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>step_a</bpmn:flowNodeRef>
-      <bpmn:flowNodeRef>wait</bpmn:flowNodeRef><bpmn:flowNodeRef>step_b</bpmn:flowNodeRef>
-      <bpmn:flowNodeRef>end</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
-    <bpmn:startEvent id="start"/>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="step_a"/>
-    {_user_task("step_a", "Step A")}
-    <bpmn:sequenceFlow id="f2" sourceRef="step_a" targetRef="wait"/>
-    <bpmn:intermediateCatchEvent id="wait" name="Wait">
-      <bpmn:timerEventDefinition id="wait_timer"><bpmn:timeDuration>"PT1S"</bpmn:timeDuration>
-      </bpmn:timerEventDefinition>
-    </bpmn:intermediateCatchEvent>
-    <bpmn:sequenceFlow id="f3" sourceRef="wait" targetRef="step_b"/>
-    {_user_task("step_b", "Step B")}
-    <bpmn:sequenceFlow id="f4" sourceRef="step_b" targetRef="end"/>
-    <bpmn:endEvent id="end"/>
-  </bpmn:process>
-</bpmn:definitions>"""
-
-
-def postgres_answers(host: str = "127.0.0.1", port: int = 5432) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def create_database(name: str, admin_url: str = ADMIN_URL) -> str:
-    """Drop and create a database beside the admin URL's; return its SQLAlchemy URL."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(admin_url)
-    with psycopg.connect(host=admin.host, port=admin.port or 5432, user=admin.username, password=admin.password,
-                         dbname=admin.database, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        connection.execute(f'CREATE DATABASE "{name}"')
-    return admin.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(name: str, admin_url: str = ADMIN_URL) -> None:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(admin_url)
-    with psycopg.connect(host=admin.host, port=admin.port or 5432, user=admin.username, password=admin.password,
-                         dbname=admin.database, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@dataclass
-class Deployment:
-    """The processes of one scale run: gunicorn and the schedulers, on one database."""
-    database_url: str
-    workers: int
-    schedulers: int
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    processes: list[subprocess.Popen] = field(default_factory=list)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "FLASK_APP": "wsgi", "QUALIFLOW_CONFIG": "development", "DATABASE_URL": self.database_url,
-                "SECRET_KEY": "scale-test", "AUDIT_CHECKPOINT_KEY": "scale-test",
-                "AUDIT_CHECKPOINT_DIR": str(self.workdir / "checkpoints"), "QUALIFLOW_SCHEDULER": "0",
-                "QUALIFLOW_TIMER_SECONDS": "1", "QUALIFLOW_RATELIMIT": "0", "SMTP_PORT": "1",
-                "QUALIFLOW_AUDIT_CHECKPOINT_MINUTES": "600", "PYTHONUNBUFFERED": "1"}
-
-    def flask(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "flask"), *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=600)
-
-    def prepare(self) -> str:
-        """Migrate, seed the demo people, deploy the procedure; return an API token of qa."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        migrated = self.flask("db", "upgrade")
-        if migrated.returncode:
-            raise RuntimeError(f"flask db upgrade failed:\n{migrated.stderr[-3000:]}")
-        script = ("import sys\nfrom wsgi import app\nfrom app.services import demo, users\n"
-                  "from app.services.workflow import processes\n"
-                  "with app.app_context():\n"
-                  "    demo.seed_people()\n"
-                  f"    processes.deploy_file(sys.stdin.buffer.read(), '{PROCESS}.bpmn', None, 'scale test')\n"
-                  "    print(users.issue_token('qa', name='scale'))\n")
-        seeded = subprocess.run([str(BIN / "python"), "-c", script], cwd=ROOT, env=self.env, input=BPMN.encode(),
-                                capture_output=True, timeout=600)
-        if seeded.returncode:
-            raise RuntimeError(f"seeding failed:\n{seeded.stderr.decode()[-3000:]}")
-        return seeded.stdout.decode().strip().splitlines()[-1]
-
-    def start(self) -> None:
-        log = (self.workdir / "processes.log").open("ab")
-        self.processes.append(subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "--workers", str(self.workers),
-             "--bind", f"127.0.0.1:{self.port}", "--access-logfile", "/dev/null", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
-        for _ in range(self.schedulers):
-            self.processes.append(subprocess.Popen([str(BIN / "flask"), "scheduler", "run"], cwd=ROOT, env=self.env,
-                                                   stdout=log, stderr=subprocess.STDOUT))
-
-    def wait_ready(self, token: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if Client(self.base_url, token).call("GET", "/api/v1/processes")[0] == 200:
-                    return
-            except OSError:
-                pass
-            if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError(f"a process ended at start; see {self.workdir / 'processes.log'}")
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer in time")
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.processes.clear()
-
-
-class Client:
-    def __init__(self, base_url: str, token: str) -> None:
-        self.base_url, self.token = base_url, token
-
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        request = urllib.request.Request(self.base_url + path, method=method,
-                                         data=None if body is None else json.dumps(body).encode(),
-                                         headers={"Authorization": f"Bearer {self.token}",
-                                                  "Content-Type": "application/json", "Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"{}")
+BPMN = sequence_diagram(PROCESS, "Scale: step, wait, step", [
+    ("step_a", user_task("step_a", "Step A")), ("wait", timer_event("wait", "PT1S")),
+    ("step_b", user_task("step_b", "Step B"))])
 
 
 @dataclass
@@ -314,18 +161,13 @@ def check(database_url: str, instance_ids: list[int]) -> list[str]:
     return problems
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))] if ordered else 0.0
-
-
 def run(workers: int, schedulers: int, completions: int, clients: int, database_url: str,
         workdir: Path) -> dict:
     deployment = Deployment(database_url, workers, schedulers, workdir)
-    token = deployment.prepare()
+    token = deployment.prepare(BPMN, f"{PROCESS}.bpmn")
     deployment.start()
     try:
-        deployment.wait_ready(token)
+        deployment.wait_ready()
         driven = drive(deployment.base_url, token, completions, clients)
         time.sleep(2)  # let the schedulers finish a tick in flight
         stall_check = deployment.flask("instances", "check")
