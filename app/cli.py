@@ -45,6 +45,7 @@ instances_cli = AppGroup("instances", help="Look after running procedure instanc
 holidays_cli = AppGroup("holidays", help="Holiday calendars (holidays and make-up working days) per jurisdiction.")
 evidence_cli = AppGroup("evidence", help="Export and check evidence packages.")
 queue_cli = AppGroup("queue", help="Run background jobs (lot imports, the outbox) from the job queue.")
+backup_cli = AppGroup("backup", help="Back up, check and restore the database and the audit checkpoint files.")
 
 
 def _terminal_locale() -> str:
@@ -330,7 +331,66 @@ def queue_worker_command(threads: int) -> None:
     run_worker(queue, threads)
 
 
+@backup_cli.command("create")
+@click.argument("path", type=click.Path(path_type=Path))
+def backup_create_command(path: Path) -> None:
+    """Write a backup folder at PATH (new or empty) while the server runs: the database (SQLite's online backup, or
+    pg_dump --format=custom), the audit checkpoint files, and a signed manifest with every file's SHA-256."""
+    from app.services import backups
+    try:
+        report = backups.create_backup(path)
+    except QualiflowError as err:
+        _fail(err.message)
+    click.echo(f"Backup written to {report.path}: {report.dialect} database (schema {report.revision or 'unknown'}), "
+               f"{report.audit_last_id} audit events, {report.checkpoints} checkpoint file(s); {report.files} files, "
+               f"{report.size} bytes.")
+
+
+@backup_cli.command("verify")
+@click.argument("path", type=click.Path(path_type=Path))
+def backup_verify_command(path: Path) -> None:
+    """Check a backup folder without the database: the manifest's signature and every file's SHA-256; exit 1 naming
+    each altered, missing or unexpected file."""
+    from app.services import backups
+    report = backups.verify_backup(path)
+    for problem in report.problems:
+        click.echo(f"Error: {problem}", err=True)
+    if not report.ok:
+        sys.exit(1)
+    click.echo(f"OK: {report.files} files match the signed manifest ({report.dialect} database made "
+               f"{report.created_at}, {report.audit_last_id} audit events, {report.checkpoints} checkpoint file(s)).")
+
+
+@backup_cli.command("restore")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that holds data (and move its checkpoints aside).")
+def backup_restore_command(path: Path, force: bool) -> None:
+    """Restore a verified backup into the database DATABASE_URL names and AUDIT_CHECKPOINT_DIR, then verify the
+    audit trail as `flask audit verify` does. Stop the web, scheduler and queue worker processes first."""
+    from app.services import backups
+    from app.services.evidence import audit_checkpoints
+    from app.services.evidence import verification as evidence
+    try:
+        report = backups.restore_backup(path, force=force)
+    except QualiflowError as err:
+        _fail(err.message)
+    click.echo(f"Restored {report.path} ({report.dialect} database made {report.created_at}, {report.audit_last_id} "
+               f"audit events, {report.checkpoints} checkpoint file(s)).")
+    try:
+        trail, checkpoints = audit_checkpoints.verify_trail()
+    except QualiflowError as err:
+        _fail(f"the restored audit trail does not verify: {err.message}")
+    problems = [] if trail.ok else [f"audit trail broken at row {trail.broken_id}: {trail.problem}"]
+    problems += evidence.verify_documents() + evidence.verify_signatures()
+    for problem in problems:
+        click.echo(f"Error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"OK: {trail.checked} audit events, chain intact, matches {len(checkpoints)} checkpoint(s); documents "
+               "and signatures match. Run `flask db upgrade` if this release is newer than the backup.")
+
+
 def register(app: Flask) -> None:
     for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
-                  instances_cli, holidays_cli, evidence_cli, queue_cli):
+                  instances_cli, holidays_cli, evidence_cli, queue_cli, backup_cli):
         app.cli.add_command(group)

@@ -17,6 +17,8 @@ from app.services.workflow import forms, tasks
 # Every action code passed to audit.record, in words; "login.failed" and "signature.failed" come from
 # users.check_password's purpose.
 ACTIONS: dict[str, Any] = {
+    "backup.created": lazy_gettext("Backup made"),
+    "backup.restored": lazy_gettext("Backup restored"),
     "calendar.day_removed": lazy_gettext("Calendar day removed"),
     "calendar.day_set": lazy_gettext("Calendar day set"),
     "deadline.escalated": lazy_gettext("Deadline escalated"),
