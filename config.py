@@ -41,8 +41,10 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     LOGIN_MAX_FAILURES = int(os.environ.get("QUALIFLOW_LOGIN_MAX_FAILURES", 5))
     LOGIN_LOCKOUT_MINUTES = int(os.environ.get("QUALIFLOW_LOGIN_LOCKOUT_MINUTES", 15))
-    # API tokens expire this many days after they are issued (0: never); an owner may choose fewer days.
-    API_TOKEN_DAYS = int(os.environ.get("QUALIFLOW_API_TOKEN_DAYS", 90))
+    PASSWORD_MIN_LENGTH = int(os.environ.get("QUALIFLOW_PASSWORD_MIN_LENGTH", 12))  # the password policy (admins)
+    # API tokens expire this many days after they are issued, 1 to 3650 (there is no "never"); an owner may choose
+    # fewer days. create_app refuses to start with any other value (checked and made a number there).
+    API_TOKEN_DAYS = os.environ.get("QUALIFLOW_API_TOKEN_DAYS", "90")
     # Redirect http:// to https:// (behind a proxy that sets X-Forwarded-Proto too); production turns it on.
     FORCE_HTTPS = _bool("QUALIFLOW_FORCE_HTTPS", False)
     # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none, trust no such header).

@@ -3,6 +3,7 @@ signatures, API tokens (expiry, last use, revocation)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,15 +13,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 
-from app.exceptions import NotFound, PermissionDenied, QualiflowError, ValidationFailed
+from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, QualiflowError, ValidationFailed
 from app.extensions import db
 from app.models import ROLES, ApiToken, Group, User, UserSession
 from app.models.types import utcnow
 from app.services.evidence import audit
+from app.services.workflow.transaction import atomic, keep_loaded
 
 _hasher = PasswordHasher()
 
@@ -87,36 +89,50 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+TOKEN_DAYS_MAX = 3650  # ten years: the longest QUALIFLOW_API_TOKEN_DAYS (a token always expires)
+
+
+def token_days_setting(value: object) -> int:
+    """Read QUALIFLOW_API_TOKEN_DAYS: a whole number of days from 1 to TOKEN_DAYS_MAX; raise ValueError with the
+    reason otherwise (create_app refuses to start with it)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= TOKEN_DAYS_MAX:
+        raise ValueError(f"QUALIFLOW_API_TOKEN_DAYS must be a whole number of days from 1 to {TOKEN_DAYS_MAX}, not "
+                         f"{str(value)[:40]!r}: API tokens always expire (there is no 'never').")
+    return int(text)
+
+
 def issue_token(username: str, actor: User | None = None, *, name: str = "", days: int | None = None,
                 now: datetime | None = None) -> str:
-    """Create an API token for a user; only its hash is stored, so it is shown once. It expires after `days`
-    (default API_TOKEN_DAYS; 0: never)."""
+    """Create an API token for a user; only its hash is stored, so it is shown once. It expires after `days`,
+    1 to API_TOKEN_DAYS (default API_TOKEN_DAYS); any other value is refused before anything is written."""
+    longest = current_app.config["API_TOKEN_DAYS"]
+    days = longest if days is None else days
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
+        raise ValidationFailed(_("A token is valid for 1 to %(days)s days.", days=longest))
     user = get_by_username(username)
     now = now or utcnow()
-    days = current_app.config["API_TOKEN_DAYS"] if days is None else days
     token = secrets.token_urlsafe(32)
     row = ApiToken(user_id=user.id, token_hash=_token_hash(token), name=name.strip()[:100], created_at=now,
-                   expires_at=now + timedelta(days=days) if days else None)
+                   expires_at=now + timedelta(days=days))
     db.session.add(row)
     db.session.flush()
     audit.record(actor, "token.issued", "api_token", row.id, new={
-        "user": username, "name": row.name, "expires_at": row.expires_at.isoformat() if row.expires_at else None})
+        "user": username, "name": row.name, "expires_at": row.expires_at.isoformat()})
     db.session.commit()
     return token
 
 
 def issue_own_token(user: User, *, name: str, days: str) -> str:
-    """Issue a token to the signed-in user (the API tokens page), valid for 1 to API_TOKEN_DAYS days (any
-    number of days, or none for never, when API_TOKEN_DAYS is 0)."""
+    """Issue a token to the signed-in user (the API tokens page), valid for 1 to API_TOKEN_DAYS days (empty: the
+    longest); text that is not a whole number in that range is refused."""
     longest = current_app.config["API_TOKEN_DAYS"]
     text = (days or "").strip()
-    chosen = int(text) if text.isascii() and text.isdigit() else None
     if not text:
-        chosen = longest
-    elif chosen is None or chosen < 1 or (longest and chosen > longest):
-        raise ValidationFailed(_("A token is valid for 1 to %(days)s days.", days=longest) if longest
-                               else _("A token is valid for a whole number of days (at least 1)."))
-    return issue_token(user.username, user, name=name, days=chosen)
+        return issue_token(user.username, user, name=name, days=longest)
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
+        raise ValidationFailed(_("A token is valid for 1 to %(days)s days.", days=longest))
+    return issue_token(user.username, user, name=name, days=int(text))
 
 
 def list_tokens(user: User, *, everyone: bool = False) -> list[ApiToken]:
@@ -270,3 +286,245 @@ def ensure_user(username: str, *, full_name: str, password: str, email: str, rol
 def group_labels() -> dict[str, tuple[str, str]]:
     """Return group name -> (English label, Chinese label)."""
     return {g.name: (g.label, g.label_zh) for g in db.session.scalars(select(Group))}
+
+
+# --- user administration (admins) ----------------------------------------------------------------------------------
+
+LANGUAGES = ("en", "zh-CN")
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,79}")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _require_admin(actor: User | None) -> None:
+    """None is the command line, which runs as the operating system's administrator."""
+    if actor is not None and not actor.has_role("admin"):
+        raise PermissionDenied(_("Administrators only."))
+
+
+def password_problems(password: str, username: str) -> list[str]:
+    """Say what the password policy finds wrong with a password: at least PASSWORD_MIN_LENGTH characters (12 by
+    default), at most 200, not containing the user name, not one character repeated."""
+    shortest = current_app.config["PASSWORD_MIN_LENGTH"]
+    problems = []
+    if len(password) < shortest:
+        problems.append(_("A password has at least %(count)s characters.", count=shortest))
+    if len(password) > 200:
+        problems.append(_("A password has at most 200 characters."))
+    if username and username.casefold() in password.casefold():
+        problems.append(_("A password must not contain the user name."))
+    if password and len(set(password)) == 1:
+        problems.append(_("A password is not one character repeated."))
+    return problems
+
+
+def search_users(text: str = "", *, page: int = 1, per_page: int = 20, include_inactive: bool = True):
+    """Return a page of users by user name, those whose user name, printed name or e-mail contain the text."""
+    query = select(User).order_by(User.username)
+    text = text.strip()[:100]
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(User.username.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\"),
+                                User.email.ilike(pattern, escape="\\")))
+    if not include_inactive:
+        query = query.where(User.active.is_(True))
+    return db.paginate(query, page=max(page, 1), per_page=per_page, error_out=False)
+
+
+def list_groups() -> list[Group]:
+    return list(db.session.scalars(select(Group).order_by(Group.name)))
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(_("No such user."))
+    return user
+
+
+def _checked_account(errors: dict[str, list[str]], *, full_name: str, email: str, language: str,
+                     roles: list[str], groups: list[str]) -> tuple[str, str, list[Group]]:
+    """Check the fields a create and an edit share; return (printed name, e-mail, groups)."""
+    full_name = " ".join(full_name.split())
+    email = email.strip()
+    if not full_name:
+        errors["full_name"] = [_("Enter the printed name (it appears on signatures).")]
+    elif len(full_name) > 200:
+        errors["full_name"] = [_("A printed name has at most 200 characters.")]
+    if email and (len(email) > 254 or not EMAIL_PATTERN.fullmatch(email)):
+        errors["email"] = [_("Enter an e-mail address like name@example.com, or leave it empty.")]
+    if language not in LANGUAGES:
+        errors["language"] = [_("Choose English or Chinese.")]
+    if not roles:
+        errors["roles"] = [_("Choose at least one role.")]
+    elif set(roles) - set(ROLES):
+        errors["roles"] = [_("Unknown role: %(roles)s.", roles=", ".join(sorted(set(roles) - set(ROLES))))]
+    known = {g.name: g for g in list_groups()}
+    unknown = sorted(set(groups) - set(known))
+    if unknown:
+        errors["groups"] = [_("Unknown group: %(groups)s.", groups=", ".join(unknown))]
+    return full_name, email, [known[name] for name in sorted(set(groups)) if name in known]
+
+
+def _roles_csv(roles: list[str]) -> str:
+    return ",".join(role for role in ROLES if role in roles)  # in the one order ROLES gives
+
+
+def create_user(actor: User | None, *, username: str, full_name: str, email: str, language: str,
+                roles: list[str], groups: list[str], password: str) -> User:
+    """Create an account (admins): a unique user name, a printed name, roles, groups (the BPMN lanes), a language
+    and an initial password that follows the password policy. Audited as user.created."""
+    _require_admin(actor)
+    username = username.strip()
+    errors: dict[str, list[str]] = {}
+    if not USERNAME_PATTERN.fullmatch(username):
+        errors["username"] = [_("A user name has 2 to 80 letters, digits, dots, hyphens or underscores, "
+                                "starting with a letter or digit.")]
+    full_name, email, group_rows = _checked_account(errors, full_name=full_name, email=email, language=language,
+                                                    roles=roles, groups=groups)
+    problems = password_problems(password, username)
+    if problems:
+        errors["password"] = problems
+    with atomic():
+        if "username" not in errors and db.session.scalar(
+                select(User.id).where(func.lower(User.username) == username.lower())) is not None:
+            errors["username"] = [_("The user name %(name)s is taken.", name=username)]
+        if errors:
+            raise FormInvalid(errors, _("The user was not created: the form has errors."))
+        user = User(username=username, full_name=full_name, email=email, password_hash=hash_password(password),
+                    roles_csv=_roles_csv(roles), language=language, groups=group_rows)
+        db.session.add(user)
+        db.session.flush()
+        audit.record(actor, "user.created", "user", user.id, new={
+            "username": username, "full_name": full_name, "email": email, "language": language,
+            "roles": sorted(user.roles), "groups": sorted(user.group_names)})
+        keep_loaded(user)
+    return user
+
+
+def _active_admin_ids() -> set[int]:
+    """The active administrators, their rows locked until the use case ends (PostgreSQL; SQLite's writing
+    transaction holds the database), so two admins cannot each remove "the other" last admin at once."""
+    rows = db.session.scalars(select(User).where(User.active.is_(True), User.roles_csv.like("%admin%"))
+                              .with_for_update())
+    return {user.id for user in rows if user.has_role("admin")}
+
+
+def _refuse_losing_the_last_admin(user: User) -> None:
+    if _active_admin_ids() <= {user.id}:
+        raise Conflict(_("%(name)s is the last active administrator: make another user an administrator first.",
+                         name=user.full_name))
+
+
+def update_user(actor: User | None, user_id: int, *, full_name: str, email: str, language: str, roles: list[str],
+                groups: list[str]) -> User:
+    """Change a user's printed name, e-mail, language, roles and groups (admins). An admin does not take the admin
+    role from themselves, and the last active admin keeps it. Audited as user.updated with old and new values."""
+    _require_admin(actor)
+    errors: dict[str, list[str]] = {}
+    full_name, email, group_rows = _checked_account(errors, full_name=full_name, email=email, language=language,
+                                                    roles=roles, groups=groups)
+    with atomic():
+        user = get_user(user_id)
+        if errors:
+            raise FormInvalid(errors, _("The user was not changed: the form has errors."))
+        if user.has_role("admin") and "admin" not in roles:
+            if actor is not None and actor.id == user.id:
+                raise Conflict(_("You cannot take the administrator role from yourself; another admin can."))
+            if user.active:
+                _refuse_losing_the_last_admin(user)
+        old = {"full_name": user.full_name, "email": user.email, "language": user.language,
+               "roles": sorted(user.roles), "groups": sorted(user.group_names)}
+        user.full_name, user.email, user.language = full_name, email, language
+        user.roles_csv = _roles_csv(roles)
+        user.groups = group_rows
+        new = {"full_name": full_name, "email": email, "language": language, "roles": sorted(user.roles),
+               "groups": sorted(g.name for g in group_rows)}
+        if new != old:
+            changed = [key for key in new if new[key] != old[key]]
+            audit.record(actor, "user.updated", "user", user.id, old={k: old[k] for k in changed},
+                         new={k: new[k] for k in changed})
+        keep_loaded(user)
+    return user
+
+
+def _end_sessions(user: User, now: datetime) -> int:
+    rows = list(db.session.scalars(select(UserSession).where(UserSession.user_id == user.id,
+                                                             UserSession.ended_at.is_(None))))
+    for row in rows:
+        row.ended_at = now
+    return len(rows)
+
+
+def set_active(actor: User | None, user_id: int, active: bool, *, reason: str = "",
+               now: datetime | None = None) -> User:
+    """Deactivate or reactivate an account (admins). A deactivated user cannot sign in; their open sessions end
+    and their API tokens stop working (user_for_token asks for an active user) until they are reactivated.
+    An admin does not deactivate themselves, nor the last active admin. Audited (user.deactivated /
+    user.reactivated, with the reason)."""
+    _require_admin(actor)
+    now = now or utcnow()
+    reason = " ".join(reason.split())[:500]
+    with atomic():
+        user = get_user(user_id)
+        if user.active == active:
+            keep_loaded(user)
+            return user
+        if not active:
+            if actor is not None and actor.id == user.id:
+                raise Conflict(_("You cannot deactivate your own account."))
+            if user.has_role("admin"):
+                _refuse_losing_the_last_admin(user)
+            if not reason:
+                raise FormInvalid({"reason": [_("Say why the account is deactivated.")]},
+                                  _("The account was not deactivated: say why."))
+            ended = _end_sessions(user, now)
+            user.active = False
+            audit.record(actor, "user.deactivated", "user", user.id, old={"active": True},
+                         new={"active": False, "sessions_ended": ended}, reason=reason, at=now)
+        else:
+            user.active = True
+            user.failed_logins = 0
+            user.locked_until = None
+            audit.record(actor, "user.reactivated", "user", user.id, old={"active": False}, new={"active": True},
+                         reason=reason, at=now)
+        keep_loaded(user)
+    return user
+
+
+def reset_password(actor: User | None, user_id: int, password: str, now: datetime | None = None) -> User:
+    """Give a user a new password (admins) that follows the password policy; the lock-out is lifted and the
+    user's open sessions end. Audited as user.password_reset (never the password)."""
+    _require_admin(actor)
+    now = now or utcnow()
+    with atomic():
+        user = get_user(user_id)
+        problems = password_problems(password, user.username)
+        if problems:
+            raise FormInvalid({"password": problems}, _("The password was not changed: %(problems)s",
+                                                        problems=" ".join(problems)))
+        user.password_hash = hash_password(password)
+        user.failed_logins = 0
+        user.locked_until = None
+        ended = _end_sessions(user, now)
+        audit.record(actor, "user.password_reset", "user", user.id, new={"sessions_ended": ended}, at=now)
+        keep_loaded(user)
+    return user
+
+
+def user_tokens(actor: User | None, user_id: int) -> list[ApiToken]:
+    """Return one user's API tokens, newest first (admins)."""
+    _require_admin(actor)
+    return list(db.session.scalars(select(ApiToken).where(ApiToken.user_id == user_id)
+                                   .order_by(ApiToken.id.desc())))
+
+
+def open_sessions(user_id: int, now: datetime | None = None) -> int:
+    """Count a user's signed-in browser sessions (not signed out, younger than SESSION_MAX_HOURS)."""
+    oldest = (now or utcnow()) - timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+    return db.session.scalar(select(func.count()).select_from(UserSession).where(
+        UserSession.user_id == user_id, UserSession.ended_at.is_(None), UserSession.created_at >= oldest)) or 0
+
+
+def locked_out(user: User, now: datetime | None = None) -> bool:
+    """Say whether wrong passwords have locked the account for now."""
+    return user.locked_until is not None and user.locked_until > (now or utcnow())

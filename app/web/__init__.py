@@ -111,6 +111,7 @@ def register_web(app: Flask) -> None:
     app.add_template_global(countdown)
     app.add_template_global(display.action_label, "action_label")
     app.add_template_global(display.meaning_label, "meaning_label")
+    app.add_template_global(display.role_label, "role_label")
     app.add_template_global(display.release_check_label, "release_check_label")
     app.add_template_filter(display.json_text, "json_text")
 

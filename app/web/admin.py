@@ -1,4 +1,4 @@
-"""Administration: incidents waiting for a retry, the e-mail outbox and the holiday calendars."""
+"""Administration: incidents waiting for a retry, the e-mail outbox, the holiday calendars and the users."""
 from __future__ import annotations
 
 from functools import wraps
@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from app.edge import whole_number
 from app.exceptions import FormInvalid, PermissionDenied, QualiflowError
+from app.services import users
 from app.services.workflow import calendars, instances, notifications
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -104,3 +105,123 @@ def remove_calendar_day():
     flash(_("%(day)s is an ordinary day again in the %(jurisdiction)s calendar.", day=request.form.get("day"),
             jurisdiction=jurisdiction.upper()), "success")
     return redirect(url_for("admin.calendar_days", jurisdiction=jurisdiction.upper() or None))
+
+
+# --- users ---------------------------------------------------------------------------------------------------------
+
+def _account_fields() -> dict:
+    form = request.form
+    return {"full_name": form.get("full_name", ""), "email": form.get("email", ""),
+            "language": form.get("language", ""), "roles": form.getlist("roles"), "groups": form.getlist("groups")}
+
+
+@bp.get("/users")
+@admin_required
+def user_list():
+    q = request.args.get("q", "").strip()[:100]
+    page = users.search_users(q, page=max(request.args.get("page", 1, type=int), 1),
+                              per_page=current_app.config["PAGE_SIZE"])
+    return render_template("admin/users.html", page=page, q=q, roles=users.ROLES)
+
+
+def _new_user_page(errors: dict | None = None, message: str | None = None, status: int = 200):
+    return render_template("admin/user_new.html", groups=users.list_groups(), roles=users.ROLES,
+                           languages=users.LANGUAGES, errors=errors or {}, message=message,
+                           form=request.form, min_length=current_app.config["PASSWORD_MIN_LENGTH"]), status
+
+
+@bp.get("/users/new")
+@admin_required
+def user_new():
+    return _new_user_page()
+
+
+@bp.post("/users/new")
+@admin_required
+def user_create():
+    try:
+        user = users.create_user(current_user, username=request.form.get("username", ""),
+                                 password=request.form.get("password", ""), **_account_fields())
+    except FormInvalid as err:
+        return _new_user_page(err.errors, err.message, err.status)
+    flash(_("User %(name)s created. Give them their initial password through a trusted channel.",
+            name=user.username), "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+def _user_page(user_id: int, *, failed: str = "", errors: dict | None = None, message: str | None = None,
+               status: int = 200):
+    """Render a user's page; after a refusal, `failed` names the form that was refused and keeps its input."""
+    user = users.get_user(user_id)
+    return render_template("admin/user.html", user=user, groups=users.list_groups(), roles=users.ROLES,
+                           languages=users.LANGUAGES, tokens=users.user_tokens(current_user, user_id),
+                           sessions=users.open_sessions(user_id), locked=users.locked_out(user), failed=failed,
+                           errors=errors or {}, message=message, form=request.form,
+                           min_length=current_app.config["PASSWORD_MIN_LENGTH"]), status
+
+
+def _user_refused(user_id: int, form: str, err: QualiflowError):
+    if err.status >= 500 or err.status == 404:
+        raise err
+    return _user_page(user_id, failed=form, message=err.message, status=err.status,
+                      errors=err.errors if isinstance(err, FormInvalid) else None)
+
+
+@bp.get("/users/<int:user_id>")
+@admin_required
+def user_detail(user_id: int):
+    return _user_page(user_id)
+
+
+@bp.post("/users/<int:user_id>")
+@admin_required
+def user_update(user_id: int):
+    try:
+        users.update_user(current_user, user_id, **_account_fields())
+    except QualiflowError as err:
+        return _user_refused(user_id, "edit", err)
+    flash(_("The user's details were saved."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/deactivate")
+@admin_required
+def user_deactivate(user_id: int):
+    try:
+        users.set_active(current_user, user_id, False, reason=request.form.get("reason", ""))
+    except QualiflowError as err:
+        return _user_refused(user_id, "active", err)
+    flash(_("The account is deactivated: it cannot sign in, its sessions ended and its API tokens stopped "
+            "working."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/reactivate")
+@admin_required
+def user_reactivate(user_id: int):
+    try:
+        users.set_active(current_user, user_id, True, reason=request.form.get("reason", ""))
+    except QualiflowError as err:
+        return _user_refused(user_id, "active", err)
+    flash(_("The account is active again; its API tokens that are not revoked or expired work again."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/password")
+@admin_required
+def user_password(user_id: int):
+    try:
+        users.reset_password(current_user, user_id, request.form.get("password", ""))
+    except QualiflowError as err:
+        return _user_refused(user_id, "password", err)
+    flash(_("The password was reset and the user's sessions ended. Give them the new password through a "
+            "trusted channel."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id))
+
+
+@bp.post("/users/<int:user_id>/tokens/<int:token_id>/revoke")
+@admin_required
+def user_token_revoke(user_id: int, token_id: int):
+    users.revoke_token(token_id, current_user)
+    flash(_("The token is revoked: it no longer opens the API."), "success")
+    return redirect(url_for("admin.user_detail", user_id=user_id, _anchor="tokens-h"))

@@ -72,6 +72,19 @@ ACTIONS: dict[str, Any] = {
     "token.issued": lazy_gettext("API token issued"),
     "token.revoked": lazy_gettext("API token revoked"),
     "user.created": lazy_gettext("User created"),
+    "user.deactivated": lazy_gettext("User deactivated"),
+    "user.password_reset": lazy_gettext("User's password reset"),
+    "user.reactivated": lazy_gettext("User reactivated"),
+    "user.updated": lazy_gettext("User changed"),
+}
+
+# The roles an account may hold (app.models.users.ROLES).
+ROLE_LABELS: dict[str, Any] = {
+    "admin": lazy_gettext("Administrator"),
+    "process_owner": lazy_gettext("Process owner"),
+    "staff": lazy_gettext("Staff"),
+    "qa_releaser": lazy_gettext("QA releaser"),
+    "auditor": lazy_gettext("Auditor (read-only)"),
 }
 
 # The meanings the shipped procedures sign with (signatureMeaning) and "rejected" (signatures.signed_meaning).
@@ -113,6 +126,12 @@ def action_label(action: str) -> str:
     """Return an audit action code in the page language; a code not in ACTIONS stays as it is."""
     label = ACTIONS.get(action)
     return str(label) if label is not None else action
+
+
+def role_label(role: str) -> str:
+    """Return a role code in the page language."""
+    label = ROLE_LABELS.get(role)
+    return str(label) if label is not None else role
 
 
 def meaning_label(meaning: str) -> str:
