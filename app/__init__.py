@@ -70,6 +70,11 @@ def create_app(config_name: str | None = None, overrides: dict | None = None) ->
     if config_name == "production" and not app.config["AUDIT_CHECKPOINT_KEY"]:
         raise RuntimeError("Set AUDIT_CHECKPOINT_KEY in the environment for production (it signs the audit "
                            "trail's checkpoints; keep it out of the database).")
+    from app.services.users import token_days_setting
+    try:
+        app.config["API_TOKEN_DAYS"] = token_days_setting(app.config["API_TOKEN_DAYS"])
+    except ValueError as err:
+        raise RuntimeError(str(err)) from None
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(os.path.dirname(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]) or ".", exist_ok=True)
 

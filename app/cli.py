@@ -98,8 +98,8 @@ def list_command() -> None:
 
 @users_cli.command("token")
 @click.argument("username")
-@click.option("--days", type=click.IntRange(min=0), default=None,
-              help="Days until the token expires (default QUALIFLOW_API_TOKEN_DAYS; 0: never).")
+@click.option("--days", type=int, default=None,
+              help="Days until the token expires, 1 to QUALIFLOW_API_TOKEN_DAYS (the default).")
 @click.option("--name", default="", help="What the token is for, shown on the API tokens page.")
 def token_command(username: str, days: int | None, name: str) -> None:
     """Print a new API token for USERNAME (only its hash is stored); list and revoke tokens on the API tokens page
