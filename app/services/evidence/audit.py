@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.extensions import db
@@ -82,7 +82,10 @@ def rewind(mark: list | None) -> None:
 
 
 def write_chain_head(session: Session) -> None:
-    """Before a commit, move the head to this transaction's last event (a session event hook)."""
+    """Before a commit, move the head to this transaction's last event (a session event hook). A savepoint's
+    release is no commit: the head moves once, when the outer transaction commits."""
+    if session.in_nested_transaction():
+        return
     chain = session.info.pop(_CHAIN, None)
     if chain is not None:
         session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=chain[0], last_hash=chain[1]))
@@ -131,10 +134,18 @@ def verify(checkpoints: Sequence[Checkpoint] = (), *, since: Checkpoint | None =
             return ChainReport(False, 0, since.last_id, _checkpoint_problem(since, anchored is None))
         prev_hash, last_id = since.head_hash, since.last_id
     expected = {checkpoint.last_id: checkpoint for checkpoint in checkpoints}
+    # The head and the last row are read first, in one statement (one snapshot), and only the rows up to that head
+    # are verified: transactions appending meanwhile (they move the head with their rows, at commit) are not
+    # mistaken for rows appended past the head or for a removed tail. Their rows are verified the next time.
+    head = db.session.execute(select(AuditHead.last_id, AuditHead.last_hash,
+                                     select(func.max(AuditEvent.id)).scalar_subquery())
+                              .where(AuditHead.id == 1)).one_or_none()
     checked = 0
     while True:
-        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.id > last_id)
-                                  .order_by(AuditEvent.id).limit(batch)).all()
+        query = select(AuditEvent).where(AuditEvent.id > last_id)
+        if head is not None:
+            query = query.where(AuditEvent.id <= head.last_id)
+        rows = db.session.scalars(query.order_by(AuditEvent.id).limit(batch)).all()
         if not rows:
             break
         for event in rows:
@@ -151,9 +162,10 @@ def verify(checkpoints: Sequence[Checkpoint] = (), *, since: Checkpoint | None =
     beyond = [checkpoint for checkpoint in checkpoints if checkpoint.last_id > last_id]
     if beyond:
         return ChainReport(False, checked, last_id + 1, _checkpoint_problem(max(beyond, key=lambda c: c.last_id), True))
-    head = db.session.get(AuditHead, 1)
     if head is not None and (head.last_id != last_id or head.last_hash != prev_hash):
         return ChainReport(False, checked, last_id + 1, "rows after the last one were removed")
+    if head is not None and (head[2] or 0) > head.last_id:
+        return ChainReport(False, checked, last_id + 1, "rows were added past the chain's head")
     return ChainReport(True, checked, last_id=last_id, last_hash=prev_hash)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, Document
@@ -82,3 +83,57 @@ def test_concurrent_appends_keep_the_chain_contiguous_and_valid(app):
         written = db.session.scalars(db.select(AuditEvent.new).where(AuditEvent.object_id == writer)
                                      .order_by(AuditEvent.id)).all()
         assert written == [{"n": n} for n in range(APPENDS_PER_THREAD)]
+
+
+@pytest.mark.postgres
+def test_verify_while_another_transaction_appends_finds_the_chain_intact(app):
+    """`flask audit verify` (and the scheduler's checkpoint) on a live PostgreSQL system: a transaction that
+    appends and commits while the verification reads is neither a removed tail nor rows added past the head;
+    its rows are verified the next time. (The kill -9 loop found the false alarm "rows after the last one were
+    removed" under load.) On SQLite a verification holds the write lock, so nothing can append meanwhile."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("on SQLite the verification's transaction holds the write lock: no append commits meanwhile")
+    for n in range(3):
+        audit.record(None, "test.appended", "writer", "before", new={"n": n}, at=T0)
+    db.session.commit()
+
+    def append_once() -> None:
+        audit.record(None, "test.appended", "writer", "during", at=T0)
+        db.session.commit()
+
+    reads, appended = [], []
+
+    def append_while_reading(connection, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM audit_events" in statement and "ORDER BY audit_events.id" in statement:
+            reads.append(statement)
+            if len(reads) == 2:  # the read that finds no more rows: another session commits one right after it
+                appended.append(run_together(app, [append_once]))
+
+    sa_event.listen(db.engine, "after_cursor_execute", append_while_reading)
+    try:
+        report = audit.verify()
+    finally:
+        sa_event.remove(db.engine, "after_cursor_execute", append_while_reading)
+
+    assert appended == [[None]]
+    assert report.ok, report
+    assert report.checked == 3
+    later = audit.verify()
+    assert later.ok and later.checked == 4
+
+
+def test_verify_refuses_rows_added_past_the_head(app):
+    for n in range(3):
+        audit.record(None, "test.appended", "writer", "before", new={"n": n}, at=T0)
+    db.session.commit()
+    # Someone writes a row the chain's head does not know (the head row is left as it was).
+    forged = audit.record(None, "test.forged", "writer", "forger", at=T0)
+    db.session.flush()
+    db.session.execute(db.update(AuditHead).where(AuditHead.id == 1).values(last_id=3, last_hash=forged.prev_hash))
+    db.session.info.pop("qualiflow_audit_chain", None)
+    db.session.commit()
+
+    report = audit.verify()
+
+    assert not report.ok
+    assert (report.broken_id, report.problem) == (4, "rows were added past the chain's head")
