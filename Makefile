@@ -47,6 +47,8 @@ $(VENDOR)/.built: node_modules/.installed $(STUDIO_SOURCES)
 	cp node_modules/bpmn-js/dist/bpmn-navigated-viewer.production.min.js node_modules/bpmn-js/dist/assets/diagram-js.css \
 	   node_modules/bpmn-js/dist/assets/bpmn-js.css $(VENDOR)/bpmn-js/
 	cp -R node_modules/bpmn-js/dist/assets/bpmn-font $(VENDOR)/bpmn-js/
+	mkdir -p $(VENDOR)/chart.js
+	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/chart.js/
 	$(STUDIO_BUNDLE)
 	touch $@
 

@@ -35,6 +35,7 @@ def register_web(app: Flask) -> None:
         admin,
         audit_workspace,
         auth,
+        dashboard,
         display,
         inbox,
         instances,
@@ -55,6 +56,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(recalls.ack_bp)
     app.register_blueprint(supplier_returns.scar_bp)
     app.register_blueprint(audit_workspace.bp)
+    app.register_blueprint(dashboard.bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"

@@ -53,3 +53,13 @@ def test_a_cookie_copied_before_sign_out_does_not_open_pages_after_it(page: Page
     page.context.add_cookies(copied)  # the copy comes back, e.g. from another machine
     page.goto("/")
     expect(page.get_by_role("heading", name="Sign in to Qualiflow")).to_be_visible()
+
+
+def test_the_dashboard_draws_its_charts_under_the_csp(page: Page):
+    page.add_init_script(RECORD_VIOLATIONS)
+    sign_in(page, "head")
+    page.goto("/dashboard/")  # the demo CAPA is open: its tile has a chart
+    drawn = page.locator("canvas[data-chart][data-drawn='1']")
+    expect(drawn.first).to_be_attached(timeout=10_000)
+    assert drawn.count() == page.locator("canvas[data-chart]").count() >= 1
+    assert violations(page) == []
