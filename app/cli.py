@@ -61,9 +61,13 @@ def _terminal_locale() -> str:
 @click.option("--note", default="", help="Change note recorded with new versions.")
 @click.option("--replace", is_flag=True,
               help="Confirm that a diagram replaces the different procedure that already has its process id.")
-def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
+@click.option("--initial-release", "release", default=None, metavar="REASON",
+              help="Initial release at installation: a procedure with no approved version yet is released at once "
+                   "by the system, with this reason (audited). Versions of procedures already in effect stay "
+                   "pending until QA approves them.")
+def deploy_command(paths: tuple[Path, ...], note: str, replace: bool, release: str | None) -> None:
     """Deploy a .bpmn file with the .dmn files it uses (PATHS: x.bpmn [y.dmn ...]), or every .bpmn file of a
-    directory with the directory's .dmn files. Unchanged files are skipped."""
+    directory with the directory's .dmn files, as versions pending QA approval. Unchanged files are skipped."""
     from app.services.workflow import processes
     with force_locale(_terminal_locale()):
         diagrams = [path for path in paths if path.suffix == ".bpmn"]
@@ -73,10 +77,10 @@ def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
             _fail(_("give one .bpmn file and the .dmn files it uses, or one directory"))
         try:
             if directory:
-                results = processes.deploy_directory(paths[0], None, note, replace=replace)
+                results = processes.deploy_directory(paths[0], None, note, replace=replace, release=release)
             else:
                 results = [processes.deploy_file(diagrams[0].read_bytes(), diagrams[0].name, None, note,
-                                                 decisions=decisions or None, replace=replace)]
+                                                 decisions=decisions or None, replace=replace, release=release)]
         except QualiflowError as err:
             problems = getattr(err, "problems", [])
             for problem in problems:
@@ -84,7 +88,9 @@ def deploy_command(paths: tuple[Path, ...], note: str, replace: bool) -> None:
             _fail(err.message)
     for result in results:
         state = "deployed as" if result.created else "unchanged,"
-        click.echo(f"{result.version.definition.key}: {state} version {result.version.version}")
+        status = {"approved": "effective, released at installation" if result.created else "approved",
+                  "pending": "pending QA approval"}.get(result.version.status, result.version.status)
+        click.echo(f"{result.version.definition.key}: {state} version {result.version.version} ({status})")
 
 
 @processes_cli.command("list")
@@ -92,7 +98,8 @@ def list_command() -> None:
     """List processes and their versions."""
     from app.services.workflow import processes
     for definition in processes.list_definitions():
-        versions = ", ".join(f"v{v.version}" for v in definition.versions)
+        versions = ", ".join(f"v{v.version}" + ("" if v.status == "approved" else f" ({v.status})")
+                             for v in definition.versions)
         click.echo(f"{definition.key}\t{definition.name}\t{versions}")
 
 

@@ -1,4 +1,5 @@
-"""Background jobs on Dramatiq: lot file imports (and the outbox sender, when a queue is configured).
+"""Background jobs on Dramatiq: lot file imports, evidence packages (and the outbox sender, when a queue is
+configured).
 
 With `QUALIFLOW_QUEUE_URL` (redis://...) the web processes only enqueue and `flask queue worker` processes run the
 jobs: a message is acknowledged after its job finished, so a worker killed in the middle of one leaves it to be
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 IMPORT_ACTOR = "lots.import_file"
 OUTBOX_ACTOR = "outbox.send_due"
+EXPORT_ACTOR = "evidence.export"
 QUEUE_NAME = "qualiflow"
 # How often (per million broker commands) a Redis worker looks for the unacknowledged messages of dead workers
 # and puts them back in the queue; Dramatiq's default (1,000) can leave a killed worker's job waiting for an hour.
@@ -43,6 +45,7 @@ class Jobs:
             IMPORT_ACTOR: self._actor(_import_file, IMPORT_ACTOR, time_limit=6 * 3600 * 1000, **retries),
             OUTBOX_ACTOR: self._actor(_send_outbox, OUTBOX_ACTOR, time_limit=15 * 60 * 1000, max_retries=0,
                                        max_age=60_000),
+            EXPORT_ACTOR: self._actor(_export_package, EXPORT_ACTOR, time_limit=6 * 3600 * 1000, **retries),
         }
 
     @property
@@ -111,6 +114,20 @@ def enqueue_import(job_id: int) -> None:
     jobs().enqueue(IMPORT_ACTOR, job_id)
 
 
+def enqueue_export(job_id: int) -> None:
+    """Build an evidence package (exports.start_export made its job) on the queue."""
+    jobs().enqueue(EXPORT_ACTOR, job_id)
+
+
+# The web layer builds packages (it renders their pages); it registers its builder here when imported, so this
+# module runs it without importing the web layer.
+_export_builder: list[Callable[..., Any]] = []
+
+
+def register_export_builder(build: Callable[..., Any]) -> None:
+    _export_builder[:] = [build]
+
+
 def queue_configured(app: Flask | None = None) -> bool:
     app = app or current_app
     return bool(app.config.get("QUEUE_URL"))
@@ -135,6 +152,18 @@ def _import_file(job_id: int) -> None:
                                    "does not share the upload directory). Upload the file again.", [], 0)
             return
         imports.run_import(job_id)
+    finally:
+        db.session.remove()
+
+
+def _export_package(job_id: int) -> None:
+    """Build an export job's evidence package unless it is no longer running; an exception (e.g. the database gone)
+    lets the queue retry it, and the last try fails the job with the reason."""
+    from app.extensions import db
+    from app.services.evidence import exports
+
+    try:
+        exports.run_export(job_id, _export_builder[0], attempts=current_app.config.get("QUEUE_MAX_RETRIES", 3) + 1)
     finally:
         db.session.remove()
 

@@ -16,7 +16,7 @@ def _job(app: Flask, name: str) -> None:
     from app import jobs
     from app.outage import database_unavailable
     from app.services import maintenance
-    from app.services.evidence import audit_checkpoints
+    from app.services.evidence import audit_checkpoints, exports
     from app.services.lots import imports, lots
     from app.services.workflow import notifications, timers
 
@@ -30,8 +30,9 @@ def _job(app: Flask, name: str) -> None:
                 audit_checkpoints.write_checkpoint()
             elif name == "analyze":
                 maintenance.refresh_statistics()
-            elif name == "imports":
+            elif name == "imports":  # imports and evidence exports whose worker died
                 imports.fail_stale_jobs()
+                exports.fail_stale_exports()
             elif jobs.queue_configured(app):  # the queue workers send it; a tick they did not take in 60 s expires
                 jobs.jobs(app).enqueue(jobs.OUTBOX_ACTOR)
             else:

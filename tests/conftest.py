@@ -96,7 +96,8 @@ def seeded(app):
     """Demo groups and users and the shipped processes, without demo instances."""
     demo.seed_people()
     from app.services.workflow import processes
-    processes.deploy_directory(ROOT / "processes", None, "test setup")
+    processes.deploy_directory(ROOT / "processes", None, "test setup",
+                               release="Initial release of the shipped procedures at installation (test setup)")
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from app.api.base import Schema
+from app.services.workflow import procedure_control
 
 
 class VersionSchema(Schema):
@@ -14,6 +15,14 @@ class VersionSchema(Schema):
     created_at = fields.DateTime()
     author = fields.Function(lambda v: v.author.username if v.author else None, allow_none=True,
                              metadata={"type": "string"})
+    status = fields.Function(lambda v: procedure_control.version_control(v)["status"], metadata={
+        "type": "string", "enum": ["pending", "scheduled", "effective", "superseded", "rejected", "withdrawn"],
+        "description": "document control: pending approval, approved but its effective date not come (scheduled), "
+                       "the effective version, superseded by a newer effective one, rejected or withdrawn"})
+    control = fields.Function(procedure_control.version_control, metadata={
+        "type": "object", "description": "author, reason for change, effective date, approver and the approval's "
+                                         "e-signature (printed name, meaning, time, hash), or who rejected or "
+                                         "withdrew it and why"})
 
 
 class ProcessSchema(Schema):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.extensions import db
@@ -49,3 +49,31 @@ class Signature(db.Model):
     signed_hash: Mapped[str] = mapped_column(String(64))
     documents: Mapped[list] = mapped_column(JSON, default=list)  # [{"id", "filename", "sha256"}]
     user: Mapped[User] = relationship()
+
+
+class ExportJob(db.Model):
+    """An evidence package built in the background: who asked for what, how far it got, and the file it made (with
+    its SHA-256, checked again at every download). Progress is written by the worker in short transactions of its
+    own, so every web worker shows it; a running job whose heartbeat is older than IMPORT_STALE_MINUTES lost its
+    worker and is failed with the reason."""
+
+    __tablename__ = "export_jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))  # product_lot, material_lot, search
+    scope: Mapped[dict] = mapped_column(JSON, default=dict)  # what to export: the lot, or the search's filters
+    title: Mapped[str] = mapped_column(String(300), default="")
+    language: Mapped[str] = mapped_column(String(10), default="en")
+    status: Mapped[str] = mapped_column(String(20), default="running", index=True)  # running, succeeded, failed
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    download_name: Mapped[str] = mapped_column(String(255), default="")
+    stored_name: Mapped[str] = mapped_column(String(80), default="")
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    size: Mapped[int] = mapped_column(default=0)
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[User] = relationship()

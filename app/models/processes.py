@@ -1,15 +1,20 @@
 """Process definitions and their immutable, versioned BPMN (with the forms and DMN decision tables they use, and
-the versions of the processes their call activities call)."""
+the versions of the processes their call activities call). A version is a controlled document: pending until QA
+approves it with an e-signature, effective from its effective date (see services/workflow/procedure_control.py)."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, ForeignKey, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
+
+VERSION_PENDING, VERSION_APPROVED, VERSION_REJECTED, VERSION_WITHDRAWN = "pending", "approved", "rejected", "withdrawn"
+VERSION_STATUSES = (VERSION_PENDING, VERSION_APPROVED, VERSION_REJECTED, VERSION_WITHDRAWN)
+VERSION_CLOSED = (VERSION_REJECTED, VERSION_WITHDRAWN)  # never used, never a base or a callee pin
 
 
 class ProcessDefinition(db.Model):
@@ -47,10 +52,23 @@ class ProcessVersion(db.Model):
     decisions: Mapped[dict] = mapped_column(JSON, default=dict, deferred=True)  # .dmn file name -> XML text
     content_hash: Mapped[str] = mapped_column(String(64), index=True)
     change_note: Mapped[str] = mapped_column(Text, default="")
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: the system at installation
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Document control: pending -> approved (effective from effective_at; superseded by a newer effective one),
+    # or rejected / withdrawn. Versions deployed before document control count as approved at their deployment.
+    status: Mapped[str] = mapped_column(String(20), default=VERSION_PENDING, server_default="approved")
+    effective_on: Mapped[date | None] = mapped_column(Date())  # the effective date chosen at approval (plant date)
+    effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # from when new instances start on it
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # approver, rejecter or withdrawer
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str] = mapped_column(Text, default="", server_default="")  # rejection/withdrawal/release
+    # The approval's e-signature manifest: printed name, meaning and the hash it is bound to.
+    signed_name: Mapped[str | None] = mapped_column(String(200))
+    signed_meaning: Mapped[str | None] = mapped_column(String(40))
+    signed_hash: Mapped[str | None] = mapped_column(String(64))
     definition: Mapped[ProcessDefinition] = relationship(back_populates="versions")
-    author: Mapped[User | None] = relationship()
+    author: Mapped[User | None] = relationship(foreign_keys=[author_id])
+    decided_by: Mapped[User | None] = relationship(foreign_keys=[decided_by_id])
     callees: Mapped[list[ProcessVersion]] = relationship(
         secondary=process_version_calls, primaryjoin=lambda: ProcessVersion.id == process_version_calls.c.caller_id,
         secondaryjoin=lambda: ProcessVersion.id == process_version_calls.c.callee_id)

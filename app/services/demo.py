@@ -100,11 +100,17 @@ def _demo_capa(lot_id: int | None) -> dict:
             "description": "A hospital reported a burr on an infusion catheter hub that cut a nurse's glove."}
 
 
+INSTALLATION_RELEASE = "Initial release of the shipped procedures at installation (demo load)"
+
+
 def load_demo(processes_dir: Path) -> str:
     """Create missing demo groups and users, deploy changed processes and start one CAPA if none exists."""
     created = seed_people()
     seed_calendars()
-    deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load") if r.created]
+    # The shipped procedures' first versions are released at installation; a changed shipped procedure deployed on
+    # an installation that already uses it waits for QA's approval like any other new version.
+    deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load", release=INSTALLATION_RELEASE)
+                if r.created]
     lot_rows = load_demo_lots(get_by_username("admin"), utcnow())
     expire_lots()  # the demo plant has a few lots past their expiry: lock them as the hourly job would
     started = 0

@@ -56,6 +56,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(recalls.ack_bp)
     app.register_blueprint(supplier_returns.scar_bp)
     app.register_blueprint(audit_workspace.bp)
+    from app.web import procedure_control  # controlled procedures: version history, review, approval, compare
+    app.register_blueprint(procedure_control.bp)
     app.register_blueprint(dashboard.bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, current_app, jsonify, redirect, render_template, request, send_file, url_for
+from flask_babel import force_locale, lazy_gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
 from flask_login import current_user, login_required
 
-from app.services.evidence import auditor, packages, tables, trail
+from app import jobs
+from app.services.evidence import auditor, exports, packages, tables, trail
 from app.services.workflow import plant_time, processes
 from app.web import display
 from app.web.common import ui_lang
@@ -408,16 +409,20 @@ def _report_html(timeline: auditor.InstanceTimeline, lang: str) -> bytes:
 
 
 def _package(instance_ids: list[int], scope: dict, title: str, extra: dict[str, bytes] | None = None,
-             history: list | None = None) -> bytes:
+             history: list | None = None, progress: exports.Progress | None = None) -> bytes:
     """Build a package of the instances: each one's files and report, an index page, the signed manifest."""
     lang = ui_lang()
     files: dict[str, bytes] = dict(extra or {})
     found = []
-    for instance_id in instance_ids:
+    if progress:
+        progress(0, len(instance_ids))
+    for number, instance_id in enumerate(instance_ids, 1):
         files.update(packages.instance_files(instance_id))
         timeline = auditor.instance_timeline(instance_id)
         files[f"instances/{instance_id}/report.html"] = _report_html(timeline, lang)
         found.append(timeline.instance)
+        if progress:
+            progress(number, len(instance_ids))
     files["index.html"] = render_template("audit/package/index.html", title=title, instances=found,
                                           history=history or [], audit_changes=audit_changes,
                                           generated=plant_time.utcnow()).encode("utf-8")
@@ -437,33 +442,96 @@ def instance_package(instance_id: int) -> bytes:
 
 @bp.get("/instances/<int:instance_id>/package.zip")
 def instance_package_zip(instance_id: int):
+    """One instance's package is small: it is built while the download waits."""
     return _send_zip(instance_package(instance_id), f"evidence-instance-{instance_id}.zip")
 
 
-@bp.get("/lots/<kind>/<int:lot_id>/package.zip")
+# --- packages of a lot or a search: background jobs -------------------------------------------------------------------
+
+def _search_scope(search: auditor.InstanceSearch) -> dict:
+    return {"kind": "search", "process": search.process_key, "status": search.status,
+            "from": search.start.isoformat() if search.start else None,
+            "to": search.end.isoformat() if search.end else None, "lot": search.lot, "product": search.product,
+            "signer": search.signer, "text": search.text}
+
+
+def _scope_search(scope: dict) -> auditor.InstanceSearch:
+    return auditor.InstanceSearch(
+        process_key=scope.get("process") or "", status=scope.get("status") or "",
+        start=date.fromisoformat(scope["from"]) if scope.get("from") else None,
+        end=date.fromisoformat(scope["to"]) if scope.get("to") else None, lot=scope.get("lot") or "",
+        product=scope.get("product") or "", signer=scope.get("signer") or "", text=scope.get("text") or "")
+
+
+def build_export(job, progress: exports.Progress) -> tuple[bytes, dict]:
+    """Build an export job's package in the language it was asked in (the queue worker runs this)."""
+    # A GET request context: the page language, and on SQLite a reading transaction (no write lock held while the
+    # package is built, so the progress heartbeats can be written).
+    with current_app.test_request_context(), force_locale("zh_CN" if job.language.startswith("zh") else "en"):
+        if job.kind == "search":
+            ids = packages.check_size(auditor.matching_ids(_scope_search(job.scope), packages.MAX_INSTANCES + 1))
+            title = _("Evidence package of %(n)s instance(s)", n=len(ids))
+            content = _package(ids, job.scope, title, progress=progress)
+        else:
+            dossier = auditor.lot_dossier(job.kind.removesuffix("_lot"), int(job.scope["id"]))
+            ids = packages.check_size([p.instance.id for p in dossier.procedures])
+            title = _("Evidence package of lot %(number)s", number=dossier.lot.lot_number)
+            extra = {"lot/status_changes.jsonl": packages.audit_file(dossier.history)}
+            content = _package(ids, job.scope, title, extra, dossier.history, progress=progress)
+    return content, {"instances": len(ids), "title": title}
+
+
+jobs.register_export_builder(build_export)
+
+
+def _start_export(kind: str, scope: dict, name: str):
+    job_id = exports.start_export(kind, scope, name, current_user, ui_lang()).id
+    jobs.enqueue_export(job_id)  # a queue worker builds it; the job page shows its progress
+    return redirect(url_for("audit.export_job", job_id=job_id), 303)
+
+
+@bp.post("/lots/<kind>/<int:lot_id>/package")
 def lot_package(kind: str, lot_id: int):
+    """Start building a lot's package in the background; answer with its job page."""
     if kind not in auditor.LOT_KINDS:
         abort(404)
     dossier = auditor.lot_dossier(kind, lot_id)
-    ids = packages.check_size([p.instance.id for p in dossier.procedures])
-    title = _("Evidence package of lot %(number)s", number=dossier.lot.lot_number)
-    extra = {"lot/status_changes.jsonl": packages.audit_file(dossier.history)}
-    content = _package(ids, {"kind": f"{kind}_lot", "id": lot_id, "lot_number": dossier.lot.lot_number}, title,
-                       extra, dossier.history)
-    return _send_zip(content, f"evidence-lot-{packages.safe_name(dossier.lot.lot_number)}.zip")
+    packages.check_size([p.instance.id for p in dossier.procedures])
+    scope = {"kind": f"{kind}_lot", "id": lot_id, "lot_number": dossier.lot.lot_number}
+    return _start_export(f"{kind}_lot", scope, f"evidence-lot-{packages.safe_name(dossier.lot.lot_number)}.zip")
 
 
-@bp.get("/package.zip")
+@bp.post("/package")
 def search_package():
-    """One package of every instance the search finds (a period, a procedure ...), at most packages.MAX_INSTANCES."""
+    """Start building one package of every instance the search finds (a period, a procedure ...), at most
+    packages.MAX_INSTANCES, in the background; answer with its job page."""
     search, errors = _instance_search()
     if errors:
         abort(400, description=" ".join(errors))
-    ids = packages.check_size(auditor.matching_ids(search, packages.MAX_INSTANCES + 1))
-    scope = {"kind": "search", "process": search.process_key, "status": search.status,
-             "from": search.start.isoformat() if search.start else None,
-             "to": search.end.isoformat() if search.end else None, "lot": search.lot, "product": search.product,
-             "signer": search.signer, "text": search.text}
-    title = _("Evidence package of %(n)s instance(s)", n=len(ids))
-    return _send_zip(_package(ids, scope, title),
-                     _export_name("evidence", search.start, search.end, "zip"))
+    packages.check_size(auditor.matching_ids(search, packages.MAX_INSTANCES + 1))
+    return _start_export("search", _search_scope(search), _export_name("evidence", search.start, search.end, "zip"))
+
+
+@bp.get("/exports/")
+def export_jobs():
+    page = exports.list_exports(current_user, page=_page(), per_page=current_app.config["PAGE_SIZE"])
+    return render_template("audit/exports.html", page=page)
+
+
+@bp.get("/exports/<int:job_id>")
+def export_job(job_id: int):
+    return render_template("audit/export_job.html", job=exports.job_status(job_id, current_user))
+
+
+@bp.get("/exports/<int:job_id>.json")
+def export_job_json(job_id: int):
+    return jsonify(exports.job_status(job_id, current_user))
+
+
+@bp.get("/exports/<int:job_id>/download")
+def export_download(job_id: int):
+    """The package, after its bytes were checked again against the SHA-256 recorded when it was made."""
+    content, name, digest = exports.download(job_id, current_user)
+    response = _send_zip(content, name)
+    response.headers["X-Content-SHA256"] = digest
+    return response

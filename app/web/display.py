@@ -28,6 +28,7 @@ ACTIONS: dict[str, Any] = {
     "document.tampered": lazy_gettext("Document found changed"),
     "draft.created": lazy_gettext("Draft created"),
     "draft.deleted": lazy_gettext("Draft deleted"),
+    "evidence.exported": lazy_gettext("Evidence package exported"),
     "import.completed": lazy_gettext("Import completed"),
     "incident.raised": lazy_gettext("Incident raised"),
     "incident.retried": lazy_gettext("Incident retried"),

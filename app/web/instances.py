@@ -32,7 +32,7 @@ def index():
 @bp.route("/start", methods=["GET", "POST"])
 @login_required
 def start():
-    definitions = [d for d in processes.list_definitions() if d.latest]
+    definitions = processes.startable()  # (definition, its effective version): pending versions never start
     error = None
     if request.method == "POST":
         title = request.form.get("title", "").strip()

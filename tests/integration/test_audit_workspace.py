@@ -24,6 +24,7 @@ from tests.integration import recall_steps
 from tests.integration.capa_steps import ready_task, run_capa_to_approval
 from tests.integration.recalls.conftest import plant  # noqa: F401 - the recall's lots and consignees
 from tests.integration.services.scenarios import approve, close_capa
+from tests.integration.test_evidence_exports import queue  # noqa: F401 - the in-process queue, its own folder
 
 
 def _text(response) -> str:
@@ -277,16 +278,30 @@ def test_evidence_package_verifies_offline_and_names_an_altered_file(client, run
     assert any(p.startswith(f"{root}audit.jsonl: audit row") for p in problems)
 
 
-def test_lot_and_search_packages(client, recall):
+def _export(client, path: str) -> bytes:
+    """Ask for a package (a background job), wait for the in-process queue, download it from the job page."""
+    from app import jobs
+    response = client.post(path)
+    assert response.status_code == 303, response.status_code
+    db.session.remove()  # SQLite: the test's session (a server ends it with the request) holds no lock meanwhile
+    jobs.jobs().join()
+    page = _text(client.get(response.headers["Location"]))
+    link = re.search(r'href="([^"]+/download)" data-testid="export-download"', page)[1]
+    download = client.get(link)
+    assert download.status_code == 200 and download.mimetype == "application/zip"
+    return download.data
+
+
+def test_lot_and_search_packages(client, recall, queue):  # noqa: F811
     lot = db.session.scalar(db.select(ProductLot).where(ProductLot.lot_number == "L1"))
     login(client, "auditor")
-    response = client.get(f"/audit/lots/product/{lot.id}/package.zip?lang=zh_CN")
-    assert response.status_code == 200 and packages.verify_package(response.data).ok
-    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+    data = _export(client, f"/audit/lots/product/{lot.id}/package?lang=zh_CN")
+    assert packages.verify_package(data).ok
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         index = archive.read("index.html").decode()
         assert "lot/status_changes.jsonl" in archive.namelist() and f"instances/{recall}/report.html" in index
     assert "批次 L1 的证据包" in index
-    found = client.get("/audit/package.zip?process=recall")
-    with zipfile.ZipFile(io.BytesIO(found.data)) as archive:
+    found = _export(client, "/audit/package?process=recall&lang=en")
+    with zipfile.ZipFile(io.BytesIO(found)) as archive:
         assert json.loads(archive.read("manifest.json"))["scope"]["process"] == "recall"
         assert f"instances/{recall}/report.html" in archive.namelist()

@@ -8,6 +8,7 @@ from datetime import datetime
 from apispec import APISpec
 from apispec.ext.marshmallow.openapi import OpenAPIConverter
 from flask import current_app
+from flask_babel import gettext
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -16,6 +17,7 @@ from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotF
 from app.extensions import db
 from app.models import ProcessDraft, ProcessInstance, ProcessVersion, StudioForm, User
 from app.models.instances import OPEN_STATES
+from app.models.processes import VERSION_APPROVED
 from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
 from app.services.evidence import audit
@@ -93,7 +95,8 @@ def handler_catalogue(actor: User) -> dict:
     """List the service-task operators: id, description and the JSON Schema of their parameters."""
     _require_studio_user(actor)
     converter = OpenAPIConverter("3.0.2", lambda schema: None, APISpec("handlers", "1", "3.0.2"))
-    return {"handlers": [{"id": key, "description": handler.description,
+    # The description in the request's language where the catalog has it (handlers/ registers them in English).
+    return {"handlers": [{"id": key, "description": gettext(handler.description),
                           "parameters": converter.schema2jsonschema(handler.schema)}
                          for key, handler in sorted(registry.HANDLERS.items())]}
 
@@ -235,11 +238,18 @@ def diff(actor: User, key: str, from_version: int, to_version: int | None = None
     if (to_version is None) == (draft_id is None):
         raise FormInvalid({"to": ["Give either a version to compare with or a draft."]},
                           "Give either a version to compare with or a draft.")
-    old = processes.get_version(key, from_version)
     if draft_id is not None:
-        new_xml, target = get_draft(actor, draft_id).bpmn_xml, {"draft": draft_id}
-    else:
-        new_xml, target = processes.get_version(key, to_version).bpmn_xml, {"version": to_version}
+        return _compare(key, from_version, get_draft(actor, draft_id).bpmn_xml, {"draft": draft_id})
+    return compare_versions(key, from_version, to_version)
+
+
+def compare_versions(key: str, from_version: int, to_version: int) -> dict:
+    """Compare two deployed versions of a process (any signed-in reader: the version history's comparison)."""
+    return _compare(key, from_version, processes.get_version(key, to_version).bpmn_xml, {"version": to_version})
+
+
+def _compare(key: str, from_version: int, new_xml: str, target: dict) -> dict:
+    old = processes.get_version(key, from_version)
     before = _elements(old.bpmn_xml, old.filename)
     after = _elements(new_xml, DRAFT_FILENAME)
     changed = []
@@ -366,6 +376,9 @@ def migrate_instance(actor: User, instance_id: int, version: int, reason: str | 
             raise Conflict(f"Instance {instance.id} is {instance.status}; only running instances can migrate.")
         if target.id == source.id:
             raise Conflict(f"Instance {instance.id} already runs on version {source.version}.")
+        if target.status != VERSION_APPROVED:
+            raise Conflict(f"Version {target.version} is {target.status}: instances move only onto an approved "
+                           "version.")
         outcome = engine.migrate(instance, target, engine_context(now))
         audit.record(actor, "instance.migrated", "instance", instance.id, instance_id=instance.id, at=now,
                      old={"process": source.definition.key, "version": source.version},

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 
 from app import engine
@@ -89,12 +90,13 @@ def record_failure(instance_id: int, err: Exception, now: datetime) -> None:
 
 def start_instance(process_key: str, actor: User, data: dict | None = None, *, title: str = "",
                    language: str | None = None, now: datetime | None = None) -> ProcessInstance:
-    """Start the latest version of a process as actor and run it to its first wait."""
+    """Start the effective version of a process (the newest approved one whose effective date has come) as actor and
+    run it to its first wait; 409 when the process has no effective version yet."""
     require_worker(actor)
     now = now or utcnow()
     forms.require_storable(data or {}, language or actor.language)
     with atomic():  # an unknown process rolls back too, so no read transaction (and lock) is left open
-        version = processes.get_version(process_key)
+        version = processes.version_to_start(process_key, now)
         instance = ProcessInstance(version=version, title=title or version.definition.name, started_by=actor,
                                    started_at=now, language=language or actor.language, status="running")
         db.session.add(instance)
@@ -109,7 +111,7 @@ def start_instance(process_key: str, actor: User, data: dict | None = None, *, t
 def get_instance(instance_id: int) -> ProcessInstance:
     instance = db.session.get(ProcessInstance, instance_id)
     if instance is None:
-        raise NotFound(f"No instance {instance_id}.")
+        raise NotFound(_("No instance %(id)s.", id=instance_id))
     return instance
 
 

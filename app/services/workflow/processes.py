@@ -1,21 +1,30 @@
 """Process definitions: validate and deploy BPMN files (with their DMN files) as immutable versions pinned to the
-versions of the processes they call; list and read them."""
+versions of the processes they call; list and read them; find the version new instances start on.
+
+A deployed version is a controlled document: it is pending until QA approves it (procedure_control.py) and new
+instances start on the newest version that is approved and effective. The one exception is the initial release at
+installation: a deploy by the system (no user: the command line or the set-up code) that names a release reason
+releases the first version of a procedure that has no approved version yet (see docs/studio.md).
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from app import engine
-from app.exceptions import BpmnProblem, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
+from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
 from app.extensions import db
 from app.models import ProcessDefinition, ProcessDraft, ProcessVersion, StudioForm, User
+from app.models.processes import VERSION_APPROVED, VERSION_CLOSED, VERSION_PENDING
+from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
 from app.services.evidence import audit
 from app.services.workflow import form_checks, registry
@@ -49,8 +58,50 @@ def _max_bytes() -> int:
 
 
 def _latest_version(key: str | None) -> ProcessVersion | None:
-    return db.session.scalar(select(ProcessVersion).join(ProcessDefinition).where(ProcessDefinition.key == key)
-                             .order_by(ProcessVersion.version.desc()).limit(1))
+    """The newest version of a process that is not rejected or withdrawn (pending or approved): what a new version
+    derives from, what a caller pins and whose decision tables a redeployed diagram keeps."""
+    return db.session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
+        ProcessDefinition.key == key, ProcessVersion.status.not_in(VERSION_CLOSED))
+        .order_by(ProcessVersion.version.desc()).limit(1))
+
+
+def _effective_clause(now: datetime):
+    # effective_at NULL: released at installation, effective from the start (no earlier version to take over from)
+    return (ProcessVersion.status == VERSION_APPROVED) & or_(ProcessVersion.effective_at.is_(None),
+                                                           ProcessVersion.effective_at <= now)
+
+
+def effective_version(key: str, now: datetime | None = None) -> ProcessVersion | None:
+    """The version new instances of a process start on at `now`: the newest approved one whose effective time has
+    come (None when there is none)."""
+    return db.session.scalar(select(ProcessVersion).join(ProcessDefinition).where(
+        ProcessDefinition.key == key, _effective_clause(now or utcnow()))
+        .order_by(ProcessVersion.version.desc()).limit(1))
+
+
+def version_to_start(key: str, now: datetime | None = None) -> ProcessVersion:
+    """The effective version of a process, refusing (409) when it has none yet: its versions await approval."""
+    definition = get_definition(key)
+    version = effective_version(key, now)
+    if version is None:
+        pending = [v.version for v in definition.versions if v.status == VERSION_PENDING]
+        raise Conflict(_("%(name)s has no effective version yet, so it cannot be started: %(state)s",
+                         name=definition.name,
+                         state=_("version %(version)s awaits approval by QA.", version=pending[0]) if pending
+                         else _("no version has been approved.")))
+    return version
+
+
+def startable(now: datetime | None = None) -> list[tuple[ProcessDefinition, ProcessVersion]]:
+    """Every process that has an effective version, with that version, by name."""
+    now = now or utcnow()
+    newest = (select(ProcessVersion.definition_id, func.max(ProcessVersion.version).label("version"))
+              .where(_effective_clause(now)).group_by(ProcessVersion.definition_id).subquery())
+    rows = db.session.execute(select(ProcessDefinition, ProcessVersion).join(
+        ProcessVersion, ProcessVersion.definition_id == ProcessDefinition.id).join(
+        newest, (newest.c.definition_id == ProcessVersion.definition_id) & (newest.c.version == ProcessVersion.version))
+        .order_by(ProcessDefinition.name))
+    return [(definition, version) for definition, version in rows]
 
 
 def check_diagram(data: bytes, filename: str, available_forms: dict[str, dict],
@@ -90,7 +141,7 @@ def _callee_versions(parsed: engine.ParsedDiagram, filename: str) -> list[Proces
 
 def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str, available_forms: dict[str, dict],
                 decisions: Mapping[str, bytes] | None = None, draft_id: int | None = None,
-                replace: bool = False) -> DeployResult:
+                replace: bool = False, release: str | None = None) -> DeployResult:
     parsed = check_diagram(data, filename, available_forms, decisions)
     callees = _callee_versions(parsed, filename)
     forms = {name: available_forms[name] for name in sorted(parsed.forms)}
@@ -111,11 +162,16 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
             "keeps too few of its element ids to be a new version of it. Give the diagram its own process id, or "
             "confirm that it replaces %(key)s (API: replace=true, CLI: --replace, studio: the \"replaces\" checkbox).",
             key=definition.key, name=definition.name, version=latest.version))
+    if actor is not None and not change_note.strip():  # the reason for the change is part of the controlled record
+        raise FormInvalid({"change_note": [_("Say what changed and why.")]},
+                          _("A reason for the change is required to deploy a new version."))
     definition.name = parsed.name
+    highest = db.session.scalar(select(func.max(ProcessVersion.version)).where(
+        ProcessVersion.definition_id == definition.id)) or 0  # rejected and withdrawn versions keep their numbers
     version = ProcessVersion(
-        definition=definition, version=(latest.version + 1) if latest else 1, filename=filename,
+        definition=definition, version=highest + 1, filename=filename,
         bpmn_xml=data.decode("utf-8"), forms=forms, decisions=parsed.decisions, content_hash=content_hash,
-        change_note=change_note, author_id=actor.id if actor else None, callees=callees)
+        change_note=change_note, author_id=actor.id if actor else None, callees=callees, status=VERSION_PENDING)
     db.session.add(version)
     db.session.flush()
     audit.record(actor, "process.deployed", "process_version", version.id,
@@ -124,8 +180,26 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
                       **({"decisions": sorted(parsed.decisions)} if parsed.decisions else {}),
                       **({"calls": {c.definition.key: c.version for c in callees}} if callees else {}),
                       **({"replaced": True} if replace else {}),
-                      **({"draft": draft_id} if draft_id is not None else {})})
+                      **({"draft": draft_id} if draft_id is not None else {}), "status": version.status})
+    if release is not None and _first_release(definition):
+        _release_at_installation(version, release)
     return DeployResult(version, created=True)
+
+
+def _first_release(definition: ProcessDefinition) -> bool:
+    """Tell whether no version of a procedure was ever approved: only then may the system release one itself."""
+    return db.session.scalar(select(ProcessVersion.id).where(
+        ProcessVersion.definition_id == definition.id, ProcessVersion.status == VERSION_APPROVED).limit(1)) is None
+
+
+def _release_at_installation(version: ProcessVersion, reason: str) -> None:
+    """Make a procedure's first version effective at once, released by the system (no approver, no signature)."""
+    now = utcnow()
+    version.status, version.decided_at, version.decision_reason = VERSION_APPROVED, now, reason
+    version.effective_at = None  # effective from the start: there was no earlier version
+    audit.record(None, "process.released", "process_version", version.id, at=now,
+                 new={"process": version.definition.key, "version": version.version, "by": "system at installation",
+                      "reason": reason})
 
 
 def _derived(data: bytes, filename: str, latest: ProcessVersion, draft_id: int | None) -> bool:
@@ -156,29 +230,39 @@ def available_forms() -> dict[str, dict]:
     return forms
 
 
-def _require_deployer(actor: User | None) -> None:
-    """Only process owners and admins deploy; None is the operator at the command line."""
+def _require_deployer(actor: User | None, change_note: str, release: str | None) -> None:
+    """Only process owners and admins deploy; None is the system (the operator at the command line, the set-up
+    code), the only one who may release a first version at installation."""
     if actor is not None and not actor.has_role(*OWNER_ROLES):
         raise PermissionDenied("Only process owners deploy procedures.")
+    if actor is not None and release is not None:
+        raise PermissionDenied(_("Only the system releases procedures at installation; a version deployed by a "
+                                 "user is approved by QA."))
+    if release is not None and not release.strip():
+        raise FormInvalid({"release": [_("Say why the procedures are released at installation.")]},
+                          _("A reason is required to release procedures at installation."))
 
 
 def deploy_file(data: bytes, filename: str, actor: User | None, change_note: str = "", *,
                 decisions: Mapping[str, bytes] | None = None, draft_id: int | None = None,
-                replace: bool = False) -> DeployResult:
-    """Validate one BPMN upload with its .dmn files and deploy it as the next version; identical content is a no-op.
+                replace: bool = False, release: str | None = None) -> DeployResult:
+    """Validate one BPMN upload with its .dmn files and deploy it as the next version, pending approval; identical
+    content is a no-op.
 
-    `replace` confirms that a diagram not derived from the latest version of its process id replaces it.
+    `replace` confirms that a diagram not derived from the latest version of its process id replaces it. `release`
+    (the system only) is the reason of an initial release at installation: see the module's docstring.
     """
-    _require_deployer(actor)
+    _require_deployer(actor, change_note, release)
     with atomic():
-        return _deploy_one(data, filename, actor, change_note, available_forms(), decisions, draft_id, replace)
+        return _deploy_one(data, filename, actor, change_note, available_forms(), decisions, draft_id, replace,
+                           release)
 
 
 def deploy_directory(directory: Path, actor: User | None, change_note: str = "", *,
-                     replace: bool = False) -> list[DeployResult]:
+                     replace: bool = False, release: str | None = None) -> list[DeployResult]:
     """Deploy every *.bpmn file of a directory, with the directory's .dmn files, in one transaction: all deploy,
-    or none on any error. Called processes deploy before their callers."""
-    _require_deployer(actor)
+    or none on any error. Called processes deploy before their callers. `release`: as for deploy_file."""
+    _require_deployer(actor, change_note, release)
     files = sorted(Path(directory).glob("*.bpmn"))
     if not files:
         raise NotFound(f"No .bpmn files in {directory}.")
@@ -189,7 +273,8 @@ def deploy_directory(directory: Path, actor: User | None, change_note: str = "",
     with atomic():
         for path, data in _callees_first({path: path.read_bytes() for path in files}):
             try:
-                results.append(_deploy_one(data, path.name, actor, change_note, forms, decisions, replace=replace))
+                results.append(_deploy_one(data, path.name, actor, change_note, forms, decisions, replace=replace,
+                                           release=release))
             except InvalidBpmn as err:
                 problems.append(err)
         if problems:
@@ -232,10 +317,9 @@ def get_definition(key: str) -> ProcessDefinition:
     return definition
 
 
-def is_deployed(key: str) -> bool:
-    """Tell whether a process has a deployed version."""
-    return db.session.scalar(select(ProcessVersion.id).join(ProcessDefinition).where(
-        ProcessDefinition.key == key).limit(1)) is not None
+def is_deployed(key: str, now: datetime | None = None) -> bool:
+    """Tell whether a process can start: it has an effective version (a pending one does not count)."""
+    return effective_version(key, now) is not None
 
 
 def get_version(key: str, version: int | None = None) -> ProcessVersion:

@@ -310,7 +310,7 @@ def test_unknown_records_answer_404_json(client, auth, method, path):
 
 # --- deploying diagrams ------------------------------------------------------------------------
 
-def _deploy(client, headers, content: str | bytes | None, filename: str = "capa.bpmn", note: str = "",
+def _deploy(client, headers, content: str | bytes | None, filename: str = "capa.bpmn", note: str = "test change",
             dmn: dict[str, bytes] | None = None, **fields):
     data = {"change_note": note, **fields}
     if content is not None:
@@ -331,6 +331,13 @@ def test_deploying_a_changed_capa_makes_version_2_once(client, auth):
     versions = client.get(f"{API}/processes/capa", headers=auth("qa")).get_json()["versions"]
     assert [(v["version"], v["change_note"], v["author"]) for v in versions] == [
         (2, "describe within 9 days", "owner"), (1, "test setup", None)]  # newest first
+    assert [v["status"] for v in versions] == ["pending", "effective"]
+    started = client.post(f"{API}/instances", headers=auth("qa"), json={"process": "capa"}).get_json()
+    assert started["version"] == 1  # a pending version is not used
+
+    approved = client.post(f"{API}/processes/capa/versions/2/approve", headers=auth("head"),
+                           json={"password": demo.DEMO_PASSWORD})
+    assert approved.status_code == 200, approved.get_json()
     started = client.post(f"{API}/instances", headers=auth("qa"), json={"process": "capa"}).get_json()
     assert started["version"] == 2
 

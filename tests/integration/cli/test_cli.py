@@ -14,7 +14,7 @@ from app.extensions import db
 from app.models import ApiToken, AuditEvent, ProcessDefinition, ProcessInstance, ProcessVersion, User
 from app.models.audit import DROP_APPEND_ONLY_SQL
 from app.services import demo
-from app.services.workflow import instances, tasks
+from app.services.workflow import instances, processes, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import STEPS, ready_task
 from tests.integration.diagrams import (
@@ -27,6 +27,7 @@ from tests.integration.diagrams import (
     callee,
     capa_variant,
 )
+from tests.integration.releases import approve
 
 
 def _write(directory, files: dict[str, str]):
@@ -57,7 +58,7 @@ def test_a_changed_diagram_is_version_2_and_running_instances_stay_on_version_1(
     result = runner.invoke(args=["processes", "deploy", str(directory), "--note", "describe within 9 days"])
 
     assert result.exit_code == 0, result.output
-    assert "capa: deployed as version 2" in result.output
+    assert "capa: deployed as version 2 (pending QA approval)" in result.output
     assert _versions() == [1, 2]
     assert ready_task(before.id, "describe_problem").due_at == T0 + timedelta(days=2)
     for element, username, data in STEPS[:2]:
@@ -65,6 +66,8 @@ def test_a_changed_diagram_is_version_2_and_running_instances_stay_on_version_1(
     db.session.refresh(before)
     assert before.version.version == 1
     assert ready_task(before.id, "investigation") is not None
+    assert instances.start_instance("capa", user("qa"), title="Still v1", now=T0).version.version == 1
+    approve(processes.get_version("capa", 2))
     after = instances.start_instance("capa", user("qa"), title="Started on v2", now=T0)
     assert after.version.version == 2
     assert ready_task(after.id, "describe_problem").due_at == T0 + timedelta(days=9)

@@ -15,6 +15,7 @@ from app.services.workflow import instances, processes, tasks
 from tests.conftest import ROOT, T0
 from tests.integration.capa_steps import PROBLEM, ready_task
 from tests.integration.diagrams import CALLER, DIFFERENT_CAPA, callee
+from tests.integration.releases import deploy_effective
 from tests.integration.services.scenarios import diagram, user_task
 
 ESCALATION = {"escalation_action": "Looked at it"}
@@ -33,20 +34,20 @@ def complete(instance_id: int, element: str, user, data: dict) -> None:
 
 def test_a_call_to_a_process_that_is_not_deployed_is_refused_by_its_call_activity(seeded):
     with pytest.raises(InvalidBpmn) as caught:
-        processes.deploy_file(CALLER, "inspection_round.bpmn", admin())
+        processes.deploy_file(CALLER, "inspection_round.bpmn", admin(), "first issue")
     (problem,) = caught.value.problems
     assert problem.element_id == "run_checklist" and problem.line
     assert "calls process checklist, which is not deployed: deploy checklist first" in problem.message
 
 
 def test_a_caller_runs_the_callee_version_it_was_deployed_against(seeded, user):
-    first_callee = processes.deploy_file(callee("v1"), "checklist.bpmn", admin()).version
-    caller = processes.deploy_file(CALLER, "inspection_round.bpmn", admin()).version
+    first_callee = deploy_effective(callee("v1"), "checklist.bpmn").version
+    caller = deploy_effective(CALLER, "inspection_round.bpmn").version
     assert [(c.definition.key, c.version) for c in caller.callees] == [("checklist", 1)]
     running = instances.start_instance("inspection_round", user("qa"), now=T0)
     runner._SPEC_CACHE.clear()
 
-    processes.deploy_file(callee("v2"), "checklist.bpmn", admin())
+    deploy_effective(callee("v2"), "checklist.bpmn")
     complete(running.id, "prepare", user("qa"), ESCALATION)
     started_after = instances.start_instance("inspection_round", user("qa"), now=T0)
     complete(started_after.id, "prepare", user("qa"), ESCALATION)
@@ -57,9 +58,9 @@ def test_a_caller_runs_the_callee_version_it_was_deployed_against(seeded, user):
         assert ready_task(instance_id, "review") is not None
     assert first_callee.version == 1
 
-    redeployed = processes.deploy_file(CALLER, "inspection_round.bpmn", admin())  # picks up the new callee
+    redeployed = processes.deploy_file(CALLER, "inspection_round.bpmn", admin(), "new checklist")  # the new callee
     assert redeployed.created and [c.version for c in redeployed.version.callees] == [2]
-    assert processes.deploy_file(CALLER, "inspection_round.bpmn", admin()).created is False
+    assert processes.deploy_file(CALLER, "inspection_round.bpmn", admin(), "again").created is False
 
 
 def test_a_user_task_of_the_callee_opens_with_the_form_frozen_from_the_callee_version(seeded, user):
@@ -70,8 +71,8 @@ def test_a_user_task_of_the_callee_opens_with_the_form_frozen_from_the_callee_ve
     <bpmn:sequenceFlow id="c2" sourceRef="c_check" targetRef="c_end"/>
     <bpmn:endEvent id="c_end"/>
 """, lane_nodes=["c_start", "c_check", "c_end"])
-    processes.deploy_file(checklist, "checklist.bpmn", admin())
-    assert "capa_problem.schema.json" in processes.deploy_file(CALLER, "inspection_round.bpmn", admin()).version.forms
+    deploy_effective(checklist, "checklist.bpmn")
+    assert "capa_problem.schema.json" in deploy_effective(CALLER, "inspection_round.bpmn").version.forms
     instance = instances.start_instance("inspection_round", user("qa"), now=T0)
 
     complete(instance.id, "prepare", user("qa"), ESCALATION)
@@ -129,12 +130,12 @@ def test_a_business_rule_task_without_its_dmn_file_is_refused(seeded):
     data = (ROOT / "processes" / "capa.bpmn").read_bytes().replace(b'<bpmn:process id="capa"',
                                                                    b'<bpmn:process id="capa_copy"')
     with pytest.raises(InvalidBpmn) as caught:
-        processes.deploy_file(data, "capa_copy.bpmn", admin())
+        processes.deploy_file(data, "capa_copy.bpmn", admin(), "a copy")
     assert any(p.element_id == "rate_risk" and "deploy the .dmn file together with the .bpmn" in p.message
                for p in caught.value.problems)
 
     dmn = (ROOT / "processes" / "capa_risk.dmn").read_bytes()
-    result = processes.deploy_file(data, "capa_copy.bpmn", admin(), decisions={"capa_risk.dmn": dmn})
+    result = processes.deploy_file(data, "capa_copy.bpmn", admin(), "a copy", decisions={"capa_risk.dmn": dmn})
     assert set(result.version.decisions) == {"capa_risk.dmn"}
 
 
@@ -145,7 +146,7 @@ def test_a_different_procedure_under_a_taken_process_id_needs_a_confirmation(see
     latest = processes.get_version("capa").version
 
     with pytest.raises(ProcessIdTaken) as caught:
-        processes.deploy_file(stranger, "capa.bpmn", admin())
+        processes.deploy_file(stranger, "capa.bpmn", admin(), "a stranger")
     assert caught.value.status == 409 and "--replace" in caught.value.message
     assert processes.get_version("capa").version == latest
 

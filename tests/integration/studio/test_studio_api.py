@@ -19,6 +19,7 @@ from tests.integration.diagrams import (
     capa_variant,
     line_of,
 )
+from tests.integration.releases import approve
 from tests.integration.studio.capa_versions import WITHOUT_DESCRIBE, capa_v2
 
 XML = "application/xml"
@@ -178,11 +179,13 @@ def test_diff_needs_a_key_and_two_sides(surface, query):
 
 
 def test_migrate_moves_an_instance_and_refuses_a_missing_step_with_409(surface, user):
-    from app.services.workflow import instances
+    from app.services.workflow import instances, processes
     instance = instances.start_instance("capa", user("qa"), title="Burr on hub")
     surface.call("post", f"/drafts/{surface.new_draft(capa_v2())}/deploy", json={"change_note": "triage"})
     surface.call("post", f"/drafts/{surface.new_draft(capa_variant(WITHOUT_DESCRIBE))}/deploy",
                  json={"change_note": "no description"})
+    approve(processes.get_version("capa", 2))  # instances move only onto approved versions
+    approve(processes.get_version("capa", 3))
     refused = surface.call("post", f"/instances/{instance.id}/migrate", json={"version": 3, "reason": "try"})
     assert refused.status_code == 409
     assert "describe_problem" in refused.get_json()["message"]
