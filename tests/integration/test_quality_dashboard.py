@@ -324,3 +324,17 @@ def test_the_page_reads_in_chinese(client, board):
     assert "质量看板" in page and "按级别和状态的召回" in page and "通知期限" in page
     refused = client.get(_url("dashboard.index", **{"from": "2026-13-01"})).get_data(as_text=True)
     assert "2026-13-01 不是日期" in refused
+
+
+def test_a_figures_list_pages_with_its_figure_key_and_period(client, board):
+    client.application.config["PAGE_SIZE"] = 1
+    login(client, "head")
+    period = board["period"]
+    response = client.get(_url("dashboard.rows", figure="recalls", key=["I", "running"], **period))
+    first = response.get_data(as_text=True)
+    assert response.status_code == 200 and "figure-row" in first, first[first.find("<main"):][:1500]
+    assert first.count('data-testid="figure-row"') == 1 and "Page 1 of 2" in first
+    next_href = re.search(r'href="([^"]*page=2[^"]*)"', first).group(1).replace("&amp;", "&")
+    assert next_href.startswith("/dashboard/recalls?") and "key=I" in next_href and f"from={period['from']}" in next_href
+    second = client.get(next_href).get_data(as_text=True)
+    assert second.count('data-testid="figure-row"') == 1 and "Page 2 of 2" in second
