@@ -205,9 +205,13 @@ class Deployment:
         self.migrate()
         script = ("import sys\nfrom wsgi import app\nfrom app.services import demo, users\n"
                   "from app.services.workflow import processes\n"
+                  "import inspect\n"
                   "with app.app_context():\n"
                   "    demo.seed_people()\n"
-                  f"    processes.deploy_file(sys.stdin.buffer.read(), {filename!r}, None, 'bench')\n"
+                  # Released at installation as the shipped procedures are (where versions await QA's approval).
+                  "    release = ({'release': 'bench procedure released at installation'} if 'release' in\n"
+                  "               inspect.signature(processes.deploy_file).parameters else {})\n"
+                  f"    processes.deploy_file(sys.stdin.buffer.read(), {filename!r}, None, 'bench', **release)\n"
                   f"    print(users.issue_token({username!r}, name='bench'))\n")
         return self.python(script, bpmn.encode()).strip().splitlines()[-1]
 
@@ -270,16 +274,18 @@ class Deployment:
         if not isinstance(process, int):
             process.wait()
 
-    def restart_web_after_master_killed(self, orphans: list[int], timeout: float = 30) -> None:
+    def restart_web_after_master_killed(self, orphans: list[int], timeout: float = 30) -> float:
         """Start gunicorn again once the killed master's workers left (they notice their parent is gone and stop
-        after the requests in flight); any still there after timeout are killed too."""
-        deadline = time.monotonic() + timeout
-        while any(alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        after the requests in flight); any still there after timeout are killed too. Return how long they took."""
+        began = time.monotonic()
+        while any(alive(pid) for pid in orphans) and time.monotonic() < began + timeout:
             time.sleep(0.1)
         for pid in orphans:
             if alive(pid):
                 self.kill(pid)
+        left = time.monotonic() - began
         self.start_web()
+        return left
 
     def replace_scheduler(self, process: subprocess.Popen) -> subprocess.Popen:
         self.scheduler_processes.remove(process)
