@@ -1,6 +1,6 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
 from app.services.workflow import registry
-from handlers import capa, deadlines, lots, recalls, supplier_returns
+from handlers import capa, conditions, deadlines, lots, recalls, supplier_returns
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -68,6 +68,11 @@ _HANDLERS: dict[str, Handler] = {
                                                    "Set the approved-supplier status decided in the return"),
     "supplier_return.render": Handler(supplier_returns.render, supplier_returns.RenderParams,
                                       "Render a supplier return document with the SCAR rounds and the return record"),
+    "excursion.apply_decisions": Handler(conditions.apply_decisions, conditions.DecisionParams,
+                                         "Carry out a deviation's signed per-lot decisions: lift its hold on the "
+                                         "lots released, scrap the others, close the excursion"),
+    "excursion.open_capa": Handler(conditions.open_capa, conditions.CapaParams,
+                                   "Start a CAPA about an excursion, linked to every lot it held"),
     "deadlines.start": Handler(deadlines.start, deadlines.StartParams,
                                "Start regulatory deadlines (durations or working days) met by named steps"),
     "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,

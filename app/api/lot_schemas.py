@@ -5,7 +5,7 @@ from marshmallow import INCLUDE, fields, post_load, validate
 
 from app.api.base import ErrorSchema, Schema, refused_rows
 from app.api.schemas import AuditSchema
-from app.services.lots import import_rules
+from app.services.lots import conditions, import_rules  # noqa: F401 - conditions registers sensors, readings
 
 # URL and form spelling of the importable kinds: "product-lots" for import_rules.KINDS["product_lots"].
 API_KINDS = {name.replace("_", "-"): name for name in import_rules.KINDS}
@@ -31,6 +31,11 @@ class ProductSchema(Schema):
     registration_expiry = fields.Date(allow_none=True)
     device_class = fields.Str()
     sterile = fields.Bool()
+    storage_temp_min = fields.Float(allow_none=True, metadata={"description": "storage range, degrees Celsius"})
+    storage_temp_max = fields.Float(allow_none=True)
+    storage_rh_min = fields.Float(allow_none=True, metadata={"description": "storage range, %RH"})
+    storage_rh_max = fields.Float(allow_none=True)
+    excursion_tolerance_minutes = fields.Int(metadata={"description": "minutes out of range tolerated, cumulative"})
 
 
 class SupplierSchema(Schema):

@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see every table."""
 from app.models.audit import AuditEvent, AuditHead
 from app.models.calendars import CalendarDay
+from app.models.conditions import Excursion, Reading, Sensor
 from app.models.evidence import Document, Signature
 from app.models.instances import Incident, ProcessInstance, Task
 from app.models.lots import (
@@ -30,5 +31,5 @@ __all__ = [
     "OutboxMessage", "ProcessDefinition", "ProcessInstance", "ProcessVersion", "Signature", "Task", "User",
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
-    "ScarRequest", "SupplierReturn", "ProcessDraft", "StudioForm", "UserSession",
+    "ScarRequest", "SupplierReturn", "Excursion", "Reading", "Sensor", "ProcessDraft", "StudioForm", "UserSession",
 ]

@@ -31,6 +31,13 @@ class Product(db.Model):
     registration_expiry: Mapped[date | None]
     device_class: Mapped[str] = mapped_column(String(10), default="")
     sterile: Mapped[bool] = mapped_column(default=False)  # a sterile product's lots need a sterilization batch
+    # Storage conditions (issue 23): a range in degrees Celsius and optionally in %RH, and how many minutes out
+    # of range, cumulative within the excursion window, are tolerated before it is an excursion.
+    storage_temp_min: Mapped[float | None]
+    storage_temp_max: Mapped[float | None]
+    storage_rh_min: Mapped[float | None]
+    storage_rh_max: Mapped[float | None]
+    excursion_tolerance_minutes: Mapped[int] = mapped_column(default=30, server_default="30")
 
 
 class Supplier(db.Model):

@@ -35,6 +35,7 @@ def register_web(app: Flask) -> None:
         admin,
         audit_workspace,
         auth,
+        conditions,
         dashboard,
         display,
         inbox,
@@ -49,7 +50,7 @@ def register_web(app: Flask) -> None:
         tokens,
     )
 
-    for module in (auth, inbox, instances, processes, lots, recalls, supplier_returns, admin, studio,
+    for module in (auth, inbox, instances, processes, lots, conditions, recalls, supplier_returns, admin, studio,
                    studio_api, studio_forms, tokens):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)

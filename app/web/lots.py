@@ -23,7 +23,7 @@ from flask_login import current_user, login_required
 
 from app import jobs
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
-from app.services.lots import import_rules, imports, lots, trace
+from app.services.lots import conditions, import_rules, imports, lots, trace
 from app.services.procedures import supplier_returns
 from app.services.workflow import plant_time
 from app.services.workflow.forms import Field
@@ -204,7 +204,9 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
                            release=lots.release_checks(page.lot, _today()),
                            next_statuses=[status for status in lots.TRANSITIONS[page.lot.status]
                                           if status not in lots.MATERIAL_ONLY_STATUSES],
-                           can_change=_can_change_status(), status_error=error, days=_near_expiry_days()), status
+                           can_change=_can_change_status(), status_error=error, days=_near_expiry_days(),
+                           excursions=conditions.excursions_for_lot(lot_id), holds=conditions.holds_for_lot(lot_id)), \
+        status
 
 
 def _render_material_lot(lot_id: int, error: str | None = None, status: int = 200):

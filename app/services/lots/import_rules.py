@@ -84,6 +84,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_shippable": ("lot {value} is {status} and cannot be shipped", "批次 {value} 状态为 {status}，不能发货"),
     "expired_at_shipment": ("lot {value} expired on {expiry}", "批次 {value} 已于 {expiry} 过期"),
     "empty_file": ("the file has no data rows", "文件没有数据行"),
+    "out_of_bounds": ("must be between {low} and {high}", "必须在 {low} 与 {high} 之间"),
+    "unknown_sensor": ("unknown sensor {value}", "未知传感器 {value}"),
+    "bad_timestamp": ("is not a date and time (e.g. 2026-12-01 08:05, with +08:00 or Z for a time zone)",
+                      "不是日期时间（例如 2026-12-01 08:05，时区写作 +08:00 或 Z）"),
+    "bad_unit": ("must be C, F or %RH", "必须是 C、F 或 %RH"),
+    "unit_mismatch": ("{unit} does not fit sensor {sensor}, which measures {quantity}",
+                      "{unit} 与传感器 {sensor} 不符（其测量{quantity}）"),
+    "physical_bounds": ("{value} {unit} is outside the physical range {low} to {high}",
+                        "{value} {unit} 超出物理范围 {low} 至 {high}"),
+    "clock_order": ("is earlier than the reading of sensor {sensor} on line {other}",
+                    "早于第 {other} 行传感器 {sensor} 的读数"),
+    "conflicting_duplicate": ("sensor {sensor} already has {existing} at this time ({where}); this row says {value}",
+                              "传感器 {sensor} 在此时刻已有读数 {existing}（{where}），本行为 {value}"),
+    "shipment_required": ("a shipment sensor needs a shipment document no.", "随货传感器须填写发货单据号"),
+    "location_required": ("a warehouse or vehicle sensor needs a location", "库位或车辆传感器须填写位置"),
+    "unknown_shipment": ("unknown shipment document no. {value}", "未知发货单据号 {value}"),
+    "too_many_rows": ("more than {limit} readings in one batch", "一批读数超过 {limit} 条"),
 }
 
 
@@ -159,6 +176,22 @@ def decimal_quantity(value: Any) -> float:
     if number < 0:
         raise RowProblem("negative")
     return number
+
+
+def number(lowest: float, highest: float) -> Parser:
+    """A decimal number within physical bounds (a storage range in degrees Celsius or %RH)."""
+    def parse(value: Any) -> float:
+        try:
+            result = float(str(value).strip().replace(",", ".")) if not isinstance(value, int | float) else value
+        except (TypeError, ValueError):
+            raise RowProblem("bad_number") from None
+        if isinstance(value, bool) or not math.isfinite(result):
+            raise RowProblem("bad_number")
+        if not lowest <= result <= highest:
+            raise RowProblem("out_of_bounds", low=lowest, high=highest)
+        return float(result)
+    parse.bounds = (lowest, highest)
+    return parse
 
 
 def choice(choices: tuple[str, ...]) -> Parser:
@@ -244,6 +277,8 @@ class ImportState:
     created_ids: list[int] = field(default_factory=list)
     seen: dict[Any, int] = field(default_factory=dict)
     pending: list[Any] = field(default_factory=list)
+    skipped: int = 0  # rows left out on purpose (a reading already stored, identical)
+    context: dict[str, Any] = field(default_factory=dict)  # what a kind keeps across chunks (sensors, clocks)
 
     def refuse(self, line: int, column: str, code: str, **params: Any) -> None:
         self.error_count += 1
@@ -317,8 +352,17 @@ def _present(values: dict, *without: str) -> dict:
     return {k: v for k, v in values.items() if v is not None and k not in without}
 
 
+def _storage_ranges(state: ImportState, rows: list[Row]) -> Iterator[Row]:
+    """Yield the rows whose storage ranges have their minimum at or below their maximum."""
+    for row in rows:
+        if _date_order(state, row, "storage_temp_min", "storage_temp_max") and \
+                _date_order(state, row, "storage_rh_min", "storage_rh_max"):
+            yield row
+
+
 def _products(state: ImportState, rows: list[Row]) -> None:
-    state.write(Product, [_present(row.values) for row in _not_taken(state, rows, Product.gtin, "gtin")])
+    state.write(Product, [_present(row.values) for row in _not_taken(
+        state, list(_storage_ranges(state, rows)), Product.gtin, "gtin")])
 
 
 def _suppliers(state: ImportState, rows: list[Row]) -> None:
@@ -589,6 +633,12 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
         Column("registration_expiry", parse_date, False, "Registration expiry", "注册证有效期至"),
         Column("device_class", choice(DEVICE_CLASSES), False, "Device class", "管理类别", ""),
         Column("sterile", boolean, False, "Sterile", "无菌", False),
+        Column("storage_temp_min", number(-200, 200), False, "Storage temperature min (°C)", "储存温度下限（°C）"),
+        Column("storage_temp_max", number(-200, 200), False, "Storage temperature max (°C)", "储存温度上限（°C）"),
+        Column("storage_rh_min", number(0, 100), False, "Storage humidity min (%RH)", "储存湿度下限（%RH）"),
+        Column("storage_rh_max", number(0, 100), False, "Storage humidity max (%RH)", "储存湿度上限（%RH）"),
+        Column("excursion_tolerance_minutes", integer(0), False, "Excursion tolerance (minutes out of range)",
+               "偏离容许时间（超出范围的累计分钟）", 30),
     ), ("gtin",), _products),
     Kind("suppliers", "Suppliers", "供应商", (
         Column("code", text(60), True, "Code", "编码"),

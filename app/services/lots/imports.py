@@ -28,7 +28,7 @@ from app.models import (
 )
 from app.models.types import utcnow
 from app.services.evidence import audit
-from app.services.lots import lots
+from app.services.lots import conditions, lots  # noqa: F401 - conditions registers the sensor and reading kinds
 from app.services.lots.import_rules import EXTENSIONS, ImportState, Kind, get_kind, import_rows, reason_text
 from app.services.workflow import instances
 from app.services.workflow.transaction import atomic
@@ -214,7 +214,7 @@ def run_import(job_id: int, now: datetime | None = None,
                 import_rows(kind, rows, state, report)
             job = db.session.get(ImportJob, job_id)
             job.status, job.total_rows, job.imported_rows = "succeeded", state.written, state.written
-            job.message, job.finished_at, job.rows_read = "", utcnow(), state.written
+            job.message, job.finished_at, job.rows_read = skipped_note(state.skipped), utcnow(), state.written
             audit.record(actor, "import.completed", "import_job", job.id, at=now,
                          new={"kind": job.kind, "file": job.filename, "sha256": job.sha256, "rows": state.written})
     except ImportRefused as refused:
@@ -226,6 +226,11 @@ def run_import(job_id: int, now: datetime | None = None,
         with _progress_lock:
             _progress.pop(job_id, None)
     return db.session.get(ImportJob, job_id)
+
+
+def skipped_note(skipped: int) -> str:
+    """What a succeeded job says about rows left out on purpose (readings already stored, identical)."""
+    return f"{skipped} row(s) already stored with the same value were skipped." if skipped else ""
 
 
 def _finish_failed(job_id: int, message: str, errors: list[dict], error_count: int) -> None:

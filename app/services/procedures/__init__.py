@@ -5,5 +5,5 @@ checks with the workflow registry when imported; `register_all()` imports them a
 
 def register_all() -> None:
     """Import every module that registers form checks (procedures and lot data) so the registry is complete."""
-    from app.services.lots import lots  # noqa: F401
+    from app.services.lots import conditions, lots  # noqa: F401
     from app.services.procedures import capa, recalls, supplier_returns  # noqa: F401

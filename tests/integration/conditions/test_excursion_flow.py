@@ -1,0 +1,82 @@
+"""End to end: a logger file with a 45-minute excursion above 8 °C holds the cold room's lots and starts the
+deviation assessment; the signed decision releases one lot from hold and scraps the other."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app.extensions import db
+from app.models import Document, Excursion, ImportJob, ProcessInstance, Reading
+from tests.conftest import T0
+from tests.integration.conditions.conftest import holds, logger_csv, ready, run_file, step
+
+ASSESS = {"stability_reference": "STAB-2025-07: 25 °C for 14 days without change",
+          "mkt_assessment": "Maximum 9.6 °C for 45 min, MKT of the excursion 9.5 °C: well inside the stability data.",
+          "impact": "No impact on sterility or the adhesive; the kit tolerates 25 °C for 14 days.",
+          "root_cause": "Door left open during a delivery.",
+          "decisions": [{"lot_number": "C1", "decision": "release", "justification": "Covered by stability data"},
+                        {"lot_number": "C2", "decision": "scrap", "justification": "Kept by the customer's wish"}]}
+
+
+def excursion_file() -> bytes:
+    # 24 readings at 5 °C, 9 at 9.6 °C (45 minutes), 24 at 5 °C
+    return logger_csv([5.0] * 24 + [9.6] * 9 + [5.0] * 24)
+
+
+def test_logger_file_with_an_excursion_holds_the_lots_and_the_signed_decision_disposes_of_them(cold_room, user):
+    job = run_file(excursion_file(), user)
+    assert (job.status, job.imported_rows) == ("succeeded", 57), job.errors
+    excursion = db.session.scalar(db.select(Excursion))
+    assert excursion.minutes_out == 45 and excursion.max_value == 960 and excursion.min_value == 960
+    assert excursion.mkt == 960 and excursion.lots == ["C1", "C2"]
+    assert {lot: cold_room[lot].status for lot in ("C1", "C2", "C3")} == {
+        "C1": "hold", "C2": "hold", "C3": "released"}
+    instance = db.session.get(ProcessInstance, excursion.instance_id)
+    assert instance.version.definition.key == "deviation" and instance.status == "running"
+    assert ready(instance.id, "assess") is not None
+
+    step(instance.id, "assess", ASSESS, user, "qa")
+    step(instance.id, "approve", {"approval": "approve"}, user, "head", now=T0 + timedelta(hours=2), signed=True)
+
+    db.session.expire_all()
+    assert db.session.get(ProcessInstance, instance.id).status == "completed"
+    assert (cold_room["C1"].status, cold_room["C2"].status) == ("released", "scrapped")
+    assert all(link.lifted_at is not None for lot in ("C1", "C2") for link in holds(cold_room[lot]))
+    excursion = db.session.get(Excursion, excursion.id)
+    assert excursion.status == "closed"
+    assert excursion.decisions == [{"lot_number": "C1", "decision": "release"},
+                                   {"lot_number": "C2", "decision": "scrap"}]
+    report = db.session.scalar(db.select(Document).where(Document.instance_id == instance.id))
+    assert report.kind == "deviation_report"
+
+
+def test_the_same_file_again_is_skipped_and_starts_nothing(cold_room, user):
+    run_file(excursion_file(), user)
+    again = run_file(excursion_file(), user, filename="again.csv")
+    assert again.status == "succeeded" and again.imported_rows == 0
+    assert db.session.scalar(db.select(db.func.count()).select_from(Reading)) == 57
+    assert db.session.scalar(db.select(db.func.count()).select_from(Excursion)) == 1
+    assert db.session.scalar(db.select(db.func.count()).select_from(ImportJob)) == 2
+
+
+def test_pages_show_the_chart_with_its_band_the_excursion_and_the_lots_holds(cold_room, user, client):
+    from tests.conftest import login
+    run_file(excursion_file(), user)
+    excursion = db.session.scalar(db.select(Excursion))
+    login(client, "head")
+    sensor_page = client.get(f"/conditions/sensors/{excursion.sensor_id}?days=1")
+    assert sensor_page.status_code == 200
+    html = sensor_page.get_data(as_text=True)
+    assert 'data-testid="allowed-band"' in html and 'data-testid="readings-line"' in html
+    assert 'data-testid="excursion-mark"' in html and "57 readings" in html and "C1" in html
+    detail = client.get(f"/conditions/excursions/{excursion.id}").get_data(as_text=True)
+    assert 'data-testid="minutes-out">45.0' in detail and "9.6 °C" in detail
+    assert 'data-testid="deviation-link"' in detail
+    lot_page = client.get(f"/lots/product-lots/{cold_room['C1'].id}").get_data(as_text=True)
+    assert 'data-testid="lot-excursions"' in lot_page and f"#{excursion.id}" in lot_page
+    assert 'data-testid="lot-holds"' in lot_page
+    assert 'data-testid="open-excursions"' in client.get("/conditions/").get_data(as_text=True)
+    assert client.get("/conditions/excursions?status=open").status_code == 200
+    assert client.get("/conditions/sensors/999").status_code == 404
+    client.get("/language/zh_CN")
+    chinese = client.get(f"/conditions/excursions/{excursion.id}").get_data(as_text=True)
+    assert "平均动力学温度" in chinese
