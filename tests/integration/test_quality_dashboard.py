@@ -335,6 +335,7 @@ def test_a_figures_list_pages_with_its_figure_key_and_period(client, board):
     assert response.status_code == 200 and "figure-row" in first, first[first.find("<main"):][:1500]
     assert first.count('data-testid="figure-row"') == 1 and "Page 1 of 2" in first
     next_href = re.search(r'href="([^"]*page=2[^"]*)"', first).group(1).replace("&amp;", "&")
-    assert next_href.startswith("/dashboard/recalls?") and "key=I" in next_href and f"from={period['from']}" in next_href
+    assert next_href.startswith("/dashboard/recalls?") and "key=I" in next_href and "key=running" in next_href
+    assert f"from={period['from']}" in next_href
     second = client.get(next_href).get_data(as_text=True)
     assert second.count('data-testid="figure-row"') == 1 and "Page 2 of 2" in second
