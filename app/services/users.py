@@ -391,7 +391,8 @@ def create_user(actor: User | None, *, username: str, full_name: str, email: str
         if errors:
             raise FormInvalid(errors, _("The user was not created: the form has errors."))
         user = User(username=username, full_name=full_name, email=email, password_hash=hash_password(password),
-                    roles_csv=_roles_csv(roles), language=language, groups=group_rows)
+                    roles_csv=_roles_csv(roles), language=language, groups=group_rows,
+                    password_change_required=actor is not None)
         db.session.add(user)
         db.session.flush()
         audit.record(actor, "user.created", "user", user.id, new={
@@ -492,8 +493,9 @@ def set_active(actor: User | None, user_id: int, active: bool, *, reason: str = 
 
 
 def reset_password(actor: User | None, user_id: int, password: str, now: datetime | None = None) -> User:
-    """Give a user a new password (admins) that follows the password policy; the lock-out is lifted and the
-    user's open sessions end. Audited as user.password_reset (never the password)."""
+    """Give a user a new password (admins) that follows the password policy; the lock-out is lifted, the user's
+    open sessions end and they choose their own password at the next sign-in. Audited as user.password_reset
+    (never the password)."""
     _require_admin(actor)
     now = now or utcnow()
     with atomic():
@@ -505,6 +507,7 @@ def reset_password(actor: User | None, user_id: int, password: str, now: datetim
         user.password_hash = hash_password(password)
         user.failed_logins = 0
         user.locked_until = None
+        user.password_change_required = actor is not None and actor.id != user.id
         ended = _end_sessions(user, now)
         audit.record(actor, "user.password_reset", "user", user.id, new={"sessions_ended": ended}, at=now)
         keep_loaded(user)
@@ -528,3 +531,44 @@ def open_sessions(user_id: int, now: datetime | None = None) -> int:
 def locked_out(user: User, now: datetime | None = None) -> bool:
     """Say whether wrong passwords have locked the account for now."""
     return user.locked_until is not None and user.locked_until > (now or utcnow())
+
+
+def change_own_password(user: User, *, current: str, new: str, confirm: str, session_key: str | None = None,
+                        now: datetime | None = None) -> User:
+    """A user replaces their password: the current one is checked (a wrong one counts toward the lock-out, as
+    at sign-in), the new one follows the password policy, differs from the current one and is typed twice. The
+    user's other sessions end; the one that changed it stays. Audited as user.password_changed."""
+    now = now or utcnow()
+    config = current_app.config
+    with atomic():
+        user = get_user(user.id)
+        try:
+            check_password(user, current, now=now, max_failures=config["LOGIN_MAX_FAILURES"],
+                           lockout=timedelta(minutes=config["LOGIN_LOCKOUT_MINUTES"]), purpose="password_change")
+        except LoginFailed as err:
+            db.session.commit()  # the failed attempt (and a lock-out) is recorded, as a failed sign-in is
+            raise FormInvalid({"current": [_("The current password is wrong.") if not isinstance(err, AccountLocked)
+                                           else _("Too many wrong passwords: the account is locked for now.")]},
+                              _("The password was not changed.")) from None
+        errors: dict[str, list[str]] = {}
+        problems = password_problems(new, user.username)
+        if problems:
+            errors["new"] = problems
+        elif new == current:
+            errors["new"] = [_("Choose a password other than the current one.")]
+        if new != confirm:
+            errors["confirm"] = [_("The two new passwords differ.")]
+        if errors:
+            raise FormInvalid(errors, _("The password was not changed."))
+        user.password_hash = hash_password(new)
+        user.password_change_required = False
+        kept = _token_hash(session_key) if session_key else None
+        ended = 0
+        for row in db.session.scalars(select(UserSession).where(UserSession.user_id == user.id,
+                                                                UserSession.ended_at.is_(None))):
+            if row.id != kept:
+                row.ended_at = now
+                ended += 1
+        audit.record(user, "user.password_changed", "user", user.id, new={"other_sessions_ended": ended}, at=now)
+        keep_loaded(user)
+    return user

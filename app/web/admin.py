@@ -144,8 +144,8 @@ def user_create():
                                  password=request.form.get("password", ""), **_account_fields())
     except FormInvalid as err:
         return _new_user_page(err.errors, err.message, err.status)
-    flash(_("User %(name)s created. Give them their initial password through a trusted channel.",
-            name=user.username), "success")
+    flash(_("User %(name)s created. Give them their initial password through a trusted channel; they choose their "
+            "own at the first sign-in.", name=user.username), "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
@@ -215,7 +215,7 @@ def user_password(user_id: int):
     except QualiflowError as err:
         return _user_refused(user_id, "password", err)
     flash(_("The password was reset and the user's sessions ended. Give them the new password through a "
-            "trusted channel."), "success")
+            "trusted channel; they choose their own at the next sign-in."), "success")
     return redirect(url_for("admin.user_detail", user_id=user_id))
 
 

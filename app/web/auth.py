@@ -13,6 +13,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app import security
+from app.exceptions import FormInvalid
 from app.extensions import login_manager
 from app.services import users
 
@@ -79,4 +80,47 @@ def logout():
 def language(code: str):
     if code in ("en", "zh_CN"):
         session["lang"] = code
+    return redirect(_safe_next(request.args.get("next")))
+
+
+# --- changing one's own password ------------------------------------------------------------------------------------
+
+# What a user whose password an administrator set may still open before choosing their own.
+OPEN_WHILE_CHANGE_REQUIRED = {"auth.change_password", "auth.change_password_submit", "auth.logout", "auth.language",
+                              "auth.login", "static"}
+
+
+@bp.before_app_request
+def require_own_password():
+    """After an administrator set the password (a new account, a reset), every page leads to the change page
+    until the user has chosen their own. The API answers as before: its tokens are issued by the user."""
+    if (request.endpoint in OPEN_WHILE_CHANGE_REQUIRED or request.path.startswith("/api/")
+            or not current_user.is_authenticated or not getattr(current_user, "password_change_required", False)):
+        return None
+    return redirect(url_for("auth.change_password", next=request.full_path if request.method == "GET" else None),
+                    303)
+
+
+def _password_page(errors: dict | None = None, message: str | None = None, status: int = 200):
+    return render_template("auth/password.html", errors=errors or {}, message=message,
+                           required=current_user.password_change_required,
+                           min_length=current_app.config["PASSWORD_MIN_LENGTH"]), status
+
+
+@bp.get("/account/password")
+@login_required
+def change_password():
+    return _password_page()
+
+
+@bp.post("/account/password")
+@login_required
+def change_password_submit():
+    form = request.form
+    try:
+        users.change_own_password(current_user, current=form.get("current", ""), new=form.get("new", ""),
+                                  confirm=form.get("confirm", ""), session_key=session.get("sid"))
+    except FormInvalid as err:
+        return _password_page(err.errors, err.message, err.status)
+    flash(_("Your password is changed. Your other sessions, if any, are signed out."), "success")
     return redirect(_safe_next(request.args.get("next")))

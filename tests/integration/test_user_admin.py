@@ -55,7 +55,8 @@ def test_an_admin_creates_a_user_who_signs_in_with_the_groups_and_language(app, 
     assert created.new["groups"] == ["production", "qa"]
     other = app.test_client()
     assert login(other, "mei", GOOD).status_code == 302
-    assert other.get("/").status_code == 200
+    first = other.get("/")  # an initial password an admin set: she chooses her own first
+    assert first.status_code == 303 and first.headers["Location"].startswith("/account/password")
 
 
 @pytest.mark.parametrize(("fields", "field", "message"), [
@@ -175,6 +176,9 @@ def test_a_password_reset_follows_the_policy_ends_sessions_and_lifts_the_lock(ap
     assert qa_browser.get("/").status_code == 302
     assert login(app.test_client(), "qa").status_code == 401  # the old password no longer works
     assert login(app.test_client(), "qa", GOOD).status_code == 302
+    db.session.expire_all()
+    assert user("qa").password_change_required
+    assert "Chooses a new password at the next sign-in" in client.get(f"/admin/users/{qa.id}").get_data(as_text=True)
     event = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "user.password_reset"))
     assert event.actor_name == "Ada Admin" and GOOD not in str(event.new)
 
@@ -224,3 +228,59 @@ def test_csrf_is_checked_like_the_other_forms(app, client, seeded, user):
     assert response.status_code == 400
     db.session.expire_all()
     assert user("qa").active
+
+
+NEW = "my-own-choice-2026"
+
+
+def test_a_user_whose_password_an_admin_set_chooses_their_own_first(app, client, seeded, user):
+    users.create_user(None, username="mei", full_name="Chen Mei", email="", language="en", roles=["staff"],
+                      groups=["qa"], password=GOOD)
+    login(client, "admin")
+    mei = user("mei")
+    client.post(f"/admin/users/{mei.id}/password", data={"password": GOOD})
+    token = users.issue_token("mei")
+    browser, other = app.test_client(), app.test_client()
+    login(browser, "mei", GOOD)
+    login(other, "mei", GOOD)
+    for path in ("/", "/instances/", "/dashboard/", "/account/tokens/"):
+        response = browser.get(path)
+        assert response.status_code == 303 and response.headers["Location"].startswith("/account/password"), path
+    assert browser.post("/instances/start", data={"process": "capa"}).status_code == 303
+    assert browser.get("/account/password").status_code == 200
+    assert browser.get("/api/v1/processes", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    wrong = browser.post("/account/password", data={"current": "not it", "new": NEW, "confirm": NEW})
+    assert wrong.status_code == 422 and "The current password is wrong." in wrong.get_data(as_text=True)
+    assert db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "password_change.failed"))
+    weak = browser.post("/account/password", data={"current": GOOD, "new": "mei-is-me-123", "confirm": "x"})
+    page = weak.get_data(as_text=True)
+    assert weak.status_code == 422 and "must not contain the user name" in page
+    assert "The two new passwords differ" in page
+    same = browser.post("/account/password", data={"current": GOOD, "new": GOOD, "confirm": GOOD})
+    assert same.status_code == 422 and "other than the current one" in same.get_data(as_text=True)
+    db.session.expire_all()
+    assert user("mei").password_change_required
+
+    done = browser.post("/account/password?next=/instances/", data={"current": GOOD, "new": NEW, "confirm": NEW})
+    assert done.status_code == 302 and done.headers["Location"] == "/instances/"
+    assert browser.get("/instances/").status_code == 200
+    assert other.get("/").status_code == 302  # the other browser is signed out
+    db.session.expire_all()
+    assert not user("mei").password_change_required
+    assert login(app.test_client(), "mei", GOOD).status_code == 401
+    assert login(app.test_client(), "mei", NEW).status_code == 302
+    changed = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "user.password_changed"))
+    assert changed.actor_name == "Chen Mei" and NEW not in str(changed.new)
+
+
+def test_everyone_changes_their_own_password_and_wrong_ones_lock_the_account(app, client, seeded, user):
+    login(client, "prod")
+    client.get("/language/en")
+    assert client.get("/account/password").status_code == 200
+    for _ in range(app.config["LOGIN_MAX_FAILURES"]):
+        client.post("/account/password", data={"current": "wrong", "new": NEW, "confirm": NEW})
+    db.session.expire_all()
+    assert users.locked_out(user("prod"))
+    locked = client.post("/account/password", data={"current": "qualiflow-demo", "new": NEW, "confirm": NEW})
+    assert locked.status_code == 422 and "locked" in locked.get_data(as_text=True)
