@@ -14,7 +14,7 @@ from werkzeug.routing import BuildError
 from app.exceptions import InvalidBpmn, PermissionDenied, ProcessIdTaken
 from app.services import users
 from app.services.studio import studio
-from app.services.workflow import processes
+from app.services.workflow import procedure_control, processes
 from app.services.workflow.instances import OWNER_ROLES
 from app.web.common import ui_lang
 
@@ -150,7 +150,8 @@ def studio_messages() -> dict:
         "showElement": _("Select this element in the diagram"),
         "elementNotShown": _("%(id)s is not an element of the diagram.", id="{id}"),
         "noteRequired": _("A change note is required."),
-        "deployed": _("%(key)s deployed as version %(version)s.", key="{key}", version="{version}"),
+        "deployed": _("%(key)s deployed as version %(version)s. It is pending: QA approves it before it takes effect.",
+                      key="{key}", version="{version}"),
         "openVersion": _("Open version %(version)s", version="{version}"),
         "editVersion": _("Edit version %(version)s in the studio", version="{version}"),
         "deployInvalid": _("The diagram has errors and was not deployed: see the list on the page."),
@@ -225,8 +226,12 @@ def index_messages() -> dict:
         "confirmDelete": _("Delete draft #%(id)s?", id="{id}"),
         "versions": _("Versions"),
         "drafts": _("Drafts"),
-        "versionHeaders": [_("Version"), _("Deployed"), _("By"), _("Change note"), _("Open instances"),
+        "versionHeaders": [_("Version"), _("Status"), _("Deployed"), _("By"), _("Change note"), _("Open instances"),
                            _("Actions")],
+        # Document control: each version's status, linking to its review page (approval, rejection, withdrawal).
+        "statuses": {status: procedure_control.status_label(status) for status in (
+            "pending", "scheduled", "effective", "superseded", "rejected", "withdrawn")},
+        "reviewUrl": url_for("procedure_control.review", key="__key__", version=0).replace("/0/", "/__version__/"),
         "draftHeaders": [_("Draft"), _("Based on"), _("Author"), _("Saved"), _("Actions")],
         "system": _("system"),
         "newDiagram": _("new diagram"),
@@ -284,7 +289,8 @@ def deploy_upload():
     except (InvalidBpmn, ProcessIdTaken) as err:
         return _index(err.message, getattr(err, "problems", None), err.status)
     key, number = result.version.definition.key, result.version.version
-    flash(_("%(key)s deployed as version %(version)s.", key=key, version=number) if result.created
+    flash(_("%(key)s deployed as version %(version)s. It is pending: QA approves it before it takes effect.",
+            key=key, version=number) if result.created
           else _("%(key)s is unchanged: version %(version)s.", key=key, version=number), "success")
     return redirect(url_for("processes.version", key=key, version=number))
 

@@ -9,7 +9,9 @@ import pytest
 from lxml import etree
 from playwright.sync_api import Page, expect
 
-from .accounts import sign_in
+from app.services.demo import DEMO_PASSWORD
+
+from .accounts import sign_in, sign_out
 from .test_diagram_browser import watch_errors
 
 pytestmark = pytest.mark.e2e
@@ -155,6 +157,21 @@ def test_owner_changes_capa_validates_and_deploys_version_2(page: Page):
     expect(change).to_contain_text("P3D")
     expect(page.locator('[data-diff-canvas="to"] g.djs-element.diff-changed[data-element-id="describe_problem"]')
            ).to_have_count(1)
+
+    # Version 2 is pending: new instances stay on version 1 until QA - not its author - approves it with an
+    # electronic signature on its review page.
+    page.goto("/processes/capa/2/review")
+    expect(page.get_by_test_id("status")).to_have_text("pending approval")
+    expect(page.get_by_role("button", name="Sign and approve")).to_have_count(0)
+    page.goto("/instances/start?process=capa")
+    expect(page.get_by_label("Procedure")).to_contain_text("(v1)")
+    sign_out(page)
+    sign_in(page, "head")
+    page.goto("/processes/capa/2/review")
+    page.get_by_label("Password").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign and approve").click()
+    expect(page.get_by_text("Version 2 approved with your electronic signature.")).to_be_visible()
+    expect(page.get_by_test_id("status")).to_have_text("effective")
 
     # New instances start on version 2; the demo CAPA started before stays on version 1.
     page.goto("/instances/start?process=capa")

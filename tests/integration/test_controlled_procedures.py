@@ -290,3 +290,13 @@ def test_the_start_page_offers_the_effective_version(client, seeded, user):
     page = client.get("/instances/start").get_data(as_text=True)
     assert "(v2)" in page and "(v3)" not in page
 
+
+
+def test_the_studio_lists_each_version_with_its_status(client, seeded):
+    _deploy_v2()
+    login(client, "owner")
+    catalogue = client.get("/studio/api/processes").get_json()
+    [capa] = [p for p in catalogue["processes"] if p["key"] == "capa"]
+    assert [(v["version"], v["status"]) for v in capa["versions"]] == [(2, "pending"), (1, "effective")]
+    page = client.get("/studio/").get_data(as_text=True)
+    assert "/processes/__key__/__version__/review" in page  # each status links to the version's review page

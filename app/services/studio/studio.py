@@ -22,7 +22,7 @@ from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
 from app.services.evidence import audit
 from app.services.studio import diagrams
-from app.services.workflow import instances, processes, registry
+from app.services.workflow import instances, procedure_control, processes, registry
 from app.services.workflow.execution import engine_context
 from app.services.workflow.transaction import atomic
 
@@ -63,10 +63,13 @@ def process_catalogue(actor: User) -> dict:
     drafts = db.session.scalars(select(ProcessDraft).where(ProcessDraft.deployed_version_id.is_(None))
                                 .order_by(ProcessDraft.updated_at.desc(), ProcessDraft.id.desc()))
     entries: dict[str, dict] = {}
+    now = utcnow()
     for definition in processes.list_definitions():
+        effective = processes.effective_version(definition.key, now)
         entries[definition.key] = {
             "key": definition.key, "name": definition.name,
             "versions": [{"version": v.version, "author": v.author.username if v.author else None,
+                          "status": procedure_control.shown_status(v, effective, now),
                           "created_at": _iso(v.created_at), "change_note": v.change_note,
                           "instances_open": open_counts.get(v.id, 0),
                           "calls": [{"key": c.definition.key, "version": c.version} for c in v.callees]}

@@ -38,8 +38,13 @@ function processCard(process, root, messages) {
     // The callee versions its call activities were deployed against (and keep running).
     const calls = (v.calls || []).map((c) => el('div', { class: 'small text-body-secondary', 'data-calls': c.key },
                                                 fill(messages.calls, { key: c.key, version: c.version })));
+    // Document control: pending versions wait for QA's e-signed approval (the review page) before they take effect.
+    const status = el('a', { href: messages.reviewUrl.replace('__key__', encodeURIComponent(process.key))
+      .replace('__version__', v.version), class: 'badge ' + (v.status === 'pending' ? 'text-bg-warning' : 'text-bg-light border'),
+                             'data-status': v.status }, (messages.statuses || {})[v.status] || v.status);
     return el('tr', { 'data-version': v.version },
-              el('td', {}, 'v' + v.version, calls), el('td', {}, when(v.created_at)), el('td', {}, v.author || messages.system),
+              el('td', {}, 'v' + v.version, calls), el('td', {}, status), el('td', {}, when(v.created_at)),
+              el('td', {}, v.author || messages.system),
               el('td', {}, v.change_note || '—'), el('td', {}, String(v.instances_open ?? 0)), el('td', {}, actions));
   });
   const draftRows = process.drafts.map((d) => {
