@@ -145,8 +145,8 @@ def build_tiles(board: dashboards.QualityDashboard) -> list[Tile]:
     tiles.append(deadlines)
 
     tiles.append(_single_tile(Tile("undelivered", str(FIGURE_TITLES["undelivered"]), in_period,
-                                   _("Every notice of the open recalls started in this period reached its "
-                                     "consignee."), chart_type="doughnut"),
+                                   _("No notice of the open recalls started in this period is waiting for "
+                                     "delivery."), chart_type="doughnut"),
                               "undelivered", board.undelivered, dashboards.NOTICE_STATES, NOTICE_LABELS, period,
                               _("Notices")))
 

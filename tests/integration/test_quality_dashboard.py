@@ -283,6 +283,7 @@ def test_a_period_with_nothing_says_so_in_each_tile(client, seeded):
     page = _page(client, **{"from": "2020-01-01", "to": "2020-01-31"})
     assert "No recall was started in this period." in page
     assert "No CAPA started in this period is open." in page
+    assert "No notice of the open recalls started in this period is waiting for delivery." in page
     assert "No step is overdue." in page and "There are no product lots yet." in page
     assert page.count('data-testid="empty"') == 8 and "<canvas" not in page
 
