@@ -112,7 +112,8 @@ def _seed() -> None:
     """Demo groups and users and the shipped processes, without demo instances."""
     demo.seed_people()
     from app.services.workflow import processes
-    processes.deploy_directory(ROOT / "processes", None, "test setup")
+    processes.deploy_directory(ROOT / "processes", None, "test setup",
+                               release="Initial release of the shipped procedures at installation (test setup)")
 
 
 def _test_app(uri: str, tmp_path: Path):
