@@ -46,6 +46,7 @@ def version_control(key: str, version: int):
 @blp.response(200, description="the approved version's record")
 @blp.alt_response(401, description="wrong password: not approved (counted like a failed sign-in)")
 @blp.alt_response(403, description="not in the QA approver group, or the version's author")
+@blp.alt_response(404, description="no such process or version")
 @blp.alt_response(409, description="not pending, a newer version already approved, or a called version not approved")
 @blp.alt_response(422, description="an effective date in the past")
 def approve(args, key: str, version: int):
@@ -58,6 +59,7 @@ def approve(args, key: str, version: int):
 @blp.arguments(ReasonSchema)
 @blp.response(200, description="the rejected version's record")
 @blp.alt_response(403, description="not in the QA approver group, or the version's author")
+@blp.alt_response(404, description="no such process or version")
 @blp.alt_response(409, description="not pending")
 @blp.alt_response(422, description="no reason")
 def reject(args, key: str, version: int):
@@ -70,6 +72,7 @@ def reject(args, key: str, version: int):
 @blp.arguments(ReasonSchema)
 @blp.response(200, description="the withdrawn version's record")
 @blp.alt_response(403, description="not the version's author")
+@blp.alt_response(404, description="no such process or version")
 @blp.alt_response(409, description="not pending")
 @blp.alt_response(422, description="no reason")
 def withdraw(args, key: str, version: int):

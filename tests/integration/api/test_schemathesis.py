@@ -60,7 +60,8 @@ RECORDS = [
 def _fill() -> None:
     """The demo users and the shipped processes; lot data through the import rules, a recall of L1 and a CAPA."""
     demo.seed_people()
-    processes.deploy_directory(ROOT / "processes", None, "test setup")
+    processes.deploy_directory(ROOT / "processes", None, "test setup",
+                               release="Initial release of the shipped procedures at installation (test setup)")
     qa = users.get_by_username("qa")
     ids = {(kind, data.get("lot_number")): imports.create_record(kind, data, qa) for kind, data in RECORDS}
     recalls.start_recall(qa, lot_id=ids["product_lots", "L1"])
