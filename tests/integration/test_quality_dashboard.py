@@ -340,3 +340,26 @@ def test_a_figures_list_pages_with_its_figure_key_and_period(client, board):
     assert f"from={period['from']}" in next_href
     second = client.get(next_href).get_data(as_text=True)
     assert second.count('data-testid="figure-row"') == 1 and "Page 2 of 2" in second
+
+
+def test_the_api_gives_the_same_figures(client, board):
+    from app.services import users
+
+    headers = {"Authorization": f"Bearer {users.issue_token('auditor')}"}
+    assert client.get("/api/v1/dashboard").status_code == 401
+    answer = client.get("/api/v1/dashboard", query_string=board["period"], headers=headers)
+    assert answer.status_code == 200
+    body, expect = answer.get_json(), board["expect"]
+    assert body["period"] == board["period"]
+    assert {(r["class"], r["status"]): r["count"] for r in body["recalls"]} == expect["recalls"]
+    assert {(d["key"], d["state"]): d["count"] for d in body["deadlines"]} == expect["deadlines"]
+    for figure, name in (("undelivered", "undelivered"), ("capa_aging", "capa_aging"),
+                         ("changes", "changes_open_by_risk"), ("supplier_returns", "supplier_returns_open"),
+                         ("overdue_steps", "overdue_steps_by_group")):
+        assert body[name] == {key[0]: n for key, n in expect[figure].items()}, figure
+    assert body["capa_overdue_actions"] == board["capa_overdue"] and body["near_expiry"] == board["near"]
+    assert body["lots_by_status"] == board["lots"]
+    refused = client.get("/api/v1/dashboard", query_string={"from": "2026-12-01", "to": "2026-11-01"},
+                         headers=headers)
+    assert refused.status_code == 400 and refused.get_json()["error"] == "ValidationFailed"
+    assert "before it starts" in refused.get_json()["message"]
