@@ -77,6 +77,7 @@ bench: setup
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/trace.py
 	$(BIN)/python bench/imports.py
+	$(BIN)/python bench/readings.py
 	$(BIN)/python bench/layout.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/timers.py

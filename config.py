@@ -99,6 +99,8 @@ class Config:
     LANGUAGES = ["en", "zh_CN"]
     PAGE_SIZE = 20
     LOT_NEAR_EXPIRY_DAYS = int(os.environ.get("QUALIFLOW_NEAR_EXPIRY_DAYS", 90))
+    # Storage excursions: minutes out of range are added up within any stretch of this many hours (docs/conditions.md).
+    EXCURSION_WINDOW_HOURS = int(os.environ.get("QUALIFLOW_EXCURSION_WINDOW_HOURS", 24))
     # Public holidays skipped by "working days" deadlines when the database has no calendar for a jurisdiction:
     # ISO dates separated by commas or spaces (admins keep the calendars under /admin/calendars).
     HOLIDAYS = _dates(os.environ.get("QUALIFLOW_HOLIDAYS", ""))

