@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import urlencode
 
-from flask import jsonify, send_file
+from flask import jsonify, request, send_file
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
@@ -112,9 +113,20 @@ def list_tasks(query):
     """List my ready tasks: assigned to me or offered to my groups, most urgent first; `q` searches them."""
     page = tasks.inbox(api_user(), tasks.InboxFilter(scope=query["scope"], process_key=query["process"],
                                                      overdue=query["overdue"], search=query["q"].strip()),
-                       page=query["page"], per_page=query["per_page"])
+                       page=query["page"], per_page=query["per_page"], after=query["after"], before=query["before"])
     return {"items": page.items, "page": page.page, "pages": page.pages, "total": page.total,
-            "total_exact": page.total_exact, "has_next": page.has_next}
+            "total_exact": page.total_exact, "has_next": page.has_next, "has_prev": page.has_prev,
+            "next_cursor": page.next_cursor, "prev_cursor": page.prev_cursor,
+            "next": _page_link(after=page.next_cursor), "prev": _page_link(before=page.prev_cursor)}
+
+
+def _page_link(**cursor: str | None) -> str | None:
+    """This request's URL with its paging replaced by the cursor, or None without one."""
+    [(name, value)] = cursor.items()
+    if value is None:
+        return None
+    args = [(key, arg) for key, arg in request.args.items(multi=True) if key not in ("page", "after", "before")]
+    return f"{request.path}?{urlencode([*args, (name, value)])}"
 
 
 @blp.route("/tasks/<int:task_id>")

@@ -95,13 +95,28 @@ class TaskQuerySchema(Schema):
     overdue = fields.Bool(load_default=False)
     q = fields.Str(load_default="", validate=validate.Length(max=100), metadata={
         "description": "text the task's name (English or Chinese) or its instance's title contains, any case"})
-    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    after = fields.Str(load_default=None, metadata={
+        "description": "the next page: the `next_cursor` of the page before (an opaque text; 400 if it is not one "
+                       "this API gave out). As fast at page 2,000 as on the first, and completing tasks between "
+                       "reads neither skips nor repeats a task"})
+    before = fields.Str(load_default=None, metadata={
+        "description": "the previous page: the `prev_cursor` of the page after it"})
+    page = fields.Int(load_default=1, validate=validate.Range(min=1), metadata={
+        "description": "a page by number (kept for compatibility): reads every task before it, so deep pages are "
+                       "slower, and tasks completed meanwhile shift the pages; prefer `after`"})
     per_page = fields.Int(load_default=20, validate=validate.Range(min=1, max=200))
 
 
 class TaskPageSchema(Schema):
     items = fields.List(fields.Nested(TaskSchema))
-    page = fields.Int()
+    page = fields.Int(allow_none=True, metadata={"description": "the page number; null for a page read by cursor"})
+    next_cursor = fields.Str(allow_none=True, metadata={
+        "description": "pass as `after` for the next page; null on the last page"})
+    prev_cursor = fields.Str(allow_none=True, metadata={
+        "description": "pass as `before` for the previous page; null on the first page"})
+    next = fields.Str(allow_none=True, metadata={"description": "the next page's URL (with `after`), or null"})
+    prev = fields.Str(allow_none=True, metadata={"description": "the previous page's URL (with `before`), or null"})
+    has_prev = fields.Bool()
     pages = fields.Int(metadata={"description": "a lower bound when total_exact is false"})
     total = fields.Int(metadata={"description": "exact up to 10,000 tasks, 1,000 with a filter or q (or up to the "
                                                 "page asked for); beyond that a lower bound, and total_exact is false"})

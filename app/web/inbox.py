@@ -21,8 +21,10 @@ def index():
         scope=request.args.get("scope", "all") if request.args.get("scope") in ("all", "mine", "unassigned") else "all",
         process_key=request.args.get("process") or None, overdue=request.args.get("overdue") == "1",
         search=request.args.get("q", "").strip()[:100])
+    # Next and Previous follow a cursor (any page as fast as the first); ?page= still works for old links.
     page = tasks.inbox(current_user, filters, page=request.args.get("page", 1, type=int),
-                       per_page=current_app.config["PAGE_SIZE"])
+                       per_page=current_app.config["PAGE_SIZE"], after=request.args.get("after"),
+                       before=request.args.get("before"))
     return render_template("inbox/index.html", page=page, filters=filters, definitions=processes.list_definitions())
 
 

@@ -198,3 +198,150 @@ def test_the_api_searches_with_q(client, searchable):
     assert [item["id"] for item in answer["items"]] == [searchable["lot"].id]
     assert (answer["total"], answer["total_exact"]) == (1, True)
     assert client.get("/api/v1/tasks?q=" + "x" * 101, headers=headers).status_code == 422
+
+
+def _tied_tasks() -> list[Task]:
+    """Seventeen tasks qa sees, with ties on the due date (the order's tie-break is the id) and undated ones, claimed
+    and offered to either group, in inbox order."""
+    case = _instance("Paged")
+    made = []
+    for number in range(17):
+        due = None if number % 4 == 3 else (number % 3) * HOUR  # three due dates, each shared by 4 or 5 tasks
+        made.append(_task(case, f"Task {number}", due=due, group=("qa", "regulatory")[number % 2],
+                          assignee="qa" if number % 5 == 0 else None))
+    _task(case, "not qa's", group="production", due=HOUR)
+    db.session.commit()
+    return sorted(made, key=lambda t: (t.due_at is None, t.due_at or T0, t.id))
+
+
+def _complete(*tasks: Task) -> None:
+    for task in tasks:
+        task.state = "completed"
+    db.session.commit()
+
+
+def test_cursor_pages_cover_every_task_once_while_tasks_are_completed(user):
+    tasks = _tied_tasks()
+    qa = user("qa")
+    seen, done_read, done_unread = [], set(), set()
+    page = inbox.inbox(qa, InboxFilter(), per_page=4, now=T0)
+    assert (page.page, page.has_prev, page.prev_cursor) == (1, False, None)
+    while True:
+        seen += [task.id for task in page.items]
+        # Between reads others complete tasks: one already read (the page's last: the cursor's own task) and the
+        # last one not yet read.
+        read = next((t for t in reversed(tasks) if t.id in seen and t.id not in done_read), None)
+        unread = next((t for t in reversed(tasks) if t.id not in seen and t.id not in done_unread), None)
+        _complete(*(t for t in (read, unread) if t))
+        done_read |= {read.id} if read else set()
+        done_unread |= {unread.id} if unread else set()
+        if not page.has_next:
+            assert page.next_cursor is None
+            break
+        page = inbox.inbox(qa, InboxFilter(), per_page=4, after=page.next_cursor, now=T0)
+        assert page.page is None and page.has_prev
+
+    assert len(seen) == len(set(seen))  # none twice
+    assert seen == [t.id for t in tasks if t.id in seen]  # in inbox order, ties by id
+    assert {t.id for t in tasks} - done_unread == set(seen)  # every task but those done before their page
+    assert len(done_unread) >= 2 and len(seen) >= 8
+
+
+def test_a_page_by_number_shifts_when_tasks_are_completed_a_cursor_does_not(user):
+    tasks = _tied_tasks()
+    qa = user("qa")
+    first = inbox.inbox(qa, InboxFilter(), per_page=4, now=T0)
+    _complete(tasks[0])
+    by_number = inbox.inbox(qa, InboxFilter(), page=2, per_page=4, now=T0)
+    by_cursor = inbox.inbox(qa, InboxFilter(), per_page=4, after=first.next_cursor, now=T0)
+    assert [t.id for t in by_number.items] == [t.id for t in tasks[5:9]]  # tasks[4] is skipped
+    assert [t.id for t in by_cursor.items] == [t.id for t in tasks[4:8]]
+
+
+def test_previous_pages_by_cursor_and_a_short_previous_page_is_the_first(user):
+    tasks = _tied_tasks()
+    qa = user("qa")
+    ids = [t.id for t in tasks]
+    pages = [inbox.inbox(qa, InboxFilter(), per_page=4, now=T0)]
+    while pages[-1].has_next:
+        pages.append(inbox.inbox(qa, InboxFilter(), per_page=4, after=pages[-1].next_cursor, now=T0))
+    assert [[t.id for t in p.items] for p in pages] == [ids[i:i + 4] for i in range(0, len(ids), 4)]
+    last = pages[-1]
+    assert (last.has_next, last.next_cursor, last.has_prev) == (False, None, True)
+
+    back = inbox.inbox(qa, InboxFilter(), per_page=4, before=pages[3].prev_cursor, now=T0)
+    assert ([t.id for t in back.items], back.has_prev, back.has_next) == (ids[8:12], True, True)
+    _complete(tasks[0])  # the page before the second now holds 3 tasks: the first page is answered
+    first = inbox.inbox(qa, InboxFilter(), per_page=4, before=pages[1].prev_cursor, now=T0)
+    assert ([t.id for t in first.items], first.page, first.has_prev) == (ids[1:5], 1, False)
+
+
+def test_cursors_keep_to_the_filters_and_scope(user):
+    tasks = _tied_tasks()
+    qa = user("qa")
+    mine = [t.id for t in tasks if t.assignee_id]
+    page = inbox.inbox(qa, InboxFilter(scope="mine"), per_page=2, now=T0)
+    found = [t.id for t in page.items]
+    while page.has_next:
+        page = inbox.inbox(qa, InboxFilter(scope="mine"), per_page=2, after=page.next_cursor, now=T0)
+        found += [t.id for t in page.items]
+    assert found == mine
+    assert _ids(user("auditor"), after=inbox.Cursor(None, 1).encode()) == []
+
+
+def test_the_api_pages_by_next_link_while_tasks_are_completed(client, user):
+    tasks = _tied_tasks()
+    headers = {"Authorization": f"Bearer {users.issue_token('qa')}"}
+    answer = client.get("/api/v1/tasks?per_page=5&scope=all", headers=headers).get_json()
+    assert (answer["page"], answer["has_prev"], answer["prev"], answer["prev_cursor"]) == (1, False, None, None)
+    seen = [item["id"] for item in answer["items"]]
+    _complete(tasks[0], tasks[-1])  # one read, one not yet read
+    while answer["next"]:
+        assert "scope=all" in answer["next"] and "per_page=5" in answer["next"]
+        answer = client.get(answer["next"], headers=headers).get_json()
+        assert answer["page"] is None and answer["has_prev"] and answer["prev"]
+        seen += [item["id"] for item in answer["items"]]
+    assert seen == [t.id for t in tasks[:-1]]
+    assert answer["next_cursor"] is None and answer["has_next"] is False
+    back = client.get(answer["prev"], headers=headers).get_json()
+    assert [item["id"] for item in back["items"]] == [t.id for t in tasks[10:15]]
+
+
+@pytest.mark.parametrize("query", [
+    "after=garbage", "after=", "before=%25%25%25", "after=" + "A" * 101,
+    "after=" + inbox.base64.urlsafe_b64encode(b"1|20260101T000000.000000|0").decode(),  # id 0
+    "after=" + inbox.base64.urlsafe_b64encode(b"1||2147483648").decode(),  # beyond the id column
+    "after=" + inbox.base64.urlsafe_b64encode(b"1||-5").decode(),
+    "after=" + inbox.base64.urlsafe_b64encode(b"2||5").decode(),  # another version
+    "after=" + inbox.base64.urlsafe_b64encode(b"1|2026-13-01|5").decode(),  # no such date
+    "after=" + inbox.base64.urlsafe_b64encode(b"1|||5").decode(),
+    "after=" + inbox.base64.urlsafe_b64encode("1||５".encode()).decode(),  # a full-width digit
+    "after=" + inbox.base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    "after={c}&before={c}", "after={c}&page=2",
+])
+def test_hostile_cursors_answer_400(client, user, query):
+    _tied_tasks()
+    cursor = inbox.Cursor(None, 5).encode()
+    query = query.format(c=cursor)
+    headers = {"Authorization": f"Bearer {users.issue_token('qa')}"}
+    answer = client.get(f"/api/v1/tasks?{query}", headers=headers)
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert set(answer.get_json()) >= {"error", "message"}
+    login(client, "qa")
+    assert client.get(f"/?{query}").status_code == 400
+
+
+def test_the_inbox_page_links_next_and_previous_by_cursor(client, seeded, user):
+    seeded.config["PAGE_SIZE"] = 4
+    tasks = _tied_tasks()
+    login(client, "qa")
+    first = client.get("/?lang=en&scope=all").get_data(as_text=True)
+    assert "Page 1 of 5" in first and 'data-testid="inbox-prev"' not in first
+    link = first.split('data-testid="inbox-next" href="')[1].split('"')[0].replace("&amp;", "&")
+    assert "after=" in link and "scope=all" in link and "page=" not in link
+    second = client.get(link).get_data(as_text=True)
+    assert f"/tasks/{tasks[4].id}\"" in second and f"/tasks/{tasks[3].id}\"" not in second
+    assert "Page " not in second  # reached by cursor: no page number
+    back = second.split('data-testid="inbox-prev" href="')[1].split('"')[0].replace("&amp;", "&")
+    again = client.get(back).get_data(as_text=True)
+    assert f"/tasks/{tasks[0].id}\"" in again and "Page 1 of 5" in again
