@@ -131,6 +131,28 @@ def sensor(sensor_id: int):
                            - timedelta(days=1))
 
 
+MAX_LOT_CHARTS = 6
+
+
+@bp.get("/lots/<int:lot_id>")
+@login_required
+def lot(lot_id: int):
+    """A product lot's conditions: a chart per sensor watching it now (stock locations, shipments) over the last
+    7 days of each sensor's readings, and the excursions that held it."""
+    try:
+        found = conditions.product_lot_by_id(lot_id)
+    except NotFound:
+        abort(404)
+    charts = []
+    sensors = conditions.sensors_for_lot(lot_id)
+    for sensor_found in sensors[:MAX_LOT_CHARTS]:
+        latest = conditions.latest_reading(sensor_found.id)
+        end = conditions.from_seconds(latest + 1) if latest is not None else plant_time.utcnow()
+        charts.append((sensor_found, draw(conditions.chart(sensor_found, end - timedelta(days=7), end))))
+    return render_template("conditions/lot.html", lot=found, charts=charts, more=len(sensors) - len(charts),
+                           excursions=conditions.excursions_for_lot(lot_id))
+
+
 @bp.get("/excursions")
 @login_required
 def excursions():

@@ -688,3 +688,19 @@ def readings_view(sensor: Sensor, start: datetime, end: datetime) -> dict[str, A
     return {"sensor": sensor.code, "quantity": sensor.quantity, "unit": QUANTITY_UNIT[sensor.quantity],
             "readings": [{"at": from_seconds(at), "value": value / 100}
                          for at, value in zip(times, values, strict=True)]}
+
+
+def sensors_for_lot(lot_id: int) -> list[Sensor]:
+    """The sensors watching a product lot now: at the locations holding its stock, and with its shipments."""
+    locations = select(StockLevel.location).where(StockLevel.product_lot_id == lot_id, StockLevel.quantity > 0)
+    shipments = select(Shipment.id).where(Shipment.product_lot_id == lot_id)
+    return list(db.session.scalars(select(Sensor).where(
+        ((Sensor.place != "shipment") & Sensor.location.in_(locations))
+        | ((Sensor.place == "shipment") & Sensor.shipment_id.in_(shipments))).order_by(Sensor.code)))
+
+
+def product_lot_by_id(lot_id: int) -> ProductLot:
+    lot = db.session.get(ProductLot, lot_id)
+    if lot is None:
+        raise NotFound(f"No product lot {lot_id}.")
+    return lot

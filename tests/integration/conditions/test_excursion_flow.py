@@ -76,6 +76,12 @@ def test_pages_show_the_chart_with_its_band_the_excursion_and_the_lots_holds(col
     lot_page = client.get(f"/lots/product-lots/{cold_room['C1'].id}").get_data(as_text=True)
     assert 'data-testid="lot-excursions"' in lot_page and f"#{excursion.id}" in lot_page
     assert 'data-testid="lot-holds"' in lot_page
+    assert 'data-testid="lot-conditions-link"' in lot_page
+    conditions_page = client.get(f"/conditions/lots/{cold_room['C1'].id}").get_data(as_text=True)
+    assert f'data-testid="chart-{excursion.sensor_id}"' in conditions_page
+    assert 'data-testid="allowed-band"' in conditions_page
+    assert 'data-testid="no-sensors"' in client.get(f"/conditions/lots/{cold_room['C3'].id}").get_data(as_text=True)
+    assert client.get("/conditions/lots/9999").status_code == 404
     assert 'data-testid="open-excursions"' in client.get("/conditions/").get_data(as_text=True)
     assert client.get("/conditions/excursions?status=open").status_code == 200
     assert client.get("/conditions/sensors/999").status_code == 404
