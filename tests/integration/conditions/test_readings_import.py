@@ -137,3 +137,30 @@ def test_a_gateway_batch_through_the_api(cold_room, user, client):
     assert len(readings["readings"]) == 36 - 12 and readings["unit"] == "°C"  # from 01:00 to the latest
     assert readings["readings"][0] == {"at": "2026-11-20T01:00:00+00:00", "value": 9.5}
     assert db.session.scalar(db.select(db.func.count()).select_from(ImportJob)) == 0
+
+
+def test_humidity_and_shipment_sensors(cold_room, user):
+    """A humidity excursion has no MKT; a shipment's logger holds the shipped lot, not the stock elsewhere."""
+    from app.models import Customer, Shipment
+    customer = Customer(code="H9", name="City Hospital", kind="hospital")
+    db.session.add(customer)
+    db.session.flush()
+    db.session.add(Shipment(product_lot_id=cold_room["C3"].id, customer_id=customer.id, quantity=20,
+                            shipped_on=START.date(), document_no="DN-7"))
+    db.session.commit()
+    imports.create_record("sensors", {"code": "TR1", "place": "shipment", "shipment_document_no": "DN-7",
+                                      "interval_seconds": "600"}, user("qa"))
+
+    def batch(sensor: str, values: list[float], unit: str, step: int) -> list[dict]:
+        return [{"timestamp": (START + timedelta(minutes=step * i)).isoformat(), "sensor": sensor, "value": v,
+                 "unit": unit} for i, v in enumerate(values)]
+
+    humid = conditions.receive_batch(batch("H1", [50] * 6 + [85] * 7 + [50] * 6, "%RH", 5), user("qa"))
+    [excursion] = [db.session.get(Excursion, i) for i in humid["excursions"]]
+    assert (excursion.quantity, excursion.minutes_out, excursion.max_value, excursion.mkt) == (
+        "humidity", 35, 8500, None)
+    # in transit: 46.4 °F = 8 °C is at the limit (inside), 50 °F = 10 °C for 40 minutes is out
+    transit = conditions.receive_batch(batch("TR1", [41, 46.4, 46.4, 50, 50, 50, 50, 41], "F", 10), user("qa"))
+    [shipped] = [db.session.get(Excursion, i) for i in transit["excursions"]]
+    assert shipped.minutes_out == 40 and shipped.lots == ["C3"] and shipped.max_value == 1000
+    assert cold_room["C3"].status == "hold"
