@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 
 import pytest
 from sqlalchemy import create_engine, func, select, text
@@ -15,6 +17,8 @@ from app.extensions import db
 from app.models import AuditEvent, Document, ProcessInstance, Signature
 from app.models.audit import install_append_only, install_evidence_guards
 from app.services import backups
+from app.services.evidence import audit
+from app.services.workflow.transaction import atomic
 from tests.integration.services.scenarios import close_capa
 
 
@@ -195,3 +199,43 @@ def test_without_the_postgresql_client_tools_the_backup_says_so(runner, seeded, 
     assert result.exit_code == 1
     assert "pg_dump is not on PATH" in result.output and "docs/operating.md" in result.output
     assert not (tmp_path / "backup").exists()
+
+
+def test_a_backup_taken_while_the_trail_grows_is_one_consistent_moment(app, runner, closed_capa, other_install,
+                                                                       tmp_path):
+    """Online: a writer appends audit events all through the backup; the copy holds a whole prefix of the chain, its
+    manifest names that head, and the restored copy verifies against the checkpoints copied before it."""
+    stop, written = threading.Event(), []
+
+    def writer():
+        with app.app_context():
+            while not stop.is_set():
+                with atomic():
+                    audit.record(None, "calendar.day_set", "calendar_day", len(written), actor_name="writer",
+                                 new={"n": len(written)})
+                written.append(1)
+            db.session.remove()
+
+    db.session.remove()  # SQLite: the test's session holds no lock
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(written) < 5:
+            time.sleep(0.01)
+        before = len(written)
+        _create(runner, tmp_path / "backup")
+        during = len(written) - before
+    finally:
+        stop.set()
+        thread.join()
+    manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+
+    restored = _invoke(other_install, "backup", "restore", str(tmp_path / "backup"))
+
+    assert restored.exit_code == 0, restored.output
+    with other_install.app_context():
+        copied = db.session.scalar(select(func.max(AuditEvent.id))) - 1  # but the restore's own event
+        assert copied == manifest["audit"]["last_id"]
+        db.session.remove()
+    assert _invoke(other_install, "audit", "verify").exit_code == 0
+    assert during > 0 or manifest["audit"]["last_id"] < db.session.scalar(select(func.max(AuditEvent.id)))
