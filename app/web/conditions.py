@@ -35,6 +35,7 @@ class Svg:
     unit: str
     empty: bool
     summary: str  # the chart said in words (for screen readers and as its title)
+    data: dict  # the same figures for the Chart.js drawing (times in ms since 1970, values in the unit)
 
 
 def _period_end(value: str | None, default: datetime) -> datetime:
@@ -96,8 +97,15 @@ def draw(chart: conditions.Chart) -> Svg:
                     unit=unit)
     else:
         summary = _("No readings in this period.")
+    data = {"points": [[round((epoch + at) * 1000), bottom / 100, top / 100] for at, bottom, top in chart.buckets],
+            "bands": [{"low": band.low, "high": band.high, "label": ", ".join(band.products)} for band in chart.bands],
+            "excursions": [{"start": round(e.started_at.timestamp() * 1000),
+                            "end": round(e.ended_at.timestamp() * 1000), "label": mark["label"]}
+                           for e, mark in zip(chart.excursions, marks, strict=True)],
+            "start": round(first * 1000), "end": round(last * 1000), "low": low, "high": high, "unit": unit,
+            "zone": str(zone), "labels": {"max": _("Highest"), "min": _("Lowest"), "band": _("Allowed range")}}
     return Svg(WIDTH, HEIGHT, " ".join(upper + lower), bands, lines, marks, y_ticks, x_ticks, unit, not values,
-               summary)
+               summary, data)
 
 
 @bp.get("/")
