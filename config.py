@@ -86,6 +86,8 @@ class Config:
     OUTBOX_RETRY_MAX_MINUTES = int(os.environ.get("QUALIFLOW_OUTBOX_RETRY_MAX_MINUTES", 60))
     # A running import whose worker wrote no progress for this long has died with it and is marked failed.
     IMPORT_STALE_MINUTES = int(os.environ.get("QUALIFLOW_IMPORT_STALE_MINUTES", 10))
+    # A made evidence package export is kept this many days for download, then its file is removed (export again).
+    EXPORT_KEEP_DAYS = float(os.environ.get("QUALIFLOW_EXPORT_KEEP_DAYS", 7))
     # Background jobs (app/jobs.py, Dramatiq): a Redis URL runs them in `flask queue worker` processes; empty runs
     # them in a pool of QUEUE_THREADS threads inside the web process. A job whose worker stopped answering for
     # QUEUE_HEARTBEAT_SECONDS is delivered again; one that raises is retried QUEUE_MAX_RETRIES times.

@@ -33,6 +33,7 @@ def _job(app: Flask, name: str) -> None:
             elif name == "imports":  # imports and evidence exports whose worker died
                 imports.fail_stale_jobs()
                 exports.fail_stale_exports()
+                exports.remove_old_files()
             elif jobs.queue_configured(app):  # the queue workers send it; a tick they did not take in 60 s expires
                 jobs.jobs(app).enqueue(jobs.OUTBOX_ACTOR)
             else:

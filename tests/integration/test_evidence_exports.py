@@ -264,3 +264,21 @@ def test_with_redis_a_job_of_a_worker_killed_before_its_ack_is_built_by_another(
         client = redis.Redis.from_url("redis://127.0.0.1:6379/15")
         for key in client.scan_iter(f"{namespace}*"):
             client.delete(key)
+
+
+def test_a_made_package_is_kept_for_the_configured_days_then_its_file_is_removed(client, queue, lot_id, app):
+    login(client, "auditor")
+    job_id = _ask(client, f"/audit/lots/product/{lot_id}/package")
+    job = _done(job_id)
+    stored, finished = queue / job.stored_name, job.finished_at
+    db.session.remove()
+    assert exports.remove_old_files(now=finished + timedelta(days=6)) == [] and stored.exists()
+
+    assert exports.remove_old_files(now=finished + timedelta(days=7, seconds=1)) == [job_id]
+
+    assert not stored.exists()
+    gone = client.get(f"/audit/exports/{job_id}/download")
+    assert gone.status_code == 410 and "removed 7 day(s) after it was made" in gone.get_data(as_text=True)
+    page = client.get(f"/audit/exports/{job_id}?lang=en").get_data(as_text=True)
+    assert 'data-testid="export-expired"' in page and "export again" in page
+    assert len(_exported_events()) == 1  # who exported what stays in the trail

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 KINDS = ("product_lot", "material_lot", "search")
 STALE_MESSAGE = ("The export stopped: its worker wrote no progress for {minutes} minutes (it was stopped or "
                  "crashed). Nothing was kept; export again.")
+EXPIRED_MESSAGE = "The file was removed {days:g} day(s) after it was made (QUALIFLOW_EXPORT_KEEP_DAYS); export again."
 Progress = Callable[[int, int], None]
 
 
@@ -143,6 +144,21 @@ def fail_stale_exports(now: datetime | None = None, job_id: int | None = None) -
     return failed
 
 
+def remove_old_files(now: datetime | None = None) -> list[int]:
+    """Remove the files of exports made more than EXPORT_KEEP_DAYS ago; their jobs become "expired" with the reason
+    (the audit trail keeps who exported what, and the file's SHA-256). The scheduler calls this every minute."""
+    now = now or utcnow()
+    days = float(current_app.config.get("EXPORT_KEEP_DAYS", 7))
+    old = select(ExportJob).where(ExportJob.status == "succeeded", ExportJob.finished_at < now - timedelta(days=days))
+    removed = []
+    with atomic():
+        for job in db.session.scalars(old.with_for_update(skip_locked=True)):
+            stored_file(job).unlink(missing_ok=True)
+            job.status, job.message = "expired", EXPIRED_MESSAGE.format(days=days)
+            removed.append(job.id)
+    return removed
+
+
 def _visible(job_id: int, viewer: User) -> ExportJob:
     """The job, to the user who asked for it and to admins; anyone else gets 404 (it exists for them no more)."""
     auditor.require_auditor(viewer)
@@ -177,6 +193,8 @@ def download(job_id: int, viewer: User) -> tuple[bytes, str, str]:
     """Return a finished export's bytes, download name and SHA-256 after checking them against the SHA-256 recorded
     when it was made; a changed file is refused (409), a removed one is gone (410)."""
     job = _visible(job_id, viewer)
+    if job.status == "expired":
+        raise Gone(job.message)
     if job.status != "succeeded":
         raise NotFound(f"Export {job_id} has no file: it is {job.status}.")
     try:
