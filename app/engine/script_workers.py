@@ -2,8 +2,9 @@
 
 The in-process time check of the sandbox cannot stop C-level work (a set of colliding hashes, a huge format):
 it holds the GIL and every other request with it. A worker runs the same sandbox policy in its own process,
-capped by RLIMIT_AS (memory) and RLIMIT_CPU (a backstop); the parent kills it after the time limit and starts
-a fresh one. Values cross the pipe as JSON with tags for tuples, sets, dates and decimals, and the parent
+capped by RLIMIT_AS (memory) and RLIMIT_CPU (a backstop); the parent kills it once it spent the time limit in
+CPU time (or ten times the limit on the clock, when the machine is too busy to run it) and starts a fresh one.
+Values cross the pipe as JSON with tags for tuples, sets, dates and decimals, and the parent
 decodes only those: a worker can never make the parent build an object of its choosing.
 
 A worker imports this module and the policy without the app's package imports (Flask, SQLAlchemy,
@@ -39,6 +40,9 @@ MAX_DEPTH = data_check.MAX_DEPTH  # nesting levels of lists, tuples, sets and di
 MAX_INT_BITS = data_check.MAX_INT_BITS  # Python refuses to print longer ints, so JSON cannot carry them
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # a larger reply is refused rather than decoded in the parent
 KILL_MARGIN = 0.5  # seconds past the time limit before the parent kills a worker (pipe and JSON time)
+# The limit is CPU time: a worker that waited for a core (a busy machine) gets more time on the clock, up to this
+# many times its limit; one that spent its CPU time is killed at the limit.
+WALL_LIMIT_FACTOR = 10
 STARTUP_TIMEOUT = 30.0
 CHECK_TIME_LIMIT = 10.0  # compiling a deployed script; parse bombs end here or at the memory limit
 RUNS_PER_WORKER = 1000  # then the worker is replaced, so no leak or heap fragmentation lasts
@@ -240,6 +244,18 @@ def serve(memory_limit_mb: int) -> None:
 
 # The parent: workers and the pool the threads of the web or scheduler process share.
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The CPU time a process used so far (user and system), from /proc; None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime and stime, fields 14 and 15 of stat(5)
+
+
 class _WorkerLost(Exception):
     """The worker ended, or sent something that is not a reply."""
 
@@ -253,6 +269,7 @@ class _Worker:
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         self.runs = 0
         self.ready = False
+        self._cpu_budget: tuple[float, float, float] | None = None  # CPU time at the request, its budget, the clock cap
 
     def exchange(self, request: bytes, timeout: float) -> dict[str, Any] | None:
         """Send a request and return the reply, or None when none came within timeout seconds."""
@@ -261,12 +278,28 @@ class _Worker:
                 raise _WorkerLost("the script worker did not start")
             self.ready = True
         self.runs += 1
+        used = _cpu_seconds(self.process.pid)
+        self._cpu_budget = None if used is None else (used, timeout, time.monotonic() + timeout * WALL_LIMIT_FACTOR)
         try:
             self.process.stdin.write(_HEADER.pack(len(request)) + request)
             self.process.stdin.flush()
+            return self._read(timeout)
         except OSError as exc:
             raise _WorkerLost(str(exc)) from exc
-        return self._read(timeout)
+        finally:
+            self._cpu_budget = None
+
+    def _more_time(self) -> float | None:
+        """At the deadline: a new deadline when the worker has not used its CPU time yet (it waited for a core),
+        else None."""
+        if self._cpu_budget is None:
+            return None
+        before, budget, cap = self._cpu_budget
+        used = _cpu_seconds(self.process.pid)
+        now = time.monotonic()
+        if used is None or now >= cap or used - before >= budget:
+            return None
+        return min(now + max(budget - (used - before), 0.05), cap)
 
     def _read(self, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
@@ -290,7 +323,10 @@ class _Worker:
         while missing:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-                return None
+                deadline = self._more_time()
+                if deadline is None:
+                    return None
+                continue
             chunk = os.read(fd, min(missing, 1 << 20))
             if not chunk:
                 raise _WorkerLost(f"the script worker ended (exit status {self.process.wait()})")

@@ -2,7 +2,9 @@
 and C-level work in one never holds up another thread of the app."""
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 
-from app.engine import script_workers
+from app.engine import script_policy, script_workers
 from app.engine.sandbox import SandboxedEnvironment
 from app.engine.script_engine import QualiflowScriptEngine
 from app.engine.validation import parse_diagram
@@ -278,3 +280,51 @@ def test_a_worker_loads_neither_flask_nor_the_database_nor_spiffworkflow() -> No
     loaded = subprocess.run([sys.executable, "-I", "-c", program], capture_output=True, text=True, check=True)
     assert "app.engine.script_policy" in loaded.stdout.split()
     assert not {"flask", "sqlalchemy", "SpiffWorkflow", "app.models", "app.engine.runner"} & set(loaded.stdout.split())
+
+
+# --- the time limit is CPU time: a busy machine does not stop short scripts ------------------------------------------
+
+def test_a_worker_that_waits_for_a_core_longer_than_the_limit_still_answers() -> None:
+    """The kill -9 loop, on a machine with a load average of 13 on 2 cores, put an instance in incident at
+    `documents.render` with "Script stopped after exceeding the 1 s time limit": its parameter was the constant
+    'capa_report', whose worker had not been given a core in time. The limit counts the worker's CPU time."""
+    pool = script_workers.WorkerPool(1, 256)
+    try:
+        assert pool.evaluate("1 + 1", {}, {}, now=None, holidays=(), time_limit=0.2) == 2
+        [worker] = pool._idle
+        os.kill(worker.process.pid, signal.SIGSTOP)  # no core for it during 1.5 s, seven times its limit
+        threading.Timer(1.5, os.kill, (worker.process.pid, signal.SIGCONT)).start()
+        began = time.monotonic()
+        assert pool.evaluate("'capa_report'", {}, {}, now=None, holidays=(), time_limit=0.2) == "capa_report"
+        assert time.monotonic() - began >= 1.4
+    finally:
+        pool.stop()
+
+
+def test_a_worker_that_never_gets_a_core_is_stopped_at_a_multiple_of_the_limit(monkeypatch) -> None:
+    monkeypatch.setattr(script_workers, "WALL_LIMIT_FACTOR", 2)
+    pool = script_workers.WorkerPool(1, 256)
+    try:
+        assert pool.evaluate("1 + 1", {}, {}, now=None, holidays=(), time_limit=0.2) == 2
+        [worker] = pool._idle
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        with pytest.raises(ScriptRejected, match=r"^Script stopped after exceeding the 0.2 s time limit\.$"):
+            pool.evaluate("1 + 1", {}, {}, now=None, holidays=(), time_limit=0.2)
+        assert 1.3 <= time.monotonic() - began < 5  # (0.2 s + the kill margin) x 2 on the clock
+        assert pool.evaluate("2 + 2", {}, {}, now=None, holidays=(), time_limit=0.2) == 4  # a fresh worker
+    finally:
+        pool.stop()
+
+
+def test_a_script_waiting_without_using_cpu_is_not_stopped_by_the_clock() -> None:
+    """Inside a worker (or a thread) the check counts the thread's CPU time: waiting for a core is not running."""
+    code = compile("pause()", script_policy.FILENAME, "eval")
+    assert script_policy._timed(code, {"pause": lambda: time.sleep(0.4)}, 0.1) is None
+    with pytest.raises(ScriptRejected, match="time limit"):
+        script_policy._timed(compile("spin()", script_policy.FILENAME, "eval"), {"spin": _spin}, 0.1)
+
+
+def _spin() -> None:
+    while True:
+        pass
