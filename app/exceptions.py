@@ -3,6 +3,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from flask import has_request_context
+
+
+def _in_page_language(text: str) -> str:
+    """The message in the request's language where the catalog has it (a service that raised it with gettext
+    already gave it in that language); outside a request, or without a translation, as written."""
+    if not has_request_context():
+        return text
+    from flask_babel import gettext
+    return gettext(text)
+
 
 class QualiflowError(Exception):
     """Base class: a user-facing message and the HTTP status it maps to."""
@@ -12,6 +23,15 @@ class QualiflowError(Exception):
     def __init__(self, message: str = "") -> None:
         super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
         self.message = message or (self.__class__.__doc__ or self.__class__.__name__)
+
+    @property
+    def message(self) -> str:
+        """The message as pages and the API answer it: in the page (or request) language."""
+        return _in_page_language(self._message)
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = value
 
     def as_dict(self) -> dict:
         return {"error": self.__class__.__name__, "message": self.message}

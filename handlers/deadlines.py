@@ -6,7 +6,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.engine import parse_duration
-from app.services.workflow import deadlines
+from app.services.workflow import deadlines, escalations
 from handlers.base import HandlerContext
 from handlers.notify import EmailParams, queue_email
 
@@ -59,5 +59,8 @@ def escalate(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     deadline = deadlines.escalate(ctx.instance.id, params["key"], ctx.now)
     if deadline is None:
         return {"key": params["key"], "escalated": False}
-    sent = queue_email(ctx, {"to": params["to"], "subject": params["subject"], "body": params["body"]})
+    note = escalations.escalation_note(deadline, ctx.now)  # the step, its due time, how late, who holds it
+    sent = queue_email(ctx, {"to": params["to"], "subject": params["subject"], "subject_zh": params["subject_zh"],
+                             "body": f"{params['body']}\n\n{note['en']}",
+                             "body_zh": f"{params['body_zh'] or params['body']}\n\n{note['zh-CN']}"})
     return {"key": params["key"], "escalated": True, "due_at": deadline.due_at.isoformat(), **sent}

@@ -109,9 +109,13 @@ def escalate_undelivered(ctx: HandlerContext, params: dict[str, Any]) -> dict[st
     lang = ctx.instance.language
     rows = [{"code": c.customer.code, "name": c.customer.name, "email": c.customer.email or "",
              "reason": recalls.undelivered_reason(c, lang)} for c in missing]
-    listing = "\n".join(f"- {r['code']} {r['name']} {r['email']}: {r['reason']}" for r in rows)
+
+    def listing(language: str) -> str:  # each reader's e-mail gives the reasons in their language
+        return "\n".join(f"- {c.customer.code} {c.customer.name} {c.customer.email or ''}: "
+                         f"{recalls.undelivered_reason(c, language)}" for c in missing)
     sent = queue_email(ctx, {"to": params["to"], "subject": params["subject"],
-                             "body": f"{params['body']}\n\n{listing}"})
+                             "body": f"{params['body']}\n\n{listing('en')}", "subject_zh": params["subject_zh"],
+                             "body_zh": f"{params['body_zh'] or params['body']}\n\n{listing('zh-CN')}"})
     return {"escalated": True, "undelivered": rows, **sent}
 
 

@@ -63,6 +63,7 @@ LOT_ROLES: dict[str, Any] = {
     "hold": lazy_gettext("hold"),
     "inspection": lazy_gettext("failed inspection"),
     "status": lazy_gettext("changed its status"),
+    "returned": lazy_gettext("returned to the supplier"),
 }
 
 

@@ -19,6 +19,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from app import jobs
@@ -57,6 +58,12 @@ def lot_near_expiry(lot) -> bool:
     return lots.is_near_expiry(lot, _today(), _near_expiry_days())
 
 
+# The fixed details the release checks give (services/lots/lots.py), translated where the lot page shows them.
+RELEASE_CHECK_DETAILS = (_l("batch record is not complete"), _l("no final inspection recorded"),
+                         _l("sterile product without a sterilization batch"), _l("labels with UDI not checked"),
+                         _l("product has no UDI-DI (GTIN)"))
+
+
 @bp.app_template_global()
 def value_label(value: str | None) -> str:
     """Return a stored code (lot status, customer type, inspection result, ...) in the page language."""
@@ -67,6 +74,9 @@ def value_label(value: str | None) -> str:
         "distributor": _("distributor"), "hospital": _("hospital"), "end_user": _("end user"),
         "incoming": _("incoming"), "in_process": _("in process"), "final": _("final"),
         "pass": _("pass"), "fail": _("fail"),
+        # How a procedure concerns a lot (instance_lots.role).
+        "subject": _("subject of the procedure"), "affected": _("affected"),
+        "en": "English", "zh-CN": "简体中文",  # languages, each named in itself
         # Import job states; "failed" alone already means a failed e-mail in the catalog.
         "running": _("running"), "succeeded": _("imported"), "failed": _("import failed"),
     }

@@ -11,7 +11,7 @@ from app.exceptions import Conflict, PermissionDenied, SignatureRejected
 from app.extensions import db
 from app.models import Document, Signature, Task, User
 from app.services.evidence import audit, signed_records
-from app.services.users import LoginFailed, check_password
+from app.services.users import AccountLocked, LoginFailed, check_password
 
 
 def authenticate_signer(actor: User, password: str | None, now: datetime) -> None:
@@ -20,7 +20,7 @@ def authenticate_signer(actor: User, password: str | None, now: datetime) -> Non
         check_password(actor, password, now=now, max_failures=current_app.config["LOGIN_MAX_FAILURES"],
                        lockout=timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"]), purpose="signature")
     except LoginFailed as err:
-        raise SignatureRejected(err.message if "locked" in err.message else
+        raise SignatureRejected(err.message if isinstance(err, AccountLocked) else
                                 "The password is wrong; the task was not signed.") from err
 
 

@@ -34,7 +34,7 @@ from app.models.instances import OPEN_STATES
 from app.models.lots import LOT_STATUSES, MATERIAL_ONLY_STATUSES, SUPPLIER_STATUSES
 from app.models.types import utcnow
 from app.services.evidence import audit
-from app.services.workflow import instances, plant_time, processes, registry
+from app.services.workflow import instances, plant_time, processes, registry, titles
 from app.services.workflow.transaction import atomic
 
 # Which status a lot may move to from each status. Expired and scrapped lots are locked: an expired
@@ -222,6 +222,9 @@ def check_lot_numbers(instance: ProcessInstance | None, data: dict, lang: str) -
     return {"lot_numbers": [text.format(lots=", ".join(missing))]}
 
 
+RELEASE_TITLE = titles.register("Release of lot {lot}", "批次 {lot} 的放行")
+
+
 def start_release(lot_id: int, actor: User, now: datetime | None = None) -> ProcessInstance:
     """Start the lot release procedure for a lot in quarantine or on hold (one use case)."""
     now = now or utcnow()
@@ -229,7 +232,7 @@ def start_release(lot_id: int, actor: User, now: datetime | None = None) -> Proc
         lot = get_lot("product", lot_id)
         if problem := _release_problem(lot.lot_number, "en"):
             raise Conflict(problem)
-        title = f"Release of lot {lot.lot_number}"
+        title = RELEASE_TITLE.format(lot=lot.lot_number)
         instance = instances.start_instance(RELEASE_PROCESS, actor, {"title": title, "lot_number": lot.lot_number},
                                             title=title, now=now)
         link_lots(instance.id, [lot.id], "subject")

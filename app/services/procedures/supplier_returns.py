@@ -33,7 +33,7 @@ from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.evidence.document_rendering import store_document
 from app.services.lots import lots
-from app.services.workflow import calendars, deadlines, instances, plant_time, registry, response_links
+from app.services.workflow import calendars, deadlines, instances, plant_time, registry, response_links, titles
 from app.services.workflow.transaction import atomic
 
 PROCESS_KEY = "supplier_return"
@@ -507,6 +507,9 @@ def return_number(instance_id: int) -> str:
     return f"SR-{instance_id:06d}"
 
 
+RETURN_TITLE = titles.register("Supplier return: {material} lot {lot}", "供应商退货：{material} 批次 {lot}")
+
+
 def start_return(actor: User, material_lot_id: int, now: datetime | None = None) -> ProcessInstance:
     """Start a supplier return from a material lot, with the identification form filled from it (and from a
     failed incoming inspection, when it has one)."""
@@ -514,7 +517,7 @@ def start_return(actor: User, material_lot_id: int, now: datetime | None = None)
     failed = db.session.scalar(select(Inspection).where(Inspection.material_lot_id == lot.id,
                                                         Inspection.result == "fail")
                                .order_by(Inspection.inspected_on.desc()).limit(1))
-    title = f"Supplier return: {lot.material} lot {lot.lot_number}"[:300]
+    title = RETURN_TITLE.format(material=lot.material, lot=lot.lot_number)[:300]
     data: dict[str, Any] = {"title": title, "material_lots": lot.lot_number,
                             "source": "incoming_inspection" if failed else "other"}
     if failed is not None:

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import current_app
+from lxml import etree
 from sqlalchemy import select
 
 from app import engine
 from app.exceptions import PermissionDenied
 from app.extensions import db
-from app.models import Incident, ProcessInstance, ProcessVersion, Task, User
+from app.models import Incident, ProcessDefinition, ProcessInstance, ProcessVersion, Task, User
 from app.models.instances import OPEN_STATES
 from app.models.users import OWNER_ROLES
+from app.services import users
 from app.services.studio import diagram_layout
 from app.services.workflow import instances, processes
 
@@ -67,9 +69,54 @@ def facts(version: ProcessVersion) -> DiagramFacts:
     return _facts(version.bpmn_xml)
 
 
-def version_diagram(key: str, version: int) -> bytes:
-    """Return a version's BPMN XML with diagram interchange, laid out when the file has none."""
-    return laid_out(processes.get_version(key, version).bpmn_xml)
+def version_diagram(key: str, version: int, labels: str | None = None) -> bytes:
+    """Return a version's BPMN XML with diagram interchange, laid out when the file has none; with `labels` ("en"
+    or "zh-CN") as the viewer shows it in that language (see labelled)."""
+    bpmn_xml = processes.get_version(key, version).bpmn_xml
+    if labels in ("en", "zh-CN"):
+        group_labels = tuple(sorted((name, pair[1] if labels == "zh-CN" else pair[0])
+                                    for name, pair in users.group_labels().items()))
+        bpmn_xml = _labelled(bpmn_xml, labels, group_labels)
+    return laid_out(bpmn_xml)
+
+
+@lru_cache(maxsize=32)
+def _labelled(bpmn_xml: str, lang: str, group_labels: tuple[tuple[str, str], ...]) -> str:
+    """The BPMN text with each element named in the language (Chinese: its "name:zh-CN" property, where it has
+    one) and each lane by the label of the group it stands for. Only for the viewer: the file itself, the
+    download and the modeler keep the names the diagram gives."""
+    root = diagram_layout.parse(bpmn_xml.encode("utf-8"))
+    groups = dict(group_labels)
+    for element in root.iter(f"{{{diagram_layout.BPMN_NS}}}*"):
+        if element.get("name") is None:
+            continue
+        if lang == "zh-CN":
+            zh = element.find(f"{{{diagram_layout.BPMN_NS}}}extensionElements/{{{SPIFF_NS}}}properties/"
+                              f"{{{SPIFF_NS}}}property[@name='name:zh-CN']")
+            if zh is not None and zh.get("value"):
+                element.set("name", zh.get("value"))
+        if etree.QName(element).localname == "lane" and groups.get(element.get("name") or ""):
+            element.set("name", groups[element.get("name")])
+    return etree.tostring(root, encoding="unicode")
+
+
+_PROCESS_NAMES_ZH: dict[tuple[str, str], str | None] = {}  # (content hash, process key) -> Chinese name
+
+
+def procedure_names_zh() -> dict[str, str]:
+    """Each procedure's Chinese name (the "name:zh-CN" property of the process in its newest version), by key.
+    One query; a version's text is read once per process (versions are immutable)."""
+    rows = db.session.execute(select(ProcessDefinition.key, ProcessVersion.id, ProcessVersion.content_hash)
+                              .join(ProcessVersion.definition).order_by(ProcessVersion.version))
+    newest = {key: (version_id, content_hash) for key, version_id, content_hash in rows}
+    names: dict[str, str] = {}
+    for key, (version_id, content_hash) in newest.items():
+        if (content_hash, key) not in _PROCESS_NAMES_ZH:
+            version = db.session.get(ProcessVersion, version_id)
+            _PROCESS_NAMES_ZH[(content_hash, key)] = _facts(version.bpmn_xml).names.get(key, (key, None))[1]
+        if _PROCESS_NAMES_ZH[(content_hash, key)]:
+            names[key] = _PROCESS_NAMES_ZH[(content_hash, key)]
+    return names
 
 
 @dataclass(frozen=True)

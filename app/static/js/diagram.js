@@ -4,6 +4,24 @@
   'use strict';
 
   var ZOOM_STEP = 1.25;
+  // Fitting a large diagram into the page would make its labels too small to read: the opening view (and Fit)
+  // stop at this scale and start at the diagram's left edge, where it begins; Zoom out shows the rest.
+  var READABLE = 0.6;
+
+  function readableFit(canvas) {
+    canvas.zoom('fit-viewport', 'auto');
+    var box = canvas.viewbox();
+    if (box.scale < READABLE) {
+      canvas.viewbox({ x: box.inner.x - 20, y: box.inner.y - 20,
+                       width: box.outer.width / READABLE, height: box.outer.height / READABLE });
+    }
+  }
+
+  // The viewer names steps and lanes in the page's language (the figure's data-labels: en or zh-CN).
+  function withLabels(url, labels) {
+    if (!labels) { return url; }
+    return url + (url.indexOf('?') >= 0 ? '&' : '?') + 'labels=' + encodeURIComponent(labels);
+  }
   var STATES = ['completed', 'active', 'waiting', 'error'];
 
   function load(url, json) {
@@ -60,7 +78,7 @@
       button.addEventListener('click', function () {
         var action = button.getAttribute('data-zoom');
         if (action === 'fit') {
-          canvas.zoom('fit-viewport', 'auto');
+          readableFit(canvas);
         } else {
           canvas.zoom(canvas.zoom() * (action === 'in' ? ZOOM_STEP : 1 / ZOOM_STEP), 'auto');
         }
@@ -90,10 +108,10 @@
     var states = statesUrl ? load(statesUrl, true) : Promise.resolve(null);
     states.then(function (body) {
       var diagramUrl = body ? body.diagram_url : figure.getAttribute('data-diagram-url');
-      return load(diagramUrl, false).then(function (xml) {
+      return load(withLabels(diagramUrl, figure.getAttribute('data-labels')), false).then(function (xml) {
         return viewer.importXML(xml);
       }).then(function () {
-        viewer.get('canvas').zoom('fit-viewport', 'auto');
+        readableFit(viewer.get('canvas'));
         if (body) { markStates(viewer, body.states); }
         return heatUrl ? load(heatUrl, true) : null;
       });

@@ -275,14 +275,16 @@ def test_an_overdue_action_escalates_once_without_taking_it_from_its_owner(plant
     assert (escalation.group_name, escalation.assignee_id, escalation.due_at) == (
         "qa_management", None, overdue + MINUTE + DAY)
     assert escalation.name == "Escalation: overdue CAPA action: 1. Replace the deburring tool (prod)"
-    [notice] = db.session.scalars(db.select(OutboxMessage)).all()
+    # One e-mail per language: the owner (prod) reads Chinese, the heads of QA English.
+    notice, notice_zh = db.session.scalars(db.select(OutboxMessage).order_by(OutboxMessage.id)).all()
     assert notice.subject == "CAPA action overdue: Burr on hub - 1. Replace the deburring tool"
-    assert sorted(notice.recipients.split(",")) == [f"{n}@qualiflow.example" for n in ("admin", "head", "prod",
-                                                                                       "releaser")]
+    assert sorted(notice.recipients.split(",")) == [f"{n}@qualiflow.example" for n in ("admin", "head", "releaser")]
+    assert notice_zh.subject == "CAPA 措施逾期：Burr on hub - 1. Replace the deburring tool"
+    assert notice_zh.recipients == "prod@qualiflow.example" and "尚未完成" in notice_zh.body
     assert set(_action_tasks(instance.id)) == {"prod", "qa"}  # non-interrupting: both owners keep their actions
     for later in (overdue + HOUR, overdue + 5 * DAY):
         assert timers.fire_due_timers(later) == 0
-    assert count(Task, Task.element_id == "action_escalation") == 1 and count(OutboxMessage) == 1
+    assert count(Task, Task.element_id == "action_escalation") == 1 and count(OutboxMessage) == 2
 
     # The owner finishes first, the head of QA answers later: the action's result is still collected.
     _finish_actions(instance.id, user, now=overdue + 2 * DAY)

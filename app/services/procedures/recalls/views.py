@@ -20,7 +20,7 @@ from app.services.evidence import audit
 from app.services.lots import lots
 from app.services.procedures.recalls.base import PROCESS_KEY, _text
 from app.services.procedures.recalls.status import RecallView, effectiveness, recall_number, recall_view
-from app.services.workflow import instances
+from app.services.workflow import instances, titles
 from app.services.workflow.transaction import atomic
 
 
@@ -121,6 +121,10 @@ def document_context(instance: ProcessInstance, now: datetime, lang: str, *, dat
     }}
 
 
+RECALL_OF_LOT = titles.register("Recall: lot {lot}", "召回：批次 {lot}")
+RECALL_FROM_CAPA = titles.register("Recall from {capa}", "由 {capa} 发起的召回")
+
+
 def start_recall(actor: User, *, lot_id: int | None = None, capa_instance_id: int | None = None,
                  now: datetime | None = None) -> ProcessInstance:
     """Start a recall from a product lot's page or from a CAPA, with the trigger form filled from it."""
@@ -128,7 +132,7 @@ def start_recall(actor: User, *, lot_id: int | None = None, capa_instance_id: in
     if lot_id is not None:
         lot = lots.get_lot("product", lot_id)
         data = {"product_lots": lot.lot_number, "source": "inspection_failure"}
-        title = f"Recall: lot {lot.lot_number}"
+        title = RECALL_OF_LOT.format(lot=lot.lot_number)
     elif capa_instance_id is not None:
         capa = instances.get_instance(capa_instance_id)
         capa_lots = [lot.lot_number for lot in db.session.scalars(
@@ -137,7 +141,7 @@ def start_recall(actor: User, *, lot_id: int | None = None, capa_instance_id: in
         data = {"product_lots": ", ".join(capa_lots) or capa.data.get("lot_numbers", ""),
                 "source": "inspection_failure" if capa_lots else "other", "capa_instance_id": capa.id,
                 "description": capa.data.get("description", "")}
-        title = f"Recall from {capa.title}"[:300]
+        title = RECALL_FROM_CAPA.format(capa=capa.title)[:300]
     else:
         raise ValidationFailed("Start a recall from a lot or a CAPA, or from the Start page.")
     data["title"] = title
