@@ -300,3 +300,20 @@ def test_the_studio_lists_each_version_with_its_status(client, seeded):
     assert [(v["version"], v["status"]) for v in capa["versions"]] == [(2, "pending"), (1, "effective")]
     page = client.get("/studio/").get_data(as_text=True)
     assert "/processes/__key__/__version__/review" in page  # each status links to the version's review page
+
+
+def test_qa_is_asked_by_e_mail_to_approve_a_new_version(seeded, user):
+    from app.models import OutboxMessage
+    head = user("head")
+    head.language = "zh-CN"
+    db.session.commit()
+    _deploy_v2()
+
+    messages = {m.recipients: m for m in db.session.scalars(select(OutboxMessage))}
+    # the QA management group but not the author (the owner); the released seed asked nobody
+    assert set(messages) == {"admin@qualiflow.example", "head@qualiflow.example", "releaser@qualiflow.example"}
+    english = messages["releaser@qualiflow.example"]
+    assert english.subject == "CAPA (corrective and preventive action) v2 awaits your approval"
+    assert "Oliver Owner deployed version 2" in english.body and "Describe the problem within 9 days" in english.body
+    assert "/processes/capa/2/review" in english.body
+    assert "等待您批准" in messages["head@qualiflow.example"].subject

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from flask import current_app
 from flask_babel import gettext as _
 
 from app import engine
@@ -36,7 +35,7 @@ SHOWN_REJECTED, SHOWN_WITHDRAWN = VERSION_REJECTED, VERSION_WITHDRAWN
 
 def approver_group() -> str:
     """The group whose members approve procedures (config PROCEDURE_APPROVER_GROUP, by default qa_management)."""
-    return current_app.config.get("PROCEDURE_APPROVER_GROUP", "qa_management")
+    return processes.approver_group()
 
 
 def may_approve(user: User | None) -> bool:

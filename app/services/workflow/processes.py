@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from app import engine
 from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
 from app.extensions import db
-from app.models import ProcessDefinition, ProcessDraft, ProcessVersion, StudioForm, User
+from app.models import Group, OutboxMessage, ProcessDefinition, ProcessDraft, ProcessVersion, StudioForm, User
 from app.models.processes import VERSION_APPROVED, VERSION_CLOSED, VERSION_PENDING
 from app.models.types import utcnow
 from app.models.users import OWNER_ROLES
@@ -183,7 +184,38 @@ def _deploy_one(data: bytes, filename: str, actor: User | None, change_note: str
                       **({"draft": draft_id} if draft_id is not None else {}), "status": version.status})
     if release is not None and _first_release(definition):
         _release_at_installation(version, release)
+    else:
+        _ask_for_approval(version)
     return DeployResult(version, created=True)
+
+
+def approver_group() -> str:
+    """The group whose members approve procedures (config PROCEDURE_APPROVER_GROUP, by default qa_management)."""
+    return current_app.config.get("PROCEDURE_APPROVER_GROUP", "qa_management")
+
+
+def _ask_for_approval(version: ProcessVersion) -> None:
+    """Queue an e-mail, in each approver's language, to every active approver other than the author: a version
+    awaits their approval, with its reason for change and the link to its review page."""
+    approvers = db.session.scalars(select(User).where(User.groups.any(Group.name == approver_group()),
+                                                      User.active.is_(True)).order_by(User.id))
+    link = (f"{current_app.config['BASE_URL'].rstrip('/')}/processes/{version.definition.key}/{version.version}"
+            "/review")
+    for approver in approvers:
+        if approver.id == version.author_id or not approver.email:
+            continue
+        with force_locale("zh_CN" if approver.language == "zh-CN" else "en"):
+            author = version.author.full_name if version.author else _("system")
+            subject = _("%(name)s v%(version)s awaits your approval", name=version.definition.name,
+                        version=version.version)
+            body = _("%(author)s deployed version %(version)s of the procedure %(name)s (%(key)s).\n\n"
+                     "Reason for change: %(reason)s\n\nIt takes effect only after a person from QA other than its "
+                     "author approves it with an electronic signature. Review it, compare it with the version before "
+                     "and approve or reject it here:\n%(link)s\n",
+                     author=author, version=version.version, name=version.definition.name,
+                     key=version.definition.key, reason=version.change_note or "-", link=link)
+        db.session.add(OutboxMessage(idempotency_key=f"procedure-approval:{version.id}:{approver.id}",
+                                     recipients=approver.email, subject=subject[:300], body=body))
 
 
 def _first_release(definition: ProcessDefinition) -> bool:

@@ -83,8 +83,9 @@ def open_incident(instance_id: int) -> Incident | None:
 
 
 def deploy(bpmn: bytes, filename: str) -> None:
-    """Deploy a test diagram as the administrator."""
-    processes.deploy_file(bpmn, filename, users.get_by_username("admin"), "integration test")
+    """Deploy a test diagram as the administrator and have QA approve it (controlled procedures): in effect at once."""
+    from tests.integration.releases import approved  # a test helper module that imports the test configuration
+    approved(processes.deploy_file(bpmn, filename, users.get_by_username("admin"), "integration test"))
 
 
 def run_together(app: Flask, actions: list[Callable[[], Any]], timeout: float = 60) -> list[Any]:

@@ -60,7 +60,7 @@ def test_failing_service_task_keeps_the_completion_and_raises_an_incident(stuck)
     raised = db.session.scalar(db.select(AuditEvent).where(AuditEvent.action == "incident.raised"))
     assert raised.new["element"] == "notify_ghosts"
     assert [i.id for i in instances.list_incidents().items] == [incident.id]
-    assert count(OutboxMessage) == 0
+    assert count(OutboxMessage, OutboxMessage.instance_id == stuck.id) == 0
 
 
 @pytest.mark.parametrize("username", ["qa", "owner", "head", "auditor"])
@@ -75,7 +75,7 @@ def test_retry_after_the_fix_completes_the_step_once(stuck, user):
     instances.retry_instance(stuck.id, user("admin"), now=T0 + timedelta(hours=1))
     assert db.session.get(ProcessInstance, stuck.id).status == "incident"  # nothing fixed yet
     assert open_incident(stuck.id).retry_count == 1
-    assert count(OutboxMessage) == 0
+    assert count(OutboxMessage, OutboxMessage.instance_id == stuck.id) == 0
 
     users.ensure_user("casper", full_name="Casper Ghost", password=demo.DEMO_PASSWORD,
                       email="casper@qualiflow.example", roles=["staff"], groups=["ghosts"])
@@ -87,13 +87,13 @@ def test_retry_after_the_fix_completes_the_step_once(stuck, user):
     assert db.session.get(ProcessInstance, stuck.id).status == "completed"
     [incident] = db.session.scalars(db.select(Incident).where(Incident.instance_id == stuck.id)).all()
     assert incident.resolved_at == fixed_at
-    [message] = db.session.scalars(db.select(OutboxMessage)).all()
+    [message] = db.session.scalars(db.select(OutboxMessage).where(OutboxMessage.instance_id == stuck.id)).all()
     assert (message.recipients, message.subject) == ("casper@qualiflow.example", "Decision: Stop shipment")
     assert count(Task, Task.instance_id == stuck.id, Task.element_id == "notify_ghosts") == 1
 
     with pytest.raises(Conflict):
         instances.retry_instance(stuck.id, user("admin"), now=fixed_at + timedelta(hours=1))
-    assert count(OutboxMessage) == 1
+    assert count(OutboxMessage, OutboxMessage.instance_id == stuck.id) == 1
 
 
 def test_failing_script_raises_an_incident(user):
