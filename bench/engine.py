@@ -238,7 +238,7 @@ def deploy(bpmn: bytes, filename: str) -> None:
     from app.extensions import db
     from app.services.workflow import processes
 
-    processes.deploy_file(bpmn, filename, None, "benchmark")
+    processes.deploy_file(bpmn, filename, None, "benchmark", release="benchmark")
     db.session.remove()
 
 

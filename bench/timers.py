@@ -4,15 +4,16 @@
     python bench/timers.py [--postgres] [--waiting N] [--due N] [--batches N] [--no-lateness] [--json]
 
 A fresh database each run (the ticks move the instances on): the demo users and a diagram that waits on a timer
-(start -> timer `wait_for` -> a user task -> end). --batches x --due real instances (default 5 x 100) are started
+(start -> timer `wait_for` -> a user task -> end). --batches x --due real instances (default 6 x 100) are started
 through the service layer at T0, batch k waiting k hours; the rest of --waiting (default 100,000) are copies of
 one of them (its saved engine state) waiting days longer, inserted with Core. The planner's statistics are
 gathered as the app does after migrations and from its scheduler.
 
 Measured with `timers.tick` as the scheduler calls it:
 - idle tick: nothing due (T0 + 30 min), p50/p95 over --repeats;
-- due tick: batch k due at T0 + k h + 1 s, one tick fires its --due instances (each in its own transaction, with
-  its audit rows), p50/p95 over the batches; each tick must fire exactly --due instances;
+- due tick: batch k due at T0 + k h + 1 s, one tick fires its --due instances (timers.BATCH per transaction, with
+  their audit rows), p50/p95 over the batches; each tick must fire exactly --due instances. Every other batch is
+  fired with one transaction per instance (as before the tick batched them) for the same run's ratio;
 - before: the idle tick without the (status, next_timer_at) index and without statistics, as before issue 21;
 - lateness: the in-process scheduler (interval 1 s) running 20 instances whose timers fall due 2 to 6 s from now:
   when each fired after it fell due (from the audit trail's timer.fired rows), against 2x the interval.
@@ -96,7 +97,7 @@ def seed(waiting: int, due: int, batches: int) -> None:
     from app.services.workflow import processes
 
     demo.seed_people()
-    processes.deploy_file(TIMER_BPMN.encode(), f"{TIMER_ID}.bpmn", None, "benchmark")
+    processes.deploy_file(TIMER_BPMN.encode(), f"{TIMER_ID}.bpmn", None, "benchmark", release="benchmark")
     db.session.remove()
     for batch in range(1, batches + 1):
         for number in range(due):
@@ -218,15 +219,26 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                                      pg_url=args.pg_url, config=config) as app:
         idle = _idle(app, args.repeats)
         plan = _plan(app)
-        due_seconds, due_cpu = [], []
+        from app.services.workflow import timers
+
+        # Alternating: odd batches as the tick runs (timers.BATCH instances per transaction), even ones with one
+        # transaction per instance, as before issue 21's batching: the same run gives their ratio.
+        measured = {"batched": ([], []), "per_instance": ([], [])}
+        batch_size = timers.BATCH
         for batch in range(1, args.batches + 1):
-            elapsed, report = _tick(app, T0 + timedelta(hours=batch, seconds=1))
+            way = "batched" if batch % 2 or not args.compare else "per_instance"
+            timers.BATCH = batch_size if way == "batched" else 1
+            try:
+                elapsed, report = _tick(app, T0 + timedelta(hours=batch, seconds=1))
+            finally:
+                timers.BATCH = batch_size
             if report.fired != args.due or report.failed:
                 raise BenchError(f"batch {batch}: fired {report.fired}, failed {report.failed}, "
                                  f"expected {args.due}")
-            due_seconds.append(elapsed)
-            due_cpu.append(_tick.cpu)
-        due = percentiles(due_seconds, due_cpu)
+            measured[way][0].append(elapsed)
+            measured[way][1].append(_tick.cpu)
+        due = percentiles(*measured["batched"])
+        single = percentiles(*measured["per_instance"]) if measured["per_instance"][0] else None
         before = _before(app, backend, args.repeats) if args.before else None
         lateness = _lateness(app) if args.lateness else None
     return {
@@ -235,6 +247,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                       else "MISS"},
         "due_tick": {**due, "per_instance_ms": round(due["p50_ms"] / args.due, 2), "goal": f"< {DUE_GOAL_MS} ms",
                      "status": "PASS" if due["p95_ms"] < DUE_GOAL_MS else "MISS"},
+        "per_instance_transactions": single, "batch_size": batch_size,
         "plan": plan, "before": before, "lateness": lateness,
     }
 
@@ -261,6 +274,12 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"{backend['due']} due tick:   p50 {due['p50_ms']:7.1f} ms, p95 {due['p95_ms']:7.1f} ms, CPU p50 "
               f"{due['cpu_p50_ms']:6.1f} ms   goal {due['goal']}: {due['status']} ({due['per_instance_ms']} ms "
               "per instance)")
+        single = backend["per_instance_transactions"]
+        if single:
+            print(f"  same run, one transaction per instance (before batching): p50 {single['p50_ms']:.1f} ms, CPU "
+                  f"p50 {single['cpu_p50_ms']:.1f} ms: batches of {backend['batch_size']} take "
+                  f"{due['p50_ms'] / single['p50_ms']:.2f}x the time, {due['cpu_p50_ms'] / single['cpu_p50_ms']:.2f}x "
+                  "the CPU")
         if before:
             print(f"before (no index, no statistics), idle tick: p50 {before['p50_ms']:.1f} ms, p95 "
                   f"{before['p95_ms']:.1f} ms: {before['p50_ms'] / max(idle['p50_ms'], 0.001):.0f}x slower")
@@ -284,18 +303,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--waiting", type=int, default=100_000, help="instances waiting on a timer")
     parser.add_argument("--due", type=int, default=100, help="instances due per tick")
-    parser.add_argument("--batches", type=int, default=5, help="due ticks measured")
+    parser.add_argument("--batches", type=int, default=6, help="due ticks measured (with --compare, every other "
+                        "one with one transaction per instance)")
+    parser.add_argument("--no-compare", dest="compare", action="store_false",
+                        help="every due tick as the tick runs (no per-instance comparison)")
     parser.add_argument("--repeats", type=int, default=50, help="idle ticks measured")
     parser.add_argument("--postgres", action="store_true", help="also on PostgreSQL (127.0.0.1:5432)")
     parser.add_argument("--skip-sqlite", action="store_true", help="with --postgres: PostgreSQL only")
     parser.add_argument("--pg-url", default=os.environ.get("QUALIFLOW_BENCH_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--no-before", dest="before", action="store_false", help="skip the index-less idle tick")
     parser.add_argument("--no-lateness", dest="lateness", action="store_false", help="skip the scheduler run")
-    parser.add_argument("--quick", action="store_true", help="smoke: 5,000 waiting, 20 due, 2 batches")
+    parser.add_argument("--quick", action="store_true", help="smoke: 5,000 waiting, 20 due, 4 batches")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.quick:
-        args.waiting, args.due, args.batches, args.repeats = 5_000, 20, 2, 10
+        args.waiting, args.due, args.batches, args.repeats = 5_000, 20, 4, 10
     if args.waiting < args.due * args.batches:
         parser.error("--waiting must be at least --due x --batches")
     return args

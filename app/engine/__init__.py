@@ -12,6 +12,7 @@ from app.engine.runner import (
     data_hash,
     fire_timers,
     load_spec,
+    open_rows_of,
     record_failure,
     retry,
     stalled_at,
@@ -33,7 +34,7 @@ __all__ = [
     "CallSite", "DiagramOutline", "outline",
     "record_failure", "stalled_at",
     "element_states", "strongest",
-    "fire_timers", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
+    "fire_timers", "open_rows_of", "load_spec", "parse_diagram", "parse_duration", "retry", "start", "add_working_days",
     "MigrationOutcome", "MigrationRefused", "migrate", "parse_xml",
     "working_days_between",
 ]

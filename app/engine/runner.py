@@ -175,12 +175,13 @@ def _failed_completion(instance: ProcessInstance, task: Task, data: dict[str, An
     return _run(instance, workflow, ctx, outcome)
 
 
-def fire_timers(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
-    """Let due timer events of one instance fire at ctx.now and run the engine on."""
+def fire_timers(instance: ProcessInstance, ctx: EngineContext, open_rows: list[Task] | None = None) -> StepOutcome:
+    """Let due timer events of one instance fire at ctx.now and run the engine on. `open_rows`: the instance's
+    ready task rows when the caller read them already (open_rows_of, for many instances in one query)."""
     workflow = _load(instance, ctx)
     with engine_time(ctx.now):
         workflow.refresh_timers()
-    return _run(instance, workflow, ctx)
+    return _run(instance, workflow, ctx, open_rows=open_rows)
 
 
 def retry(instance: ProcessInstance, ctx: EngineContext) -> StepOutcome:
@@ -252,7 +253,7 @@ def _merge_stranded_children(workflow: BpmnWorkflow) -> None:
 
 
 def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext,
-         outcome: StepOutcome | None = None) -> StepOutcome:
+         outcome: StepOutcome | None = None, *, open_rows: list[Task] | None = None) -> StepOutcome:
     outcome = outcome or StepOutcome()
     automated: list[SpiffTask] = []
 
@@ -268,11 +269,12 @@ def _run(instance: ProcessInstance, workflow: BpmnWorkflow, ctx: EngineContext,
         except Exception as err:  # a bug in a handler must not lose the instance either
             outcome.incident = outcome.incident or _incident(instance, workflow, err, ctx)
     prune_history(workflow)
-    assignments = _assignments(instance, workflow, outcome, ctx)  # before saving: a failed one leaves its task in ERROR
+    # before saving: a failed one leaves its task in ERROR
+    assignments = _assignments(instance, workflow, outcome, ctx, open_rows)
     if outcome.incident is None:
         outcome.incident = _stuck(instance, workflow, ctx)
     _save(instance, workflow, outcome, ctx)
-    _sync_tasks(instance, workflow, automated, outcome, ctx, assignments)
+    _sync_tasks(instance, workflow, automated, outcome, ctx, assignments, open_rows)
     if outcome.incident is None and not any(open_tasks(wf) for wf in _all_workflows(workflow)):
         instance.status = "completed"
         instance.completed_at = ctx.now
@@ -451,12 +453,24 @@ def _next_timer_at(workflow: BpmnWorkflow) -> datetime | None:
     return min(due) if due else None
 
 
-def _open_rows(instance: ProcessInstance) -> list[Task]:
-    """Return the instance's ready task rows, as changed in this session (pending changes win)."""
+def _open_rows(instance: ProcessInstance, known: list[Task] | None = None) -> list[Task]:
+    """Return the instance's ready task rows, as changed in this session (pending changes win); `known` are the
+    rows the caller read already (open_rows_of), else they are read now."""
+    if known is not None:
+        return [row for row in known if row.state == "ready"]
     # No autoflush: rows already loaded keep their unflushed state, and all writes go out once at commit.
     with db.session.no_autoflush:
         rows = db.session.scalars(select(Task).where(Task.instance_id == instance.id, Task.state == "ready"))
         return [row for row in rows if row.state == "ready"]
+
+
+def open_rows_of(instance_ids: list[int]) -> dict[int, list[Task]]:
+    """The ready task rows of many instances in one query (the timer tick's batch), for fire_timers."""
+    found: dict[int, list[Task]] = {instance_id: [] for instance_id in instance_ids}
+    with db.session.no_autoflush:
+        for row in db.session.scalars(select(Task).where(Task.instance_id.in_(instance_ids), Task.state == "ready")):
+            found[row.instance_id].append(row)
+    return found
 
 
 def _live_user_tasks(workflow: BpmnWorkflow) -> dict[str, SpiffTask]:
@@ -474,7 +488,7 @@ class Assignment:
 
 
 def _assignments(instance: ProcessInstance, workflow: BpmnWorkflow, outcome: StepOutcome,
-                 ctx: EngineContext) -> dict[str, Assignment]:
+                 ctx: EngineContext, open_rows: list[Task] | None = None) -> dict[str, Assignment]:
     """Evaluate the task properties that are expressions over a new user task's own data (a multi-instance
     child sees its item), so each task can go to its own owner with its own due date.
 
@@ -487,7 +501,7 @@ def _assignments(instance: ProcessInstance, workflow: BpmnWorkflow, outcome: Ste
         if any(props.get(name) for name in TASK_EXPRESSIONS):
             candidates.append((spiff_id, spiff_task, props))
     # Only then ask which tasks already have their row: most steps have no such task and skip the query.
-    known = {row.spiff_id for row in _open_rows(instance)} if candidates else set()
+    known = {row.spiff_id for row in _open_rows(instance, open_rows)} if candidates else set()
     result: dict[str, Assignment] = {}
     for spiff_id, spiff_task, props in candidates:
         if spiff_id in known:
@@ -538,8 +552,9 @@ def _due_moment(value: Any) -> datetime:
 
 
 def _sync_tasks(instance: ProcessInstance, workflow: BpmnWorkflow, automated: list[SpiffTask],
-                outcome: StepOutcome, ctx: EngineContext, assignments: dict[str, Assignment]) -> None:
-    rows = {row.spiff_id: row for row in _open_rows(instance)}
+                outcome: StepOutcome, ctx: EngineContext, assignments: dict[str, Assignment],
+                open_rows: list[Task] | None = None) -> None:
+    rows = {row.spiff_id: row for row in _open_rows(instance, open_rows)}
     live = _live_user_tasks(workflow)
     for spiff_id, row in rows.items():
         if spiff_id not in live:

@@ -58,6 +58,26 @@ def _open_deadlines(instance_id: int) -> list[Deadline]:
     return cached[1][instance_id]
 
 
+def open_deadlines_of(instance_ids: list[int]) -> dict[int, list[Deadline]]:
+    """The open deadlines of many instances in one query (the timer tick's batch), for use_open_deadlines."""
+    found: dict[int, list[Deadline]] = {instance_id: [] for instance_id in instance_ids}
+    with db.session.no_autoflush:
+        for deadline in db.session.scalars(select(Deadline).where(
+                Deadline.instance_id.in_(instance_ids), Deadline.met_at.is_(None)).order_by(Deadline.id)):
+            found[deadline.instance_id].append(deadline)
+    return found
+
+
+def use_open_deadlines(instance_id: int, deadlines: list[Deadline]) -> None:
+    """Let this transaction (or savepoint) use the instance's open deadlines read by open_deadlines_of."""
+    session = db.session()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(_OPEN)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_OPEN] = (transaction, {})
+    cached[1][instance_id] = [d for d in deadlines if d.met_at is None]
+
+
 def start_deadlines(instance_id: int, specs: Iterable[DeadlineSpec], now: datetime) -> list[Deadline]:
     """Create the instance's deadlines counted from now; a key that already exists keeps its first due date."""
     db.session.info.pop(_OPEN, None)

@@ -232,10 +232,10 @@ def test_a_failing_timer_step_never_stops_the_other_instances(seeded, user, monk
     second = instances.start_instance("scripted", user("qa"), now=T0)
     real = runner.fire_timers
 
-    def broken_for_first(instance, ctx):
+    def broken_for_first(instance, ctx, **kwargs):
         if instance.id == first.id:
             raise RuntimeError("the database refused the row")
-        return real(instance, ctx)
+        return real(instance, ctx, **kwargs)
 
     monkeypatch.setattr("app.engine.fire_timers", broken_for_first)
 
