@@ -76,7 +76,8 @@ def deploy(upload_form):
 @blp.arguments(StartSchema)
 @blp.response(201, InstanceSchema)
 def start(args):
-    """Start an instance of the latest version of a process."""
+    """Start an instance of the effective version of a process (the newest version QA approved whose effective date
+    has come); 409 when it has none yet."""
     instance = instances.start_instance(args["process"], api_user(), args["data"], title=args["title"],
                                         language=args["language"])
     return instances.instance_record(instance.id)

@@ -47,7 +47,8 @@ class DeployUploadSchema(Schema):
     dmn = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), load_default=list, metadata={
         "description": "The .dmn decision tables the diagram's business rule tasks call (repeat the field); "
                        "without any, those of the process's latest version are kept"})
-    change_note = fields.Str(load_default="", metadata={"description": "what changed and why"})
+    change_note = fields.Str(load_default="", metadata={
+        "description": "the reason for the change: what changed and why (required for a new version, else 422)"})
     replace = fields.Bool(load_default=False, metadata={
         "description": "Confirm that the diagram replaces the procedure that already has its process id although "
                        "it is not derived from it (otherwise 409)"})
