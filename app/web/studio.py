@@ -304,14 +304,16 @@ def new():
     if not key.isidentifier() or not key.isascii():
         abort(400, _("The process id must be a name of letters, digits and underscores, e.g. complaint_handling."))
     lane = request.args.get("lane", "qa").strip() or "qa"
-    return _editor(title=name, key=key, new={"key": key, "name": name, "lane": lane})
+    return _editor(title=name, key=key, new={"key": key, "name": name, "lane": lane},
+                   draft_title=_("%(name)s: draft #%(id)s", name=name, id="__id__"))
 
 
 @bp.get("/processes/<key>/<int:version>")
 @owner_required
 def edit_version(key: str, version: int):
     found = processes.get_version(key, version)
-    return _editor(title=f"{found.definition.name} v{found.version}", key=key, version=found,
+    return _editor(title=f"{found.definition.name} v{found.version}", key=key, version=found, base=found,
+                   draft_title=_("%(name)s: draft #%(id)s", name=found.definition.name, id="__id__"),
                    source_url=api_url(f"/versions/{key}/{version}.bpmn"))
 
 
@@ -320,7 +322,8 @@ def edit_version(key: str, version: int):
 def edit_draft(draft_id: int):
     draft = studio.get_draft(current_user, draft_id)
     return _editor(title=_("%(name)s: draft #%(id)s", name=draft.name, id=draft.id), key=draft.key, draft=draft,
-                   draft_id=draft.id, source_url=api_url(f"/drafts/{draft.id}.bpmn"))
+                   draft_id=draft.id, base=draft.base_version, source_url=api_url(f"/drafts/{draft.id}.bpmn"),
+                   draft_title=_("%(name)s: draft #%(id)s", name=draft.name, id="__id__"))
 
 
 @bp.get("/diff")

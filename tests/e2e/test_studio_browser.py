@@ -212,3 +212,23 @@ def test_leaving_with_unsaved_changes_asks_first(page: Page):
     page.get_by_role("link", name="Inbox").click()
     expect(page.get_by_test_id("studio-editor")).to_be_visible()
     assert asked == ["beforeunload"]
+
+
+def test_a_saved_draft_is_named_in_the_heading_and_compares_with_its_base(page: Page):
+    errors = watch_errors(page)
+    sign_in(page, "owner")
+    page.goto("/studio/")
+    page.get_by_test_id("versions-capa").get_by_role("link", name="Open v1").click()
+    expect(page.get_by_test_id("studio-editor")).to_have_attribute("data-studio-state", "ready", timeout=20_000)
+    expect(page.get_by_test_id("studio-title")).to_have_text("CAPA (corrective and preventive action) v1")
+    expect(page.get_by_test_id("compare-with-base")).to_be_hidden()
+    select_element(page, "describe_problem", "Describe the problem")
+    properties(page).get_by_label("Due in (ISO 8601 duration)").fill("P3D")
+    page.get_by_role("button", name="Save draft").click()
+    expect(page.get_by_test_id("studio-title")).to_have_text(
+        re.compile(r"^CAPA \(corrective and preventive action\): draft #\d+$"))
+    page.get_by_role("link", name="Compare with its base (v1)").click()
+    expect(page.get_by_test_id("studio-diff")).to_have_attribute("data-studio-state", "ready", timeout=20_000)
+    change = page.get_by_test_id("diff-table").locator('tr[data-kind="changed"][data-element="describe_problem"]')
+    expect(change).to_contain_text("P3D")
+    assert not errors, errors

@@ -65,6 +65,9 @@ export function newDiagramXml(key, name, lane) {
 `;
 }
 
+// Below this scale a diagram's labels are too small to read.
+const READABLE_SCALE = 0.6;
+
 class Editor {
   constructor(root, config) {
     this.root = root;
@@ -148,13 +151,20 @@ class Editor {
     });
   }
 
-  /** Fit the diagram into the canvas, right of the palette (which floats over the canvas's left edge). */
+  /** Fit the diagram into the canvas, right of the palette (which floats over the canvas's left edge); a large
+   * diagram stops at a readable scale and opens at its left edge, where it begins. */
   fit() {
     const canvas = this.modeler.get('canvas');
     canvas.zoom('fit-viewport', 'auto');
     const palette = this.root.querySelector('.djs-palette');
+    const paletteWidth = palette ? palette.offsetLeft + palette.offsetWidth : 0;
     const box = canvas.viewbox();
-    const shift = palette ? (palette.offsetLeft + palette.offsetWidth) / box.scale : 0;
+    if (box.scale < READABLE_SCALE) {
+      canvas.viewbox({ x: box.inner.x - (paletteWidth + 20) / READABLE_SCALE, y: box.inner.y - 20 / READABLE_SCALE,
+                       width: box.outer.width / READABLE_SCALE, height: box.outer.height / READABLE_SCALE });
+      return;
+    }
+    const shift = paletteWidth / box.scale;
     canvas.viewbox({ x: box.x - shift, y: box.y, width: box.width + shift, height: box.height });
   }
 
@@ -189,6 +199,7 @@ class Editor {
         this.root.dataset.draftId = this.draftId;
         const url = this.root.dataset.draftUrl.replace('__id__', this.draftId);
         window.history.replaceState(null, '', url);
+        this.showDraft();
       }
     } catch (error) {
       this.setStatus(fill(this.messages.saveFailed, { message: error.message }), 'danger');
@@ -199,6 +210,20 @@ class Editor {
     this.setStatus(fill(this.messages.saved, { id: this.draftId, time: new Date().toLocaleTimeString() }),
                    'success');
     return this.draftId;
+  }
+
+  /** The page now edits a draft: the heading names it and the link to compare it with its base appears. */
+  showDraft() {
+    const title = this.root.querySelector('[data-studio-title]');
+    if (title && this.root.dataset.draftTitle) {
+      title.textContent = this.root.dataset.draftTitle.replace('__id__', this.draftId);
+      document.title = title.textContent + ' · Qualiflow';
+    }
+    const compare = this.root.querySelector('[data-studio-compare]');
+    if (compare && compare.dataset.href) {
+      compare.href = compare.dataset.href.replace('__id__', this.draftId);
+      compare.hidden = false;
+    }
   }
 
   async validate() {

@@ -107,6 +107,7 @@ export async function startIndex(root, config) {
   try {
     const data = await call(root.dataset.api + '/processes');
     list.replaceChildren(...data.processes.map((process) => processCard(process, root, messages)));
+    list.setAttribute('aria-busy', 'false');
     if (!data.processes.length) {
       list.append(el('p', { class: 'alert alert-light border' }, messages.noProcesses));
     }
@@ -114,6 +115,7 @@ export async function startIndex(root, config) {
   } catch (error) {
     list.replaceChildren(el('p', { class: 'alert alert-warning', role: 'status' },
                             fill(messages.loadFailed, { message: error.message })));
+    list.setAttribute('aria-busy', 'false');
     root.setAttribute('data-studio-state', 'failed');
   }
 }
