@@ -34,7 +34,7 @@ from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.lots import excursion_rule, import_rules, lots
 from app.services.lots.import_rules import Column, ImportState, Kind, Row, RowProblem, choice, integer, text
-from app.services.workflow import instances, plant_time, processes, registry
+from app.services.workflow import instances, plant_time, processes, registry, titles
 from app.services.workflow.transaction import atomic
 
 DEVIATION_PROCESS = "deviation"
@@ -47,6 +47,8 @@ UNIT_ALIASES = {"c": "C", "°c": "C", "degc": "C", "celsius": "C", "℃": "C", "
                 "fahrenheit": "F", "℉": "F", "%rh": "%RH", "rh": "%RH", "%": "%RH", "rh%": "%RH", "% rh": "%RH"}
 QUANTITY_UNIT = {"temperature": "°C", "humidity": "%RH"}
 MONTH = timedelta(days=30)
+EXCURSION_TITLE = titles.register("Excursion #{id}: {sensor} {place}, {product}",
+                                  "偏离 #{id}：{sensor} {place}，{product}")
 __all__ = ["EXCURSION_STATUSES", "READING_EPOCH"]  # read by the pages
 
 
@@ -449,7 +451,8 @@ def _hold_and_assess(excursion: Excursion, held: list[tuple[ProductLot, str, int
             excursion.lots = sorted({*excursion.lots, *(lot.lot_number for lot, _w, _q in holdable)})
             excursion.note = "The deviation procedure is not deployed: no assessment was started, no lot held."
             return
-        title = f"Excursion #{excursion.id}: {summary['sensor']} {summary['location']}, {summary['product']}"
+        title = EXCURSION_TITLE.format(id=excursion.id, sensor=summary["sensor"], place=summary["location"],
+                                       product=summary["product"])
         data = {"title": title, "excursion_id": excursion.id, "excursion": summary,
                 "lots": [{"lot_number": lot.lot_number, "product": lot.product.name, "location": where,
                           "quantity": quantity, "status": lot.status} for lot, where, quantity in holdable],

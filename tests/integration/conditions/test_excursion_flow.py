@@ -34,6 +34,9 @@ def test_logger_file_with_an_excursion_holds_the_lots_and_the_signed_decision_di
         "C1": "hold", "C2": "hold", "C3": "released"}
     instance = db.session.get(ProcessInstance, excursion.instance_id)
     assert instance.version.definition.key == "deviation" and instance.status == "running"
+    assert instance.title == f"Excursion #{excursion.id}: T1 Cold room A, Insulin pen needle kit"
+    from app.services.workflow import titles
+    assert titles.localized(instance.title, "zh-CN") == f"偏离 #{excursion.id}：T1 Cold room A，Insulin pen needle kit"
     assert ready(instance.id, "assess") is not None
 
     step(instance.id, "assess", ASSESS, user, "qa")
