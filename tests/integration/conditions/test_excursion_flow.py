@@ -85,6 +85,11 @@ def test_pages_show_the_chart_with_its_band_the_excursion_and_the_lots_holds(col
     assert 'data-testid="allowed-band"' in conditions_page
     assert 'data-testid="no-sensors"' in client.get(f"/conditions/lots/{cold_room['C3'].id}").get_data(as_text=True)
     assert client.get("/conditions/lots/9999").status_code == 404
+    task = ready(excursion.instance_id, "assess")
+    task_page = client.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert 'data-testid="instance-excursion"' in task_page and "9.6 °C" in task_page
+    instance_page = client.get(f"/instances/{excursion.instance_id}").get_data(as_text=True)
+    assert 'data-testid="instance-excursion"' in instance_page
     assert 'data-testid="open-excursions"' in client.get("/conditions/").get_data(as_text=True)
     assert client.get("/conditions/excursions?status=open").status_code == 200
     assert client.get("/conditions/sensors/999").status_code == 404
