@@ -77,6 +77,9 @@ def value_label(value: str | None) -> str:
         # How a procedure concerns a lot (instance_lots.role).
         "subject": _("subject of the procedure"), "affected": _("affected"),
         "en": "English", "zh-CN": "简体中文",  # languages, each named in itself
+        # What a sensor measures and where it sits.
+        "temperature": _("temperature"), "humidity": _("humidity"), "warehouse": _("warehouse"),
+        "vehicle": _("vehicle"), "shipment": _("with a shipment"),
         # Import job states; "failed" alone already means a failed e-mail in the catalog.
         "running": _("running"), "succeeded": _("imported"), "failed": _("import failed"),
     }
@@ -318,6 +321,9 @@ def _job_status(job_id: int) -> dict:
     lang = ui_lang()
     status["errors"] = [{**error, "reason": import_rules.reason_text(error, lang),
                          "column_label": labels.get(error.get("column"), "")} for error in status["errors"] or []]
+    skipped = imports.skipped_count(status["message"]) if status["status"] == "succeeded" else None
+    if skipped is not None:
+        status["message"] = _("%(count)s row(s) already stored with the same value were skipped.", count=skipped)
     return status
 
 

@@ -228,9 +228,19 @@ def run_import(job_id: int, now: datetime | None = None,
     return db.session.get(ImportJob, job_id)
 
 
+SKIPPED_NOTE = "{count} row(s) already stored with the same value were skipped."
+_SKIPPED = re.compile(r"^(\d+) row\(s\) already stored with the same value were skipped\.$")
+
+
 def skipped_note(skipped: int) -> str:
     """What a succeeded job says about rows left out on purpose (readings already stored, identical)."""
-    return f"{skipped} row(s) already stored with the same value were skipped." if skipped else ""
+    return SKIPPED_NOTE.format(count=skipped) if skipped else ""
+
+
+def skipped_count(message: str) -> int | None:
+    """The count a succeeded job's note gives (for the pages to say it in their language), or None."""
+    matched = _SKIPPED.match(message or "")
+    return int(matched.group(1)) if matched else None
 
 
 def _finish_failed(job_id: int, message: str, errors: list[dict], error_count: int) -> None:

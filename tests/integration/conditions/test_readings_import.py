@@ -164,3 +164,15 @@ def test_humidity_and_shipment_sensors(cold_room, user):
     [shipped] = [db.session.get(Excursion, i) for i in transit["excursions"]]
     assert shipped.minutes_out == 40 and shipped.lots == ["C3"] and shipped.max_value == 1000
     assert cold_room["C3"].status == "hold"
+
+
+def test_the_job_page_says_the_skipped_rows_in_the_page_language(cold_room, user, client):
+    from tests.conftest import login
+    run_file((HEADER + GOOD).encode(), user)
+    job = run_file((HEADER + GOOD).encode(), user, filename="again.csv")
+    login(client, "qa")  # qa reads Chinese
+    page = client.get(f"/lots/imports/{job.id}").get_data(as_text=True)
+    assert "已跳过 1 行" in page
+    client.get("/language/en")
+    assert client.get(f"/lots/imports/{job.id}.json").get_json()["message"] == (
+        "1 row(s) already stored with the same value were skipped.")
