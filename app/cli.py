@@ -394,7 +394,10 @@ def backup_restore_command(path: Path, force: bool) -> None:
     if problems:
         sys.exit(1)
     click.echo(f"OK: {trail.checked} audit events, chain intact, matches {len(checkpoints)} checkpoint(s); documents "
-               "and signatures match. Run `flask db upgrade` if this release is newer than the backup.")
+               "and signatures match.")
+    note = backups.upgrade_note(report.revision)
+    if note:
+        click.echo(note)
 
 
 def register(app: Flask) -> None:

@@ -298,6 +298,22 @@ def _check_database_file(file: Path, report: BackupReport) -> None:
 
 # --- restore ---------------------------------------------------------------------------------------------------------
 
+def schema_revisions() -> tuple[list[str], set[str]]:
+    """This release's migration heads and every revision it knows (Alembic's scripts in migrations/)."""
+    from alembic.script import ScriptDirectory
+    scripts = ScriptDirectory(current_app.extensions["migrate"].directory)
+    return list(scripts.get_heads()), {script.revision for script in scripts.walk_revisions()}
+
+
+def upgrade_note(revision: str | None) -> str:
+    """What to do about a restored schema that is older than this release's (empty when it is current)."""
+    heads, _ = schema_revisions()
+    if revision is None or revision in heads:
+        return ""
+    return (f"The restored schema is at revision {revision}, this release's is {', '.join(heads)}: run "
+            "`flask db upgrade` before starting the application.")
+
+
 def holds_data() -> dict[str, int]:
     """Rows in the tables that make a database worth keeping (empty: nothing would be lost by a restore)."""
     found = {}
@@ -322,6 +338,10 @@ def restore_backup(path: Path, *, force: bool = False, now: datetime | None = No
     if dialect != report.dialect:
         raise ValidationFailed(f"The backup is of a {report.dialect} database; DATABASE_URL names a {dialect} one. "
                                "Restore it into a database of the same kind.")
+    _, known = schema_revisions()
+    if report.revision is not None and report.revision not in known:
+        raise ValidationFailed(f"The backup's schema revision {report.revision} is unknown to this release (it was "
+                               "made by a newer one); nothing was restored. Restore it with that release or newer.")
     if dialect == "sqlite":
         _sqlite_file(url)
     else:

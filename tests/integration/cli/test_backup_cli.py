@@ -239,3 +239,31 @@ def test_a_backup_taken_while_the_trail_grows_is_one_consistent_moment(app, runn
         db.session.remove()
     assert _invoke(other_install, "audit", "verify").exit_code == 0
     assert during > 0 or manifest["audit"]["last_id"] < db.session.scalar(select(func.max(AuditEvent.id)))
+
+
+def _set_revision(backup, revision: str) -> None:
+    """Say the backup's database is at another schema revision, signed as flask backup signs it."""
+    path = backup / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest.pop("hmac")
+    manifest["database"]["revision"] = revision
+    path.write_text(json.dumps({**manifest, "hmac": backups._mac(manifest)}))
+
+
+def test_a_backup_of_a_newer_schema_is_refused_and_an_older_one_restored_with_the_upgrade_to_run(
+        runner, closed_capa, other_install, tmp_path):
+    backup = tmp_path / "backup"
+    _create(runner, backup)
+    _set_revision(backup, "9999")
+
+    newer = _invoke(other_install, "backup", "restore", str(backup))
+
+    assert newer.exit_code == 1
+    assert "schema revision 9999 is unknown to this release (it was made by a newer one); nothing was restored" \
+        in newer.output
+    _set_revision(backup, "0016")
+    older = _invoke(other_install, "backup", "restore", str(backup))
+    assert older.exit_code == 0, older.output
+    heads, _ = backups.schema_revisions()
+    assert f"The restored schema is at revision 0016, this release's is {', '.join(heads)}: run `flask db upgrade`" \
+        in older.output
