@@ -54,6 +54,7 @@ RECORDS = [
     ("stock", {"product_lot": "L1", "location": "WH-A", "quantity": "380"}),
     ("serials", {"product_lot": "L2", "serial": "SN0001"}),
     ("inspections", {"stage": "final", "product_lot": "L2", "result": "pass", "inspected_on": "2026-06-02"}),
+    ("sensors", {"code": "T1", "location": "WH-A", "interval_seconds": "300"}),
 ]
 
 
