@@ -137,6 +137,10 @@ def test_a_gateway_batch_through_the_api(cold_room, user, client):
     assert len(readings["readings"]) == 36 - 12 and readings["unit"] == "°C"  # from 01:00 to the latest
     assert readings["readings"][0] == {"at": "2026-11-20T01:00:00+00:00", "value": 9.5}
     assert db.session.scalar(db.select(db.func.count()).select_from(ImportJob)) == 0
+    created = client.post("/api/v1/sensors", json={"code": "T2", "location": "Cold room B"}, headers=headers)
+    assert created.status_code == 201, created.get_json()
+    refused_sensor = client.post("/api/v1/sensors", json={"code": "T3", "place": "vehicle"}, headers=headers)
+    assert refused_sensor.status_code == 422 and "location" in refused_sensor.get_json()["errors"]
 
 
 def test_humidity_and_shipment_sensors(cold_room, user):
