@@ -81,6 +81,7 @@ bench: setup
 	$(BIN)/python bench/layout.py
 	$(BIN)/python bench/inbox.py
 	$(BIN)/python bench/timers.py
+	$(BIN)/python bench/http_bench.py
 
 screenshots: setup
 	$(BIN)/python -m tests.e2e.guide_screenshots
