@@ -317,3 +317,15 @@ def test_qa_is_asked_by_e_mail_to_approve_a_new_version(seeded, user):
     assert "Oliver Owner deployed version 2" in english.body and "Describe the problem within 9 days" in english.body
     assert "/processes/capa/2/review" in english.body
     assert "等待您批准" in messages["head@qualiflow.example"].subject
+
+
+def test_the_review_and_history_pages_speak_chinese(client, seeded):
+    _deploy_v2()
+    login(client, "head")
+    client.get("/language/zh_CN")
+    page = client.get("/processes/capa/2/review").get_data(as_text=True)
+    assert "以您的电子签名批准" in page and "签名并批准" in page and "待批准" in page and "生效日期" in page
+    wrong = client.post("/processes/capa/2/approve", data={"password": "nope"}).get_data(as_text=True)
+    assert "密码错误；该版本未被批准。" in wrong
+    history = client.get("/processes/capa/history").get_data(as_text=True)
+    assert "版本历史" in history and "安装时由系统发布" in history and "与 v1 比较" in history
