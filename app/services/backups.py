@@ -107,7 +107,11 @@ def _pg_connection(url: URL) -> tuple[str, dict[str, str]]:
     """A libpq connection string without the password, and the environment that carries the password."""
     parts = {"host": url.host, "port": str(url.port) if url.port else None, "user": url.username,
              "dbname": url.database, **{key: str(value) for key, value in url.query.items()}}
-    conninfo = " ".join(f"{key}='{value}'" for key, value in parts.items() if value)
+
+    def quoted(value: str) -> str:  # libpq: a value in single quotes, with \ and ' escaped by a backslash
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    conninfo = " ".join(f"{key}={quoted(value)}" for key, value in parts.items() if value)
     env = dict(os.environ)
     if url.password:
         env["PGPASSWORD"] = str(url.password)

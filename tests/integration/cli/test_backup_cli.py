@@ -267,3 +267,13 @@ def test_a_backup_of_a_newer_schema_is_refused_and_an_older_one_restored_with_th
     heads, _ = backups.schema_revisions()
     assert f"The restored schema is at revision 0016, this release's is {', '.join(heads)}: run `flask db upgrade`" \
         in older.output
+
+
+def test_the_postgresql_connection_is_passed_to_the_client_tools_whole_and_without_the_password():
+    from psycopg.conninfo import conninfo_to_dict
+
+    url = make_url("postgresql+psycopg://qa'user:se%27cr%5Cet@db.example:5433/qf\\db?sslmode=require")
+    conninfo, env = backups._pg_connection(url)
+    assert conninfo_to_dict(conninfo) == {"host": "db.example", "port": "5433", "user": "qa'user", "dbname": "qf\\db",
+                                          "sslmode": "require"}
+    assert env["PGPASSWORD"] == "se'cr\\et" and "se'cr" not in conninfo
