@@ -30,6 +30,7 @@ from app.models import (
     User,
 )
 from app.models.conditions import EXCURSION_STATUSES, PLACES, QUANTITIES, READING_EPOCH, Excursion, Reading, Sensor
+from app.models.instances import OPEN_STATES
 from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.lots import excursion_rule, import_rules, lots
@@ -459,6 +460,9 @@ def _hold_and_assess(excursion: Excursion, held: list[tuple[ProductLot, str, int
                 "decisions": [{"lot_number": lot.lot_number} for lot, _w, _q in holdable]}
         instance = instances.start_instance(DEVIATION_PROCESS, actor, data, title=title, now=now)
         excursion.instance_id = instance.id
+    instance = db.session.get(ProcessInstance, excursion.instance_id)
+    if instance is None or instance.status not in OPEN_STATES:  # its assessment was cancelled: hold nothing more
+        return
     new = [lot for lot, _w, _q in holdable if lot.lot_number not in excursion.lots]
     reason = (f"{excursion.quantity.capitalize()} excursion #{excursion.id} at {summary['location']}: "
               f"{summary['minutes_out']} min outside {summary['range']} from {summary['started_at']} to "
