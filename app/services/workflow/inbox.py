@@ -248,10 +248,12 @@ def _row_cursor(row) -> Cursor:
 def _keyset_rows(ranges: list[tuple], conditions: list, cursor: Cursor, forward: bool, limit: int) -> list:
     """Up to `limit` (due_at, id) rows strictly after (forward) or before the cursor, nearest first.
 
-    Every visible range splits into its dated and its undated part; each part is one index range whose order is
-    (due_at, id) or (id), read from the cursor's place with its own ORDER BY ... LIMIT, so no part is sorted or
-    read beyond `limit` rows; the parts are then merged (at most limit rows each). A dated cursor is followed by
-    the later dated tasks, then every undated one; an undated cursor by the undated tasks with a greater id."""
+    Every visible range splits into its dated and its undated part; each part is one index range read in the
+    index's order (due_at, id) from the cursor's place with its own ORDER BY ... LIMIT, so no part is sorted or
+    read beyond `limit` rows (the undated part's due_at is NULL throughout, but ordering by it too lets PostgreSQL
+    read the index in order instead of sorting the part); the parts are then merged (at most limit rows each). A
+    dated cursor is followed by the later dated tasks, then every undated one; an undated cursor by the undated
+    tasks with a greater id."""
     undated = Task.due_at.is_(None)
     due = literal(cursor.due_at, Task.__table__.c.due_at.type) if cursor.due_at is not None else None
     number = literal(cursor.id, Integer())
@@ -260,12 +262,13 @@ def _keyset_rows(ranges: list[tuple], conditions: list, cursor: Cursor, forward:
         if cursor.due_at is not None:
             parts.append(((undated == false(), tuple_(Task.due_at, Task.id) > tuple_(due, number)),
                           (Task.due_at, Task.id)))
-            parts.append(((undated == true(), Task.due_at.is_(None)), (Task.id,)))
+            parts.append(((undated == true(), Task.due_at.is_(None)), (Task.due_at, Task.id)))
         else:
-            parts.append(((undated == true(), Task.due_at.is_(None), Task.id > number), (Task.id,)))
+            parts.append(((undated == true(), Task.due_at.is_(None), Task.id > number), (Task.due_at, Task.id)))
     else:
         if cursor.due_at is None:
-            parts.append(((undated == true(), Task.due_at.is_(None), Task.id < number), (Task.id.desc(),)))
+            parts.append(((undated == true(), Task.due_at.is_(None), Task.id < number),
+                          (Task.due_at.desc(), Task.id.desc())))
             parts.append(((undated == false(),), (Task.due_at.desc(), Task.id.desc())))
         else:
             parts.append(((undated == false(), tuple_(Task.due_at, Task.id) < tuple_(due, number)),
