@@ -253,7 +253,7 @@ def cancel_instance(instance_id: int, actor: User, reason: str, now: datetime | 
     with atomic():
         instance = get_instance(instance_id)
         if instance.status in ("completed", "cancelled"):
-            raise Conflict(f"This instance is already {instance.status}.")
+            raise Conflict(_("This instance is already %(status)s.", status=_(instance.status)))
         outcome = engine.cancel(instance, engine_context(now))
         audit.record(actor, "instance.cancelled", "instance", instance.id, instance_id=instance.id, at=now,
                      reason=reason)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
@@ -56,9 +57,10 @@ def _check_workable(task: Task, actor: User) -> None:
     if task.state != "ready" or task.kind != "user":
         raise TaskNotClaimable("This task is no longer waiting for a user.")
     if not can_work_on(task, actor):
-        raise PermissionDenied(f"This task belongs to the group {task.group_name!r}, which you are not in.")
+        raise PermissionDenied(_("This task belongs to the group %(group)s, which you are not in.",
+                                 group=repr(task.group_name)))
     if task.assignee_id not in (None, actor.id):
-        raise TaskNotClaimable(f"This task is claimed by {task.assignee.full_name}.")
+        raise TaskNotClaimable(_("This task is claimed by %(name)s.", name=task.assignee.full_name))
 
 
 def claim_task(task_id: int, actor: User, now: datetime | None = None) -> Task:
