@@ -363,6 +363,14 @@ def restore_backup(path: Path, *, force: bool = False, now: datetime | None = No
             raise Conflict(f"{directory} holds {len(foreign)} checkpoint file(s) that are not in the backup; they "
                            "belong to another audit trail. Pass --force to move them aside (into a replaced-... "
                            "folder) and restore.")
+    if dialect == "postgresql":
+        # pg_restore --clean replaces the objects the dump holds, in one transaction; a schema of another release
+        # would keep tables the backup does not know.
+        with db.engine.connect() as connection:
+            current = _revision(connection)
+        if current is not None and report.revision is not None and current != report.revision:
+            raise Conflict(f"The database is at schema revision {current}, the backup at {report.revision}: restore it "
+                           "into an empty database (createdb), then run flask db upgrade.")
     db.session.remove()
     db.engine.dispose()
     if dialect == "sqlite":

@@ -277,3 +277,23 @@ def test_the_postgresql_connection_is_passed_to_the_client_tools_whole_and_witho
     assert conninfo_to_dict(conninfo) == {"host": "db.example", "port": "5433", "user": "qa'user", "dbname": "qf\\db",
                                           "sslmode": "require"}
     assert env["PGPASSWORD"] == "se'cr\\et" and "se'cr" not in conninfo
+
+
+def test_postgresql_restores_only_into_an_empty_database_or_one_of_the_backups_schema(runner, closed_capa,
+                                                                                       other_install, tmp_path):
+    if not _postgres():
+        pytest.skip("the PostgreSQL path (SQLite replaces the whole file)")
+    backup = tmp_path / "backup"
+    _create(runner, backup)
+    _set_revision(backup, "0016")
+    with other_install.app_context():
+        with db.engine.begin() as connection:
+            connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)"))
+            connection.execute(text("INSERT INTO alembic_version VALUES ('0017')"))
+        db.engine.dispose()
+
+    refused = _invoke(other_install, "backup", "restore", str(backup), "--force")
+
+    assert refused.exit_code == 1
+    assert "The database is at schema revision 0017, the backup at 0016: restore it into an empty database" \
+        in refused.output
