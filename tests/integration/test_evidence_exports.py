@@ -4,6 +4,7 @@ file's SHA-256, the export is audited, and a job whose worker died is run again 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import socket
 import time
@@ -282,3 +283,26 @@ def test_a_made_package_is_kept_for_the_configured_days_then_its_file_is_removed
     page = client.get(f"/audit/exports/{job_id}?lang=en").get_data(as_text=True)
     assert 'data-testid="export-expired"' in page and "export again" in page
     assert len(_exported_events()) == 1  # who exported what stays in the trail
+
+
+def test_the_audit_trail_as_xlsx_is_a_job_with_its_rows_counted(client, queue, recall):
+    from openpyxl import load_workbook
+    login(client, "auditor")
+    trail_page = client.get("/audit/trail?lang=en&action=task.completed").get_data(as_text=True)
+    assert 'action="/audit/trail.xlsx?lang=en&amp;action=task.completed"' in trail_page
+
+    job_id = _ask(client, "/audit/trail.xlsx?lang=en&action=task.completed")
+    job = _done(job_id)
+
+    expected = db.session.scalar(db.select(db.func.count(AuditEvent.id)).where(AuditEvent.action == "task.completed"))
+    assert (job.status, job.kind, job.done, job.total) == ("succeeded", "trail_xlsx", expected, expected)
+    page = client.get(f"/audit/exports/{job_id}?lang=en").get_data(as_text=True)
+    assert f"{expected} row(s)" in page and "Download the audit trail (XLSX)" in page
+    download = client.get(f"/audit/exports/{job_id}/download")
+    assert download.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    sheet = load_workbook(io.BytesIO(download.data)).worksheets[0]
+    assert sheet.max_row == 1 + expected and {row[4] for row in sheet.iter_rows(min_row=2, values_only=True)} == {
+        "task.completed"}
+    (event,) = _exported_events()
+    assert event.new["rows"] == expected and event.new["scope"]["action"] == "task.completed"
+    assert client.get("/audit/trail.xlsx?action=task.completed").status_code == 405  # asking changes state

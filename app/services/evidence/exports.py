@@ -1,4 +1,5 @@
-"""Evidence packages of a lot or a search, built in the background on the job queue (app/jobs.py).
+"""Evidence packages of a lot or a search, and the audit trail as XLSX, built in the background on the job queue
+(app/jobs.py).
 
 A request opens an export job (who, what, in which language) and returns at once; a queue worker builds the
 package, writing its progress (instances done of total) on the job row in short transactions of its own, so the
@@ -32,7 +33,7 @@ from app.services.workflow.transaction import atomic
 
 log = logging.getLogger(__name__)
 
-KINDS = ("product_lot", "material_lot", "search")
+KINDS = ("product_lot", "material_lot", "search", "trail_xlsx")  # packages, and the audit trail as XLSX
 STALE_MESSAGE = ("The export stopped: its worker wrote no progress for {minutes} minutes (it was stopped or "
                  "crashed). Nothing was kept; export again.")
 EXPIRED_MESSAGE = "The file was removed {days:g} day(s) after it was made (QUALIFLOW_EXPORT_KEEP_DAYS); export again."
@@ -109,12 +110,12 @@ def run_export(job_id: int, build: Callable[[ExportJob, Progress], tuple[bytes, 
             stored_file(job).unlink(missing_ok=True)
             return job
         job.status, job.sha256, job.size, job.finished_at = "succeeded", digest, len(content), utcnow()
-        job.done = job.total = held.get("instances", job.total)
+        job.done = job.total = held.get("instances", held.get("rows", job.total))
         job.title, job.message = str(held.get("title", ""))[:300], ""
         actor = db.session.get(User, job.created_by_id)
         audit.record(actor, "evidence.exported", "export_job", job.id, new={
             "kind": job.kind, "scope": job.scope, "file": job.download_name, "sha256": digest, "size": len(content),
-            "instances": held.get("instances", 0)})
+            **{key: held[key] for key in ("instances", "rows") if key in held}})
     return db.session.get(ExportJob, job_id)
 
 

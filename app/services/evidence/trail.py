@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from app.exceptions import QualiflowError
 from app.extensions import db
@@ -54,6 +54,11 @@ def search_trail(search: TrailSearch, *, page: int = 1, per_page: int = 50):
     """Return a page of the matching audit rows, newest first."""
     return db.paginate(_query(search).order_by(AuditEvent.id.desc()), page=page, per_page=per_page,
                        error_out=False)
+
+
+def count_events(search: TrailSearch) -> int:
+    """How many rows an export of the search holds (at most EXPORT_LIMIT)."""
+    return db.session.scalar(select(func.count()).select_from(_query(search).limit(EXPORT_LIMIT).subquery())) or 0
 
 
 def all_events(search: TrailSearch) -> Iterator[AuditEvent]:
