@@ -247,6 +247,10 @@ def lot_created(lot_id: int, actor: User, now: datetime) -> ProcessInstance | No
     return start_release(lot_id, actor, now)
 
 
+INSPECTION_CAPA_TITLE = titles.register("CAPA: failed final inspection, lot {lot}", "CAPA：批次 {lot} 成品检验不合格")
+RELEASE_CAPA_TITLE = titles.register("CAPA: release checks failed, lot {lot}", "CAPA：批次 {lot} 放行检查未通过")
+
+
 def _start_capa(lot: ProductLot, actor: User, data: dict, title: str, now: datetime) -> ProcessInstance:
     """Start a CAPA about a lot, linked to it, inside the caller's transaction."""
     try:
@@ -271,7 +275,7 @@ def open_capa_for_inspection(inspection: Inspection, actor: User, now: datetime)
         "severity": "major",
         "reported_on": inspection.inspected_on.isoformat(),
         "inspection_id": inspection.id,
-    }, f"CAPA: failed final inspection, lot {lot.lot_number}", now)
+    }, INSPECTION_CAPA_TITLE.format(lot=lot.lot_number), now)
     inspection.capa_instance_id = instance.id
     audit.record(actor, "inspection.capa_opened", "inspection", inspection.id, instance_id=instance.id, at=now,
                  new={"lot_number": lot.lot_number, "instance": instance.id})
@@ -286,7 +290,7 @@ def open_capa_for_lot(lot: ProductLot, actor: User, description: str, now: datet
         "description": description, "severity": "major",
         "reported_on": plant_time.local_date(now, plant_time.zone()).isoformat(),
         "from_instance_id": from_instance_id,
-    }, f"CAPA: release checks failed, lot {lot.lot_number}", now)
+    }, RELEASE_CAPA_TITLE.format(lot=lot.lot_number), now)
     audit.record(actor, "lot.capa_opened", "product_lot", lot.id, instance_id=from_instance_id, at=now,
                  new={"lot_number": lot.lot_number, "capa": instance.id})
     return instance
