@@ -79,3 +79,22 @@ def test_owner_sees_the_heat_map_on_the_version_page(page: Page):
     count = page.get_by_test_id("heat-map").locator('tr[data-element="describe_problem"] td').nth(1).inner_text()
     expect(badge).to_have_text(count)
     assert not errors, errors
+
+
+def test_the_diagram_speaks_the_page_language(page: Page):
+    """On a Chinese page the viewer draws the steps (automatic ones too) and the lanes in Chinese."""
+    errors = watch_errors(page)
+    sign_in(page, "qa")
+    open_demo_capa(page)
+    figure = page.get_by_test_id("diagram")
+    expect(figure).to_have_attribute("data-diagram-state", "ready")
+    expect(figure.locator("svg text", has_text="Describe the problem").first).to_be_attached()
+    expect(figure.locator("svg text", has_text="Quality assurance").first).to_be_attached()  # the lane qa
+    page.get_by_role("link", name="中文", exact=True).click()
+    figure = page.get_by_test_id("diagram")
+    expect(figure).to_have_attribute("data-diagram-state", "ready")
+    expect(figure.locator("svg text", has_text="问题描述").first).to_be_attached()
+    expect(figure.locator("svg text", has_text="关联来源和批次").first).to_be_attached()  # an automatic step
+    expect(figure.locator("svg text", has_text="质量保证").first).to_be_attached()
+    expect(figure.locator("svg text", has_text="Describe the problem")).to_have_count(0)
+    assert not errors, errors
