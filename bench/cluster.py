@@ -7,6 +7,7 @@ and started again one by one (the kill loop does), and `Deployment.flask` runs a
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -311,7 +312,8 @@ class Client:
         self.base_url, self.token, self.timeout = base_url, token, timeout
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        """Return (status, JSON body); OSError (refused, reset, timed out) propagates to the caller."""
+        """Return (status, JSON body); OSError (refused, reset, timed out, an answer cut off) propagates to the
+        caller, who cannot know whether the request was carried out."""
         request = urllib.request.Request(self.base_url + path, method=method,
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={"Authorization": f"Bearer {self.token}",
@@ -319,6 +321,8 @@ class Client:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, json.loads(response.read() or b"{}")
+        except http.client.HTTPException as err:  # the answer was cut off (its process was killed while sending it)
+            raise ConnectionError(f"{err.__class__.__name__}: {err}") from err
         except urllib.error.HTTPError as err:
             raw = err.read()
             try:

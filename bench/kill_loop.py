@@ -91,7 +91,17 @@ class Ledger:
 def client_loop(number: int, base_url: str, token: str, ledger: Ledger, stop: threading.Event,
                 draining: threading.Event, open_per_client: int, seed: int) -> None:
     """Keep open_per_client instances of this client open and complete their ready tasks until stopped; once
-    draining, start no more and finish what is open."""
+    draining, start no more and finish what is open. Anything unexpected is a problem, and the client goes on."""
+    while not stop.is_set():
+        try:
+            _client_loop(number, base_url, token, ledger, stop, draining, open_per_client, seed)
+        except Exception as err:  # noqa: BLE001 - reported, and the client keeps working
+            with ledger.lock:
+                ledger.errors.append(f"client {number}: {err.__class__.__name__}: {err}")
+
+
+def _client_loop(number: int, base_url: str, token: str, ledger: Ledger, stop: threading.Event,
+                 draining: threading.Event, open_per_client: int, seed: int) -> None:
     rng = random.Random(seed * 1000 + number)
     client = Client(base_url, token, timeout=60)
     prefix = f"kill loop client {number:02d} #"
@@ -464,15 +474,19 @@ def main() -> int:
                  open_per_client=args.open_per_client, full_every=args.full_check_every, pause=tuple(args.pause),
                  late_seconds=args.late_seconds, seed=args.seed, database_url=url, workdir=workdir,
                  log=(lambda *a: print(*a, file=sys.stderr)) if args.json else print)
+    (workdir / "report.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print()
         print(summary_table(report))
-    for problem in report["problems"][:50]:
-        print("PROBLEM:", problem)
+    # A problem that lasts is found after every restart: each is printed once, with the checks that found it.
+    found = Counter(problem.split("): ", 1)[1] if problem.startswith("after kill ") else problem
+                    for problem in report["problems"])
+    for problem, times in found.items():
+        print("PROBLEM:", problem, f"(found by {times} checks)" if times > 1 else "")
     print(f"{'FAILED' if report['problems'] else 'OK'}: {report['kills']} kills, {report['completions_answered']} "
-          f"completions answered, {len(report['problems'])} problem(s); processes' log in {workdir}")
+          f"completions answered, {len(found)} problem(s); the report and the processes' log in {workdir}")
     return 1 if report["problems"] else 0
 
 

@@ -56,6 +56,13 @@ def read_lots(environment, **_) -> None:
         raise RuntimeError("no product lots: load the demo data (flask demo load) first")
 
 
+def _why(answer) -> str:
+    """What went wrong: the status and the body's start, or the connection error when no answer came (status 0)."""
+    if not answer.status_code:
+        return f"no answer: {answer.error!r}"[:300]
+    return f"{answer.status_code}: {answer.text[:300]}"
+
+
 class Qa(HttpUser):
     wait_time = between(0.5, 2)
 
@@ -72,7 +79,7 @@ class Qa(HttpUser):
     def _json(self, method: str, path: str, name: str, expect: int = 200, **kwargs) -> dict | None:
         with self.client.request(method, path, name=name, headers=self.api, catch_response=True, **kwargs) as answer:
             if answer.status_code != expect:
-                answer.failure(f"{answer.status_code}: {answer.text[:300]}")
+                answer.failure(_why(answer))
                 return None
             return answer.json()
 
@@ -100,7 +107,7 @@ class Qa(HttpUser):
     def inbox_page(self) -> None:
         with self.client.get("/", name="GET / (inbox page)", catch_response=True) as answer:
             if answer.status_code != 200 or "<html" not in answer.text[:500].lower():
-                answer.failure(f"{answer.status_code}: not the inbox page")
+                answer.failure(_why(answer))
 
     @task(3)
     def work_a_task(self) -> None:
