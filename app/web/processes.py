@@ -38,6 +38,12 @@ def escalation_notes(instance_id: int) -> list[str]:
 
 
 @bp.app_template_global()
+def overdue_step_notes(instance_id: int, besides: int | None = None) -> list[str]:
+    """The instance's other overdue steps: name, due time, how late, who holds each (what an escalation is about)."""
+    return escalations.overdue_steps(instance_id, plant_time.utcnow(), ui_lang(), besides)
+
+
+@bp.app_template_global()
 def page_language() -> str:
     """The page language ("en" or "zh-CN"), also for macros imported without the page's context."""
     return ui_lang()

@@ -39,6 +39,24 @@ def open_escalations(instance_id: int, now: datetime, lang: str) -> list[str]:
     return [escalation_note(deadline, now)[lang] for deadline in missed]
 
 
+def overdue_steps(instance_id: int, now: datetime, lang: str, besides: int | None = None) -> list[str]:
+    """What each overdue open step of an instance says (an escalation task shows the step it escalates): its name,
+    due time, how late it is and who holds it, in lang; `besides` leaves out the task being shown."""
+    due = db.session.scalars(select(Task).where(
+        Task.instance_id == instance_id, Task.state == "ready", Task.kind == "user", Task.due_at.is_not(None),
+        Task.due_at < now, Task.id != (besides or 0)).order_by(Task.due_at, Task.id))
+    zone = plant_time.zone()
+    notes = []
+    for task in due:
+        when, late = plant_time.format_moment(task.due_at, zone), _late((now - task.due_at).total_seconds(), lang)
+        if lang == "zh-CN":
+            notes.append(f"逾期步骤：{task.name_zh or task.name}，截止 {when}，已逾期 {late}，"
+                         f"由 {_holder(task, lang)} 处理。")
+        else:
+            notes.append(f"Overdue step: {task.name}, due {when}, {late} late, held by {_holder(task, lang)}.")
+    return notes
+
+
 def escalation_note(deadline: Deadline, now: datetime) -> dict[str, str]:
     """The note for each language ("en", "zh-CN")."""
     due = plant_time.format_moment(deadline.due_at, plant_time.zone())
