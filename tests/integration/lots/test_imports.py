@@ -7,7 +7,7 @@ import hashlib
 import io
 import time
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from biip.checksums import gs1_standard_check_digit
@@ -28,12 +28,14 @@ from app.models import (
     ProcessInstance,
     Product,
     ProductLot,
+    Reading,
+    Sensor,
     SerialNumber,
     Shipment,
     StockLevel,
     Supplier,
 )
-from app.services.lots import import_rules, imports
+from app.services.lots import conditions, import_rules, imports
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
 
@@ -58,7 +60,7 @@ SHIPMENT_HEADER = ["product_lot", "customer_code", "quantity", "shipped_on", "do
 def plant(seeded):
     """One product; suppliers S1 (approved) and S9 (suspended); material lot M1 of resin and of tubing; product
     lots L-<status> for released, quarantine, hold and recalled (made 2026-01-01, expiring 2028-01-01); customers
-    D1 (distributor) and H1 (hospital)."""
+    D1 (distributor) and H1 (hospital); temperature logger T0 at WH-A."""
     product = Product(name="Catheter", gtin=GTIN)
     approved, suspended = Supplier(code="S1", name="Resin Co"), Supplier(code="S9", name="Old Co", status="suspended")
     db.session.add_all([product, approved, suspended])
@@ -68,7 +70,8 @@ def plant(seeded):
                                   manufactured_on=date(2026, 1, 1), expiry_on=date(2028, 1, 1))
                        for status in ("released", "quarantine", "hold", "recalled"))
     db.session.add_all([Customer(code="D1", name="North Distribution", kind="distributor"),
-                        Customer(code="H1", name="City Hospital", kind="hospital")])
+                        Customer(code="H1", name="City Hospital", kind="hospital"),
+                        Sensor(code="T0", name="Warehouse A", location="WH-A")])
     db.session.commit()
     return seeded
 
@@ -172,7 +175,13 @@ GOOD: dict[str, list[list]] = {
                   ["D2", "East Distribution", "distributor", "", "", "", ""]],  # the parent comes later
     "shipments": [SHIPMENT_HEADER, ["L-released", "D1", "10", "2026-11-20", "DN-1", ""],
                   ["L-released", "H1", "2", "2026-11-21", "DN-2", "D1"]],
+    "sensors": [["code", "name", "quantity", "place", "location", "interval_seconds"],
+                ["T2", "Cold room", "temperature", "warehouse", "WH-B", "60"],
+                ["H2", "Truck humidity", "humidity", "vehicle", "Truck 1", ""]],
+    "readings": [["timestamp", "sensor", "value", "unit"], ["2026-11-20T08:00:00+08:00", "T0", "41", "F"],
+                 ["2026-11-20 00:05", "T0", "5.5", "C"]],  # 41 °F = 5 °C; plant time is UTC in the tests
 }
+READINGS_FROM = conditions.to_seconds(datetime(2026, 11, 20, tzinfo=UTC))
 
 
 # What the database holds after each kind's good file was imported into the plant.
@@ -210,6 +219,11 @@ IMPORTED: dict[str, tuple[Callable[[], list[tuple]], list[tuple]]] = {
      [("D2", "distributor", "CN", "", None), ("H2", "hospital", "CN", "ops@ruijin.example", "D2")]),
     "shipments": (_shipments,
      [("L-released", "D1", None, 10, date(2026, 11, 20)), ("L-released", "H1", "D1", 2, date(2026, 11, 21))]),
+    "sensors": (lambda: rows_of(select(Sensor.code, Sensor.quantity, Sensor.place, Sensor.location,
+                                       Sensor.interval_seconds).where(Sensor.code != "T0").order_by(Sensor.code)),
+     [("H2", "humidity", "vehicle", "Truck 1", 300), ("T2", "temperature", "warehouse", "WH-B", 60)]),
+    "readings": (lambda: rows_of(select(Reading.at, Reading.value).order_by(Reading.at)),
+     [(READINGS_FROM, 500), (READINGS_FROM + 300, 550)]),
 }
 
 
