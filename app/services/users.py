@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 
-from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, QualiflowError, ValidationFailed
+from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, QualiflowError
 from app.extensions import db
 from app.models import ROLES, ApiToken, Group, User, UserSession
 from app.models.types import utcnow
@@ -102,6 +102,12 @@ def token_days_setting(value: object) -> int:
     return int(text)
 
 
+def _token_days_refused(longest: int) -> FormInvalid:
+    """A token's days outside 1..API_TOKEN_DAYS: 422 with the reason on the field."""
+    message = _("A token is valid for 1 to %(days)s days.", days=longest)
+    return FormInvalid({"days": [message]}, message)
+
+
 def issue_token(username: str, actor: User | None = None, *, name: str = "", days: int | None = None,
                 now: datetime | None = None) -> str:
     """Create an API token for a user; only its hash is stored, so it is shown once. It expires after `days`,
@@ -109,7 +115,7 @@ def issue_token(username: str, actor: User | None = None, *, name: str = "", day
     longest = current_app.config["API_TOKEN_DAYS"]
     days = longest if days is None else days
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= longest:
-        raise ValidationFailed(_("A token is valid for 1 to %(days)s days.", days=longest))
+        raise _token_days_refused(longest)
     user = get_by_username(username)
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
@@ -131,7 +137,7 @@ def issue_own_token(user: User, *, name: str, days: str) -> str:
     if not text:
         return issue_token(user.username, user, name=name, days=longest)
     if not (text.isascii() and text.isdigit()) or len(text) > 6:
-        raise ValidationFailed(_("A token is valid for 1 to %(days)s days.", days=longest))
+        raise _token_days_refused(longest)
     return issue_token(user.username, user, name=name, days=int(text))
 
 

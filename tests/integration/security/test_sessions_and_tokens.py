@@ -122,7 +122,7 @@ def test_the_tokens_page_issues_a_token_once_and_revokes_it(client, seeded):
 def test_the_tokens_page_refuses_a_longer_life_than_configured(client, seeded, app):
     login(client, "qa")
     response = client.post("/account/tokens/", data={"name": "forever", "days": str(app.config["API_TOKEN_DAYS"] + 1)})
-    assert response.status_code == 400 and 'data-testid="token-error"' in response.get_data(as_text=True)
+    assert response.status_code == 422 and 'data-testid="token-error"' in response.get_data(as_text=True)
     assert db.session.scalar(db.select(ApiToken)) is None
 
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from app import create_app
-from app.exceptions import ValidationFailed
+from app.exceptions import FormInvalid
 from app.extensions import db
 from app.models import ApiToken
 from app.services import users
@@ -41,7 +41,7 @@ def test_the_tokens_page_refuses_days_out_of_range(client, seeded, days):
     login(client, "head")
     response = client.post("/account/tokens/", data={"name": "export", "days": days})
     page = response.get_data(as_text=True)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert 'data-testid="token-error"' in page and "A token is valid for 1 to 90 days." in page
     assert _count() == 0
 
@@ -63,6 +63,6 @@ def test_the_command_line_refuses_days_out_of_range(runner, seeded, days):
 
 @pytest.mark.parametrize("days", [0, -1, 91, 10**20, True, 2.5])
 def test_the_service_refuses_days_out_of_range(seeded, days):
-    with pytest.raises(ValidationFailed, match="A token is valid for 1 to 90 days."):
+    with pytest.raises(FormInvalid, match="A token is valid for 1 to 90 days."):
         users.issue_token("qa", days=days)
     assert _count() == 0
