@@ -78,6 +78,7 @@ IN_PROGRESS: tuple[str, ...] = ()  # paths of pages still being built, left out 
 IN_PROGRESS_PAGES = re.compile(r"(?!)")  # matches no page
 IN_PROGRESS_PROCEDURES: tuple[str, ...] = ()  # keys of procedures whose names are read as data meanwhile
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+EVERY_ONE = {"/tasks/N", "/instances/N"}  # each step's form and each procedure's instance page differ: read them all
 SKIPPED_PATHS = (*IN_PROGRESS, "/static/", "/language/", "/logout", "/instances/documents/", "/api/")
 SKIPPED_SUFFIXES = (".csv", ".xlsx", ".zip", ".bpmn", ".json", ".pdf", ".docx")
 VISIBLE_ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
@@ -178,7 +179,8 @@ def crawl(client, data: re.Pattern, problems: dict[str, str], start: tuple[str, 
             continue
         pattern, parent = _pattern(url), urlsplit(url).path.rsplit("/", 1)[0]
         numbered = pattern.endswith("/N")  # four pages of a folder by name (forms, lot kinds), any number by id
-        if seen.get(pattern, 0) >= (1 if pattern.endswith("?") else 2) or (seen.get(parent, 0) >= 4 and not numbered):
+        limit = 1 if pattern.endswith("?") else 50 if pattern in EVERY_ONE else 2
+        if seen.get(pattern, 0) >= limit or (seen.get(parent, 0) >= 4 and not numbered):
             continue
         seen[pattern] = seen.get(pattern, 0) + 1
         seen[parent] = seen.get(parent, 0) + (not pattern.endswith("?") and not numbered)
