@@ -42,6 +42,15 @@ SAMPLE = {
 SAMPLE_UI = {"passed": {"ui:widget": "radio"}}
 
 VALID_PAYLOADS = {
+    "deviation_assessment.schema.json": {
+        "stability_reference": "STAB-2025-07: 25 °C for 14 days",
+        "mkt_assessment": "Max 9.6 °C for 45 min, MKT 9.5 °C.",
+        "impact": "No impact: covered by the stability data.", "root_cause": "Door left open.",
+        "decisions": [{"lot_number": "C1", "decision": "release", "justification": "Stability data"},
+                      {"lot_number": "C2", "decision": "scrap"}],
+        "open_capa": True, "capa_description": "Door alarm of cold room A did not sound.",
+    },
+    "deviation_approval.schema.json": {"approval": "reject", "approval_comment": "Quote the stability report."},
     "capa_problem.schema.json": {
         "title": "Sterile barrier seal failure", "source": "inspection", "source_reference": "17",
         "lot_numbers": "L2401, L2402", "description": "Seal strength below 1.2 N/15 mm on 3 of 20 pouches.",
