@@ -101,7 +101,7 @@ def test_with_redis_the_web_process_enqueues_and_a_queue_worker_runs_it(app, red
     time.sleep(0.3)
     assert _wait(job_id, timeout=0).status == "running"  # enqueued only: no worker yet
     redis_queue.start_worker(2)
-    assert _wait(job_id).status == "succeeded" and count(Customer) == 2
+    assert _wait(job_id, timeout=90).status == "succeeded" and count(Customer) == 2
 
 
 def test_a_job_of_a_worker_killed_before_its_ack_is_run_by_another_worker(app, redis_queue, user):
