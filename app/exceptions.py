@@ -1,15 +1,16 @@
 """Domain exceptions raised by services, the engine and handlers; app/errors.py maps them to HTTP."""
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
-
-from flask import has_request_context
 
 
 def _in_page_language(text: str) -> str:
     """The message in the request's language where the catalog has it (a service that raised it with gettext
-    already gave it in that language); outside a request, or without a translation, as written."""
-    if not has_request_context():
+    already gave it in that language); outside a request, or without a translation, as written. Flask is not
+    imported here: the script workers load this module and must not load Flask."""
+    flask = sys.modules.get("flask")
+    if flask is None or not flask.has_request_context():
         return text
     from flask_babel import gettext
     return gettext(text)

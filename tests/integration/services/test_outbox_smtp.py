@@ -13,7 +13,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from app.extensions import db
-from app.models import AuditEvent, Document, OutboxMessage
+from app.models import AuditEvent, Document, OutboxMessage, User
 from app.models.evidence import DOCX_MIMETYPE
 from app.services.workflow.notifications import send_due
 from tests.conftest import T0, login
@@ -71,7 +71,10 @@ def smtp(app):
 
 @pytest.fixture
 def notice(user) -> OutboxMessage:
-    """The 'CAPA closed' e-mail a closed CAPA queued at T0."""
+    """The 'CAPA closed' e-mail a closed CAPA queued at T0 (its readers all set to English: one message, not one
+    per language)."""
+    db.session.execute(db.update(User).values(language="en"))
+    db.session.commit()
     instance = close_capa(user, T0)
     [message] = db.session.scalars(db.select(OutboxMessage)).all()
     assert (message.status, message.instance_id, message.next_attempt_at) == ("queued", instance.id, T0)

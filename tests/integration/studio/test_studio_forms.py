@@ -123,7 +123,7 @@ def test_forms_list_shows_titles_source_and_versions(client, seeded):
     page = client.get("/studio/forms/").get_data(as_text=True)
     row = page[page.index("<code>capa_problem</code>"):].split("</tr>")[0]
     assert "CAPA: problem description" in row and "CAPA：问题描述" in row
-    assert "studio" in row and "capa v1" in row
+    assert "studio" in row and "<code>capa</code> v1" in row
 
 
 @pytest.mark.parametrize("lang, labels", [
