@@ -307,6 +307,8 @@ def evidence_verify_command(path: Path) -> None:
         sys.exit(1)
     click.echo(f"OK: {report.files} files match the signed manifest; {report.audit_rows} audit rows and "
                f"{report.signatures} signatures check.")
+    if report.pdf and report.pdf != "produced":
+        click.echo(f"Note: the package's PDF reports were {report.pdf} (its HTML reports are complete).")
 
 
 @evidence_cli.command("package")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -15,12 +16,13 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app import jobs
-from app.services.evidence import auditor, exports, packages, tables, trail
+from app.services.evidence import auditor, exports, packages, pdf_reports, tables, trail
 from app.services.workflow import plant_time, processes
 from app.web import display
 from app.web.common import ui_lang
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
+log = logging.getLogger(__name__)
 
 CSV_MIMETYPE = "text/csv"
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -263,7 +265,8 @@ def instance(instance_id: int):
     timeline = auditor.instance_timeline(instance_id)
     lang = ui_lang()
     return render_template("audit/instance.html", timeline=timeline, entries=timeline_entries(timeline, lang),
-                           step_names={task.element_id: _step_name(task, lang) for task in timeline.tasks})
+                           step_names={task.element_id: _step_name(task, lang) for task in timeline.tasks},
+                           pdf_unavailable=pdf_reports.unavailable())
 
 
 # --- lots ------------------------------------------------------------------------------------------------------------
@@ -429,8 +432,25 @@ def trail_xlsx():
 ZIP_MIMETYPE = "application/zip"
 
 
-def _report_html(timeline: auditor.InstanceTimeline, lang: str) -> bytes:
-    """Render an instance's timeline as the package's standalone report (links relative to its folder)."""
+def _css_string(text: str) -> str:
+    """Quote text as a CSS string (inside a <style> element: no markup can end it)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3c ").replace("\n", " ") + '"'
+
+
+def page_counter_css() -> str:
+    """The PDF footer's "Page N of M" as a CSS content value, in the page language."""
+    marker = "\x00"
+    text = _("Page %(page)s of %(pages)s", page=f"{marker}page{marker}", pages=f"{marker}pages{marker}")
+    parts = text.split(marker)  # text, "page", text, "pages", text
+    return " ".join(f"counter({part})" if number % 2 else _css_string(part)
+                    for number, part in enumerate(parts) if part or number % 2)
+
+
+def _report_html(timeline: auditor.InstanceTimeline, lang: str, pdf_footer: str | None = None,
+                 pdf_link: bool = False) -> bytes:
+    """Render an instance's timeline as the package's standalone report (links relative to its folder, to its PDF
+    copy with pdf_link); with pdf_footer, as the page WeasyPrint prints to PDF (A4, that footer and the page
+    numbers on every page)."""
     instance_id = timeline.instance.id
     folder = f"instances/{instance_id}/"
 
@@ -441,28 +461,57 @@ def _report_html(timeline: auditor.InstanceTimeline, lang: str) -> bytes:
         "audit/package/report.html", timeline=timeline, entries=timeline_entries(timeline, lang),
         step_names={task.element_id: _step_name(task, lang) for task in timeline.tasks},
         document_href=document_href, bpmn_href=packages.bpmn_path(timeline.instance).removeprefix(folder),
-        generated=plant_time.utcnow()).encode("utf-8")
+        generated=plant_time.utcnow(), pdf_footer=pdf_footer, pdf_link=pdf_link,
+        page_counter=page_counter_css() if pdf_footer else None).encode("utf-8")
+
+
+def _pdf_note(missing: list[int], made: int, reason: str | None) -> str:
+    """The manifest's "pdf" value: produced, or why not (and for which instances when some were made)."""
+    if not missing:
+        return pdf_reports.PRODUCED
+    if not made:
+        return pdf_reports.not_produced(reason or "")
+    return pdf_reports.not_produced(f"for instance(s) {', '.join(map(str, missing))}: {reason}")
 
 
 def _package(instance_ids: list[int], scope: dict, title: str, extra: dict[str, bytes] | None = None,
-             history: list | None = None, progress: exports.Progress | None = None) -> bytes:
-    """Build a package of the instances: each one's files and report, an index page, the signed manifest."""
+             history: list | None = None, progress: exports.Progress | None = None) -> tuple[bytes, str]:
+    """Build a package of the instances: each one's files and report (HTML, and PDF where WeasyPrint runs), an
+    index page, the signed manifest. Return the zip and the manifest's word on the PDF reports."""
     lang = ui_lang()
+    now = plant_time.utcnow()
+    package_id = packages.package_id(scope, now)
     files: dict[str, bytes] = dict(extra or {})
     found = []
+    missing: list[int] = []
+    cannot_run = reason = pdf_reports.unavailable()
     if progress:
         progress(0, len(instance_ids))
     for number, instance_id in enumerate(instance_ids, 1):
         files.update(packages.instance_files(instance_id))
         timeline = auditor.instance_timeline(instance_id)
-        files[f"instances/{instance_id}/report.html"] = _report_html(timeline, lang)
+        root = f"instances/{instance_id}"
+        try:
+            if cannot_run:  # WeasyPrint cannot run here at all (its system libraries are missing)
+                raise pdf_reports.PdfUnavailable(cannot_run)
+            footer = f"{package_id} · #{instance_id} {timeline.instance.title}"
+            files[f"{root}/report.pdf"] = pdf_reports.render(_report_html(timeline, lang, pdf_footer=footer))
+        except pdf_reports.PdfUnavailable as err:
+            reason = str(err)
+            missing.append(instance_id)
+        files[f"{root}/report.html"] = _report_html(timeline, lang, pdf_link=f"{root}/report.pdf" in files)
         found.append(timeline.instance)
         if progress:
             progress(number, len(instance_ids))
+    note = _pdf_note(missing, len(found) - len(missing), reason)
+    if missing:
+        log.warning("evidence package %s holds no PDF report of instance(s) %s: %s", package_id,
+                    ", ".join(map(str, missing)), reason)
     files["index.html"] = render_template("audit/package/index.html", title=title, instances=found,
-                                          history=history or [], audit_changes=audit_changes,
-                                          generated=plant_time.utcnow()).encode("utf-8")
-    return packages.seal(files, scope)
+                                          history=history or [], audit_changes=audit_changes, generated=now,
+                                          pdf_reports={i.id for i in found} - set(missing), pdf_note=note,
+                                          package_id=package_id).encode("utf-8")
+    return packages.seal(files, scope, now, notes={"package_id": package_id, "pdf": note}), note
 
 
 def _send_zip(content: bytes, name: str):
@@ -473,7 +522,7 @@ def instance_package(instance_id: int) -> bytes:
     """Return the evidence package of one instance (in a request context: the page language, the plant clock)."""
     instance = auditor.instance_timeline(instance_id).instance
     title = _("Evidence package of instance #%(id)s %(title)s", id=instance.id, title=instance.title)
-    return _package([instance.id], {"kind": "instance", "id": instance.id}, title)
+    return _package([instance.id], {"kind": "instance", "id": instance.id}, title)[0]
 
 
 @bp.get("/instances/<int:instance_id>/package.zip")
@@ -509,14 +558,16 @@ def build_export(job, progress: exports.Progress) -> tuple[bytes, dict]:
         if job.kind == "search":
             ids = packages.check_size(auditor.matching_ids(_scope_search(job.scope), packages.MAX_INSTANCES + 1))
             title = _("Evidence package of %(n)s instance(s)", n=len(ids))
-            content = _package(ids, job.scope, title, progress=progress)
+            content, pdf = _package(ids, job.scope, title, progress=progress)
         else:
             dossier = auditor.lot_dossier(job.kind.removesuffix("_lot"), int(job.scope["id"]))
             ids = packages.check_size([p.instance.id for p in dossier.procedures])
             title = _("Evidence package of lot %(number)s", number=dossier.lot.lot_number)
             extra = {"lot/status_changes.jsonl": packages.audit_file(dossier.history)}
-            content = _package(ids, job.scope, title, extra, dossier.history, progress=progress)
-    return content, {"instances": len(ids), "title": title}
+            content, pdf = _package(ids, job.scope, title, extra, dossier.history, progress=progress)
+    # The job page says when the package holds no PDF report, and why (the manifest records it too).
+    return content, {"instances": len(ids), "title": title,
+                     "notice": "" if pdf == pdf_reports.PRODUCED else pdf.removeprefix("not produced: ")}
 
 
 jobs.register_export_builder(build_export)

@@ -111,7 +111,8 @@ def run_export(job_id: int, build: Callable[[ExportJob, Progress], tuple[bytes, 
             return job
         job.status, job.sha256, job.size, job.finished_at = "succeeded", digest, len(content), utcnow()
         job.done = job.total = held.get("instances", held.get("rows", job.total))
-        job.title, job.message = str(held.get("title", ""))[:300], ""
+        # A finished job's message is a notice for its page: why the package holds no PDF report, say.
+        job.title, job.message = str(held.get("title", ""))[:300], str(held.get("notice", ""))
         actor = db.session.get(User, job.created_by_id)
         audit.record(actor, "evidence.exported", "export_job", job.id, new={
             "kind": job.kind, "scope": job.scope, "file": job.download_name, "sha256": digest, "size": len(content),

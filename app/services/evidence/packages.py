@@ -1,6 +1,7 @@
 """Evidence packages: one zip of everything recorded about an instance, a lot or a period, checkable offline.
 
-A package holds, per instance, its report (HTML, written by the caller), every document revision, the signature
+A package holds, per instance, its report (HTML, and the same as PDF where WeasyPrint runs: written by the
+caller), every document revision, the signature
 manifests, the BPMN version that ran with its forms, and the instance's audit rows; and a manifest with the
 SHA-256 and size of every file, the audit chain's head at export and the last signed checkpoint, itself signed
 with HMAC-SHA256 (AUDIT_CHECKPOINT_KEY). `flask evidence verify ZIP` checks a package without the database and
@@ -112,14 +113,24 @@ def _manifest_mac(body: dict) -> str:
     return hmac.new(audit_checkpoints._key(), canonical, hashlib.sha256).hexdigest()
 
 
-def seal(files: dict[str, bytes], scope: dict[str, Any], now: datetime | None = None) -> bytes:
-    """Write the files and their signed manifest into a zip; return its bytes."""
+def package_id(scope: dict[str, Any], now: datetime) -> str:
+    """Return the id a package is known by (its manifest, its PDF reports' footers): when it was made and of what,
+    e.g. EP-20261207-204512-instance-5 or EP-20261207-204512-lot-L1."""
+    what = {"instance": f"instance-{scope.get('id')}", "search": "search"}.get(
+        scope.get("kind", ""), f"lot-{safe_name(str(scope.get('lot_number') or scope.get('id')))}")
+    return f"EP-{now:%Y%m%d-%H%M%S}-{what}"
+
+
+def seal(files: dict[str, bytes], scope: dict[str, Any], now: datetime | None = None,
+         notes: dict[str, Any] | None = None) -> bytes:
+    """Write the files and their signed manifest into a zip; return its bytes. `notes` (the package's id, whether
+    its PDF reports were made) are recorded in the manifest, under its signature."""
     now = now or utcnow()
     head = db.session.get(AuditHead, 1)
     checkpoints = audit_checkpoints.load_checkpoints()
     last = checkpoints[-1] if checkpoints else None
     body = {
-        "format": FORMAT, "created_at": now.isoformat(), "scope": scope,
+        **(notes or {}), "format": FORMAT, "created_at": now.isoformat(), "scope": scope,
         "chain": {"last_id": head.last_id if head else 0, "last_hash": head.last_hash if head else audit.GENESIS,
                   "checkpoint": {"last_id": last.last_id, "head_hash": last.head_hash, "at": last.at.isoformat()}
                   if last else None},
@@ -152,6 +163,7 @@ class PackageReport:
     signatures: int = 0
     problems: list[str] = field(default_factory=list)
     scope: dict = field(default_factory=dict)
+    pdf: str = ""  # the manifest's word on the PDF reports: "produced", or "not produced: <reason>"
 
     @property
     def ok(self) -> bool:
@@ -188,6 +200,7 @@ def verify_package(data: bytes, *, check_mac: bool = True) -> PackageReport:
             report.problems.append(f"{MANIFEST} cannot be read: {err}")
             return report
         report.scope = manifest.get("scope") or {}
+        report.pdf = str(manifest.get("pdf") or "")
         if manifest.get("format") != FORMAT:
             report.problems.append(f"{MANIFEST}: unknown format {manifest.get('format')!r}")
         if check_mac and not hmac.compare_digest(str(mac), _manifest_mac(manifest)):
