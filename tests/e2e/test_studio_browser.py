@@ -89,7 +89,24 @@ def properties(page: Page):
 
 
 def select_element(page: Page, element_id: str, name: str) -> None:
-    page.locator(f'[data-studio-canvas] g.djs-element[data-element-id="{element_id}"]').click()
+    canvas = page.locator("[data-studio-canvas]")
+    shape = canvas.locator(f'g.djs-element[data-element-id="{element_id}"]')
+    # A large diagram opens at a readable scale from its left edge: scroll the canvas with the wheel, as a user
+    # would, until the step is in view right of the palette (which floats over the canvas's left edge).
+    for _ in range(40):
+        area, box = canvas.bounding_box(), shape.bounding_box()
+        palette = canvas.locator(".djs-palette").bounding_box()
+        left = palette["x"] + palette["width"] + 10 if palette else area["x"]
+        dx = (200 if box["x"] + box["width"] > area["x"] + area["width"] - 10
+              else -200 if box["x"] < left else 0)
+        dy = (150 if box["y"] + box["height"] > area["y"] + area["height"] - 10
+              else -150 if box["y"] < area["y"] + 10 else 0)
+        if not dx and not dy:
+            break
+        page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
+        page.mouse.wheel(dx, dy)
+        page.wait_for_timeout(50)
+    shape.click()
     expect(properties(page).locator(".bio-properties-panel-header-label")).to_have_text(name)
 
 
