@@ -74,6 +74,9 @@ def init_app(app: Flask) -> None:
         referrer_policy=REFERRER_POLICY,
         permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()", "browsing-topics": "()"},
     )
+    # Flask-Limiter's init_app only fills an empty key prefix, so every later app of the process would count under
+    # the first app's prefix (in the tests, apps of two suites then shared one Redis count): each app uses its own.
+    limiter._key_prefix = ""
     limiter.init_app(app)
     _limit_public_links(app)
 

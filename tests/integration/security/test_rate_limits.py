@@ -126,3 +126,18 @@ def test_with_redis_every_worker_shares_the_counts(tmp_path, app):
             "/login", data={"username": "qa", "password": "wrong"}).status_code == 401
     _assert_429_page(_make_app(tmp_path, **shared).test_client().post(
         "/login", data={"username": "qa", "password": "wrong"}))
+
+
+@pytest.mark.skipif(not _redis_answers(), reason="no Redis on 127.0.0.1:6379")
+def test_with_redis_two_sites_with_their_own_prefixes_count_apart(tmp_path, app):
+    """Two installations on one Redis, each with its own key prefix: one site's failed sign-ins do not refuse the
+    other's, also when the second app is made in a process that made the first (as the test suites do)."""
+    demo.seed_people()
+    db.session.commit()
+    database = {"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:6379/0",
+                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]}
+    first = _make_app(tmp_path, RATELIMIT_KEY_PREFIX=f"site-{uuid.uuid4().hex}", **database).test_client()
+    for expected in (401, 401, 429):
+        assert first.post("/login", data={"username": "qa", "password": "wrong"}).status_code == expected
+    second = _make_app(tmp_path, RATELIMIT_KEY_PREFIX=f"site-{uuid.uuid4().hex}", **database).test_client()
+    assert second.post("/login", data={"username": "qa", "password": "wrong"}).status_code == 401
