@@ -1,26 +1,16 @@
-// Import job page: poll the job's JSON status every second while it runs, move the progress bar,
-// then show the result (rows imported, or the table of refused rows) without reloading the page.
+// Import job page: while it runs, move the progress bar (job_poller.js polls the job's status), then show the
+// result (rows imported, or the table of refused rows) without reloading the page.
 (function () {
   "use strict";
 
+  var poller = window.QualiflowJobPoller;
+  var setField = poller.setField;
   var root = document.getElementById("import-job");
-  if (!root || root.getAttribute("data-status") !== "running") {
-    return;
-  }
-  var url = root.getAttribute("data-status-url");
   var progress = document.getElementById("import-progress");
-  var bar = progress.querySelector(".progress-bar");
-
-  function setField(container, name, value) {
-    container.querySelectorAll('[data-field="' + name + '"]').forEach(function (element) {
-      element.textContent = value;
-    });
-  }
+  var bar = progress && progress.querySelector(".progress-bar");
 
   function showProgress(job) {
-    var percent = job.expected ? Math.min(100, Math.round(100 * job.read / job.expected)) : 0;
-    progress.setAttribute("aria-valuenow", String(percent));
-    bar.style.width = (job.expected ? percent : 100) + "%";
+    poller.showProgress(progress, job.read, job.expected);
     setField(root, "read", String(job.read));
     setField(root, "expected", job.expected ? String(job.expected) : "…");
   }
@@ -72,26 +62,5 @@
     result.focus();
   }
 
-  function poll() {
-    fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error("HTTP " + response.status);
-        }
-        return response.json();
-      })
-      .then(function (job) {
-        if (job.status === "running") {
-          showProgress(job);
-          window.setTimeout(poll, 1000);
-        } else {
-          showResult(job);
-        }
-      })
-      .catch(function () {
-        window.setTimeout(poll, 5000);  // a network hiccup: keep trying, more slowly
-      });
-  }
-
-  window.setTimeout(poll, 1000);
+  poller.start(root, showProgress, showResult);
 }());
