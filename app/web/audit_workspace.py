@@ -20,6 +20,7 @@ from app.services.evidence import auditor, exports, packages, pdf_reports, table
 from app.services.workflow import plant_time, processes
 from app.web import display
 from app.web.common import ui_lang
+from app.web.processes import procedure_name as procedure_label
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 log = logging.getLogger(__name__)
@@ -296,24 +297,36 @@ def signatures():
     search, errors = _signature_search()
     report = auditor.signature_report(search, page=_page())
     return render_template("audit/signatures.html", search=search, report=report, errors=errors,
-                           meanings=auditor.meanings(), signers=auditor.signers())
+                           meanings=auditor.meanings(), signers=auditor.report_signers())
 
 
 def _signature_rows(search: auditor.SignatureSearch, lang: str) -> Iterable[list]:
     zone = plant_time.zone()
     for row in auditor.all_signatures(search):
-        signature = row.signature
-        yield [signature.signed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"), signature.printed_name,
-               row.username, display.meaning_label(signature.meaning), signature.meaning, row.instance.id,
-               row.instance.title, row.process_name, row.version, _step_name(row.task, lang), signature.signed_hash,
-               "; ".join(f"{item.get('filename')} {item.get('sha256')}" for item in signature.documents)]
+        documents = "; ".join(f"{item.get('filename')} {item.get('sha256')}" for item in row.documents)
+        if row.kind == auditor.PROCEDURE_APPROVAL:
+            version = row.approval
+            record, instance, title = _("Procedure version approved"), "", _(
+                "Version %(version)s of %(name)s, effective %(day)s", version=row.version,
+                name=procedure_label(version.definition), day=version.effective_on.isoformat()
+                if version.effective_on else "")
+            step, link = "", url_for("procedure_control.review", key=row.process_key, version=row.version,
+                                     _external=True)
+        else:
+            record, instance, title = _("Step signed"), row.instance.id, row.instance.title
+            step, link = _step_name(row.task, lang), url_for("audit.instance", instance_id=row.instance.id,
+                                                             _external=True)
+        yield [row.signed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z"), row.printed_name, row.username,
+               display.meaning_label(row.meaning), row.meaning, instance, title, row.process_name, row.version,
+               step, row.signed_hash, documents, record, link]
 
 
 @bp.get("/signatures.csv")
 def signatures_csv():
     search, _errors = _signature_search()
     header = [_("Signed at"), _("Printed name"), _("User name"), _("Meaning"), _("Meaning code"), _("Instance"),
-              _("Title"), _("Procedure"), _("Version"), _("Step"), _("Signed hash"), _("Documents signed")]
+              _("Title"), _("Procedure"), _("Version"), _("Step"), _("Signed hash"), _("Documents signed"),
+              _("Record signed"), _("Link")]
     content = tables.csv_bytes(header, _signature_rows(search, ui_lang()))
     return send_file(io.BytesIO(content), mimetype=CSV_MIMETYPE, as_attachment=True,
                      download_name=_export_name("signatures", search.start, search.end, "csv"))
@@ -430,6 +443,7 @@ def trail_xlsx():
 # --- evidence packages -----------------------------------------------------------------------------------------------
 
 ZIP_MIMETYPE = "application/zip"
+PROCEDURE_APPROVALS = "procedure_approvals.json"
 
 
 def _css_string(text: str) -> str:
@@ -475,7 +489,8 @@ def _pdf_note(missing: list[int], made: int, reason: str | None) -> str:
 
 
 def _package(instance_ids: list[int], scope: dict, title: str, extra: dict[str, bytes] | None = None,
-             history: list | None = None, progress: exports.Progress | None = None) -> tuple[bytes, str]:
+             history: list | None = None, progress: exports.Progress | None = None,
+             approvals: list | None = None) -> tuple[bytes, str]:
     """Build a package of the instances: each one's files and report (HTML, and PDF where WeasyPrint runs), an
     index page, the signed manifest. Return the zip and the manifest's word on the PDF reports."""
     lang = ui_lang()
@@ -510,7 +525,9 @@ def _package(instance_ids: list[int], scope: dict, title: str, extra: dict[str, 
     files["index.html"] = render_template("audit/package/index.html", title=title, instances=found,
                                           history=history or [], audit_changes=audit_changes, generated=now,
                                           pdf_reports={i.id for i in found} - set(missing), pdf_note=note,
-                                          package_id=package_id).encode("utf-8")
+                                          package_id=package_id, approvals=approvals or [],
+                                          approvals_file=PROCEDURE_APPROVALS if approvals is not None else None
+                                          ).encode("utf-8")
     return packages.seal(files, scope, now, notes={"package_id": package_id, "pdf": note}), note
 
 
@@ -548,6 +565,17 @@ def _scope_search(scope: dict) -> auditor.InstanceSearch:
         product=scope.get("product") or "", signer=scope.get("signer") or "", text=scope.get("text") or "")
 
 
+def _period_approvals(scope: dict) -> tuple[list, dict[str, bytes]]:
+    """A period's package also lists the procedure versions QA approved (e-signed) in that period - of the searched
+    procedure when the search names one - in procedure_approvals.json and on its index page."""
+    if not (scope.get("from") or scope.get("to")):
+        return [], {}
+    search = _scope_search(scope)
+    rows = auditor.procedure_approvals(auditor.SignatureSearch(start=search.start, end=search.end),
+                                       search.process_key)
+    return rows, {PROCEDURE_APPROVALS: packages.approvals_file(row.approval for row in rows)}
+
+
 def build_export(job, progress: exports.Progress) -> tuple[bytes, dict]:
     """Build an export job's package in the language it was asked in (the queue worker runs this)."""
     # A GET request context: the page language, and on SQLite a reading transaction (no write lock held while the
@@ -558,7 +586,8 @@ def build_export(job, progress: exports.Progress) -> tuple[bytes, dict]:
         if job.kind == "search":
             ids = packages.check_size(auditor.matching_ids(_scope_search(job.scope), packages.MAX_INSTANCES + 1))
             title = _("Evidence package of %(n)s instance(s)", n=len(ids))
-            content, pdf = _package(ids, job.scope, title, progress=progress)
+            approvals, extra = _period_approvals(job.scope)
+            content, pdf = _package(ids, job.scope, title, extra, approvals=approvals, progress=progress)
         else:
             dossier = auditor.lot_dossier(job.kind.removesuffix("_lot"), int(job.scope["id"]))
             ids = packages.check_size([p.instance.id for p in dossier.procedures])

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import zipfile
+from datetime import timedelta
 
 import pytest
 from openpyxl import load_workbook
@@ -21,7 +22,7 @@ from app.services.evidence import packages
 from app.services.workflow import instances, tasks
 from tests.conftest import login
 from tests.integration import recall_steps
-from tests.integration.capa_steps import ready_task, run_capa_to_approval
+from tests.integration.capa_steps import VERIFICATION_PERIOD, ready_task, run_capa_to_approval
 from tests.integration.recalls.conftest import plant  # noqa: F401 - the recall's lots and consignees
 from tests.integration.services.scenarios import approve, close_capa
 from tests.integration.test_evidence_exports import queue  # noqa: F401 - the in-process queue, its own folder
@@ -157,6 +158,67 @@ def test_signature_report_by_signer_and_meaning_with_csv(client, seeded, user):
     assert rows[0][:4] == ["Signed at", "Printed name", "User name", "Meaning"]
     assert len(rows) == 2 and rows[1][1] == "Helen Head" and rows[1][4] == "approved"
     assert rows[1][5] == str(first.id)
+
+
+def test_the_signature_report_lists_procedure_approvals_as_records_signed(client, seeded, user, queue):  # noqa: F811
+    """QA's e-signed approval of a procedure version is a signature like a gate's: counted, listed with a link to the
+    version, in the CSV and in a period's evidence package (and in the version.json of the instances that ran it)."""
+    from app.services import demo, users
+    from app.services.workflow import procedure_control, processes
+    from tests.integration.diagrams import LONGER_DUE_IN, capa_variant
+
+    now = utcnow()
+    approved_at = now - VERIFICATION_PERIOD - timedelta(minutes=5)  # before the CAPA starts
+    processes.deploy_file(capa_variant(LONGER_DUE_IN).encode(), "capa.bpmn", users.get_by_username("owner"),
+                          "Describe the problem within 9 days")
+    version = procedure_control.approve(user("head"), "capa", 2, demo.DEMO_PASSWORD, now=approved_at)
+    signed_hash, content_hash, effective_on = version.signed_hash, version.content_hash, version.effective_on
+    capa = run_capa_to_approval(user, now=now)  # runs on the approved version 2
+    approve(capa.id, user, now)
+    capa_id = capa.id
+    login(client, "auditor")
+    first, day = plant_day(approved_at), plant_day(now)
+
+    page = _text(client.get(f"/audit/signatures?lang=en&from={first}&to={day}"))
+    assert _section(page, "signature-total", "</td>").endswith(">2")
+    listed = _section(page, "signed-procedure", "</tr>")
+    assert "Helen Head" in listed and 'data-meaning="approved"' in listed
+    assert 'href="/processes/capa/2/review"' in listed and "Procedure version approved" in listed
+    assert f"Effective from {effective_on.isoformat()}" in listed and signed_hash[:12] in listed
+    assert f'href="/audit/instances/{capa_id}#gates-h"' in _section(page, "signed-step", "</tr>")
+    zh_page = _text(client.get(f"/audit/signatures?lang=zh_CN&from={first}&to={day}"))
+    assert "已批准的程序版本" in _section(zh_page, "signed-procedure", "</tr>")
+    by_li = _text(client.get(f"/audit/signatures?lang=en&signer=Li&from={first}"))
+    assert 'data-testid="signed-procedure"' not in by_li
+    assert 'data-testid="audit-empty"' in _text(client.get("/audit/signatures?lang=en&from=2020-01-01&to=2020-01-02"))
+
+    rows = list(csv.reader(io.StringIO(client.get(f"/audit/signatures.csv?lang=en&from={first}&to={day}")
+                                       .data.decode("utf-8-sig"))))
+    assert rows[0][-2:] == ["Record signed", "Link"] and len(rows) == 3
+    approval = next(row for row in rows[1:] if row[12] == "Procedure version approved")
+    assert approval[1] == "Helen Head" and approval[2] == "head" and approval[4] == "approved"
+    assert approval[5] == "" and approval[8] == "2" and approval[10] == signed_hash
+    assert approval[11] == f"capa.bpmn {content_hash}" and approval[13].endswith("/processes/capa/2/review")
+    step = next(row for row in rows[1:] if row[12] == "Step signed")
+    assert step[5] == str(capa_id) and step[13].endswith(f"/audit/instances/{capa_id}")
+
+    package = _export(client, f"/audit/package?lang=en&from={first}&to={day}&process=capa")
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        [listed_approval] = json.loads(archive.read("procedure_approvals.json"))
+        assert listed_approval["version"] == 2 and listed_approval["printed_name"] == "Helen Head"
+        assert listed_approval["signed_hash"] == signed_hash and listed_approval["user"] == "head"
+        assert "Procedure versions approved in the period" in archive.read("index.html").decode()
+        assert f"instances/{capa_id}/process/version.json" in archive.namelist(), archive.namelist()
+        ran = json.loads(archive.read(f"instances/{capa_id}/process/version.json"))
+        assert ran["version"] == 2 and ran["approval"]["signed_hash"] == signed_hash
+    assert packages.verify_package(package).ok
+    with zipfile.ZipFile(io.BytesIO(_export(client, "/audit/package?lang=en&process=capa"))) as archive:
+        assert "procedure_approvals.json" not in archive.namelist()  # not a period's package
+
+
+def plant_day(moment) -> str:
+    from app.services.workflow import plant_time
+    return plant_time.local_date(moment, plant_time.zone()).isoformat()
 
 
 # --- audit trail explorer --------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, String, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
 from app.exceptions import NotFound, PermissionDenied
@@ -294,17 +294,46 @@ class SignatureSearch:
     meaning: str = ""
 
 
+GATE, PROCEDURE_APPROVAL = "gate", "procedure"  # what a signature of the report signed
+
+
 @dataclass(frozen=True)
 class SignedRecord:
-    """One signature with the record it signed."""
+    """One signature with the record it signed: a step of an instance (a gate: signature, task and instance set),
+    or a version of a controlled procedure approved by QA (approval set: the version)."""
 
-    signature: Signature
-    task: Task
-    instance: ProcessInstance
+    kind: str  # GATE or PROCEDURE_APPROVAL
+    signed_at: datetime
+    printed_name: str
+    meaning: str
+    signed_hash: str
+    username: str
     process_key: str
     process_name: str
     version: int
-    username: str
+    signature: Signature | None = None
+    task: Task | None = None
+    instance: ProcessInstance | None = None
+    approval: ProcessVersion | None = None
+
+    @property
+    def documents(self) -> list[dict]:
+        """What the signature is bound to: a gate's documents, or the approved version's diagram (its content
+        hash)."""
+        if self.signature is not None:
+            return list(self.signature.documents)
+        return [{"filename": self.approval.filename, "sha256": self.approval.content_hash}]
+
+
+def _gate_record(signature, task, instance, key, name, version, username) -> SignedRecord:
+    return SignedRecord(GATE, signature.signed_at, signature.printed_name, signature.meaning, signature.signed_hash,
+                        username, key, name, version, signature=signature, task=task, instance=instance)
+
+
+def _approval_record(version: ProcessVersion, username: str) -> SignedRecord:
+    return SignedRecord(PROCEDURE_APPROVAL, version.decided_at, version.signed_name or "",
+                        version.signed_meaning or "", version.signed_hash or "", username, version.definition.key,
+                        version.definition.name, version.version, approval=version)
 
 
 def _signature_filters(query: Select, search: SignatureSearch) -> Select:
@@ -319,6 +348,22 @@ def _signature_filters(query: Select, search: SignatureSearch) -> Select:
     return query
 
 
+def _approval_filters(query: Select, search: SignatureSearch, process_key: str = "") -> Select:
+    """The e-signed approvals of procedure versions (QA's, not the versions released at installation)."""
+    query = query.join(User, User.id == ProcessVersion.decided_by_id).where(
+        ProcessVersion.signed_hash.is_not(None), *in_period(ProcessVersion.decided_at, search.start, search.end))
+    if search.signer:
+        pattern = like_pattern(search.signer)
+        query = query.where(or_(ProcessVersion.signed_name.ilike(pattern, escape="\\"),
+                                User.username.ilike(pattern, escape="\\")))
+    if search.meaning:
+        query = query.where(ProcessVersion.signed_meaning == search.meaning)
+    if process_key:
+        query = query.where(select(ProcessDefinition.id).where(ProcessDefinition.id == ProcessVersion.definition_id,
+                                                               ProcessDefinition.key == process_key).exists())
+    return query
+
+
 def _signature_query(search: SignatureSearch) -> Select:
     query = (select(Signature, Task, ProcessInstance, ProcessDefinition.key, ProcessDefinition.name,
                     ProcessVersion.version, User.username)
@@ -329,18 +374,54 @@ def _signature_query(search: SignatureSearch) -> Select:
     return _signature_filters(query, search)
 
 
+def _approval_query(search: SignatureSearch, process_key: str = "") -> Select:
+    return _approval_filters(select(ProcessVersion, User.username).options(joinedload(ProcessVersion.definition)),
+                             search, process_key)
+
+
+def _signed_ids(search: SignatureSearch) -> Select:
+    """Every signature of the search as (kind, id, signed at), gates and procedure approvals together."""
+    def kind(name: str):
+        return literal_column(f"'{name}'", String).label("kind")
+
+    gates = _signature_filters(select(kind(GATE), Signature.id.label("id"), Signature.signed_at.label("signed_at")),
+                               search)
+    approvals = _approval_filters(select(kind(PROCEDURE_APPROVAL), ProcessVersion.id.label("id"),
+                                         ProcessVersion.decided_at.label("signed_at")), search)
+    both = union_all(gates, approvals).subquery()
+    return select(both.c.kind, both.c.id).order_by(both.c.signed_at, both.c.kind, both.c.id)
+
+
+def _load(pairs: list[tuple[str, int]]) -> list[SignedRecord]:
+    """The signed records of (kind, id) pairs, in their order."""
+    gate_ids = [i for kind, i in pairs if kind == GATE]
+    version_ids = [i for kind, i in pairs if kind == PROCEDURE_APPROVAL]
+    found: dict[tuple[str, int], SignedRecord] = {}
+    if gate_ids:
+        for row in db.session.execute(_signature_query(SignatureSearch()).where(Signature.id.in_(gate_ids))):
+            found[(GATE, row[0].id)] = _gate_record(*row)
+    if version_ids:
+        for version, username in db.session.execute(_approval_query(SignatureSearch())
+                                                    .where(ProcessVersion.id.in_(version_ids))):
+            found[(PROCEDURE_APPROVAL, version.id)] = _approval_record(version, username)
+    return [found[pair] for pair in pairs if pair in found]
+
+
 def signature_report(search: SignatureSearch, *, page: int = 1, per_page: int = 50) -> SignatureReport:
-    """Return a page of the period's signatures (oldest first) and the count per signer and meaning."""
+    """Return a page of the period's signatures - at gates and approving procedure versions - oldest first, and the
+    count per signer and meaning."""
     counts = Counter({(name, meaning): n for name, meaning, n in db.session.execute(_signature_filters(
         select(Signature.printed_name, Signature.meaning, func.count(Signature.id)), search)
         .group_by(Signature.printed_name, Signature.meaning))})
+    counts.update({(name, meaning): n for name, meaning, n in db.session.execute(_approval_filters(
+        select(ProcessVersion.signed_name, ProcessVersion.signed_meaning, func.count(ProcessVersion.id)), search)
+        .group_by(ProcessVersion.signed_name, ProcessVersion.signed_meaning))})
     total = sum(counts.values())
     pages = max(1, -(-total // per_page))
     page = min(max(page, 1), pages)
-    rows = [SignedRecord(*row) for row in db.session.execute(
-        _signature_query(search).order_by(Signature.signed_at, Signature.id)
-        .limit(per_page).offset((page - 1) * per_page))]
-    return SignatureReport(rows, total, page, pages, per_page, counts)
+    pairs = [(kind, i) for kind, i in db.session.execute(
+        _signed_ids(search).limit(per_page).offset((page - 1) * per_page))]
+    return SignatureReport(_load(pairs), total, page, pages, per_page, counts)
 
 
 @dataclass
@@ -374,12 +455,30 @@ class SignatureReport:
 
 
 def all_signatures(search: SignatureSearch) -> Iterator[SignedRecord]:
-    """Yield every signature of the search (oldest first, at most EXPORT_LIMIT), for an export."""
-    query = _signature_query(search).order_by(Signature.signed_at, Signature.id).limit(EXPORT_LIMIT)
-    for row in db.session.execute(query.execution_options(yield_per=500)):
-        yield SignedRecord(*row)
+    """Yield every signature of the search, gates and procedure approvals (oldest first, at most EXPORT_LIMIT), for
+    an export."""
+    pairs = [(kind, i) for kind, i in db.session.execute(_signed_ids(search).limit(EXPORT_LIMIT))]
+    for at in range(0, len(pairs), 500):
+        yield from _load(pairs[at:at + 500])
+
+
+def procedure_approvals(search: SignatureSearch, process_key: str = "") -> list[SignedRecord]:
+    """The e-signed approvals of procedure versions in a period (of one procedure, given its key), oldest first."""
+    return [_approval_record(version, username) for version, username in db.session.execute(
+        _approval_query(search, process_key).order_by(ProcessVersion.decided_at, ProcessVersion.id))]
 
 
 def meanings() -> list[str]:
-    """Return the signature meanings on record."""
-    return list(db.session.scalars(select(Signature.meaning).distinct().order_by(Signature.meaning)))
+    """Return the signature meanings on record (gates and procedure approvals)."""
+    found = set(db.session.scalars(select(Signature.meaning).distinct()))
+    found |= set(db.session.scalars(select(ProcessVersion.signed_meaning).distinct()
+                                    .where(ProcessVersion.signed_meaning.is_not(None))))
+    return sorted(found)
+
+
+def report_signers() -> list[str]:
+    """Return the printed names that signed anything, gates and procedure approvals, for the report's filter."""
+    found = set(signers())
+    found |= set(db.session.scalars(select(ProcessVersion.signed_name).distinct()
+                                    .where(ProcessVersion.signed_name.is_not(None))))
+    return sorted(found)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from app.exceptions import NotFound, ValidationFailed
 from app.extensions import db
-from app.models import AuditEvent, AuditHead, Document, ProcessInstance, Signature, Task
+from app.models import AuditEvent, AuditHead, Document, ProcessInstance, ProcessVersion, Signature, Task
 from app.models.types import utcnow
 from app.services.evidence import audit, audit_checkpoints
 
@@ -97,10 +97,27 @@ def instance_files(instance_id: int) -> dict[str, bytes]:
     files[f"{root}/process/version.json"] = _json({
         "process": key, "name": version.definition.name, "version": version.version, "filename": version.filename,
         "content_hash": version.content_hash, "deployed_at": version.created_at.isoformat(),
-        "change_note": version.change_note})
+        "change_note": version.change_note, "approval": version_approval(version)})
     files[f"{root}/audit.jsonl"] = _audit_lines(db.session.scalars(
         select(AuditEvent).where(AuditEvent.instance_id == instance_id).order_by(AuditEvent.id)))
     return files
+
+
+def version_approval(version: ProcessVersion) -> dict[str, Any] | None:
+    """A procedure version's e-signed approval by QA (None for a version released at installation or not approved):
+    who signed, with what meaning, when, the hash the signature is bound to, and the effective date."""
+    if not version.signed_hash:
+        return None
+    return {"printed_name": version.signed_name, "user": version.decided_by.username if version.decided_by else None,
+            "meaning": version.signed_meaning, "signed_at": version.decided_at.isoformat() if version.decided_at
+            else None, "signed_hash": version.signed_hash, "content_hash": version.content_hash,
+            "effective_on": version.effective_on.isoformat() if version.effective_on else None}
+
+
+def approvals_file(versions: Iterable[ProcessVersion]) -> bytes:
+    """The approvals of procedure versions signed in a package's period, as JSON (procedure_approvals.json)."""
+    return _json([{"process": v.definition.key, "name": v.definition.name, "version": v.version,
+                   "filename": v.filename, **(version_approval(v) or {})} for v in versions])
 
 
 def audit_file(events: Iterable[AuditEvent]) -> bytes:
