@@ -9,6 +9,8 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from app.models import Group, OutboxMessage, User
+from app.services.studio import diagrams
+from app.services.workflow import titles
 from handlers.base import HandlerContext, HandlerError
 
 
@@ -65,10 +67,14 @@ def queue_email(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     chinese = sorted(a for a, language in languages.items() if language == "zh-CN")
     english = sorted(a for a in languages if a not in chinese)
     messages = []
+    subject_zh, body_zh = params.get("subject_zh") or params["subject"], params.get("body_zh") or params["body"]
+    if chinese:  # the instance's stored (English) title, as the diagram put it in, reads in Chinese
+        names = diagrams.procedure_titles_zh()
+        subject_zh = titles.in_language(subject_zh, ctx.instance.title, "zh-CN", names)
+        body_zh = titles.in_language(body_zh, ctx.instance.title, "zh-CN", names)
     for recipients, subject, body, key in (
             (english, params["subject"], params["body"], ctx.idempotency_key),
-            (chinese, params.get("subject_zh") or params["subject"], params.get("body_zh") or params["body"],
-             f"{ctx.idempotency_key}:zh-CN" if english else ctx.idempotency_key)):
+            (chinese, subject_zh, body_zh, f"{ctx.idempotency_key}:zh-CN" if english else ctx.idempotency_key)):
         if recipients:
             messages.append(OutboxMessage(
                 idempotency_key=key, recipients=",".join(recipients), subject=subject,

@@ -59,7 +59,12 @@ def object_label(object_type: str | None) -> str:
 @bp.app_template_filter("localized_title")
 def instance_title(title: str | None) -> str:
     """An instance's title in the page language, where a procedure made it from a registered format."""
-    return titles.localized(title, ui_lang())
+    lang = ui_lang()
+    if lang != "zh-CN":
+        return title or ""
+    if "procedure_titles_zh" not in g:  # one query per page, not per row
+        g.procedure_titles_zh = diagrams.procedure_titles_zh()
+    return titles.localized(title, lang, g.procedure_titles_zh)
 
 
 @bp.get("/")

@@ -119,6 +119,14 @@ def procedure_names_zh() -> dict[str, str]:
     return names
 
 
+def procedure_titles_zh() -> dict[str, str]:
+    """Each procedure's English name -> its Chinese name, for the titles of instances started without one (they
+    carry the procedure's name)."""
+    names = procedure_names_zh()
+    return {name: names[key] for key, name in db.session.execute(select(ProcessDefinition.key, ProcessDefinition.name))
+            if key in names and name}
+
+
 @dataclass(frozen=True)
 class InstanceDiagram:
     instance: ProcessInstance

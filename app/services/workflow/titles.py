@@ -38,12 +38,22 @@ def register(english: str, chinese: str) -> TitleFormat:
     return found
 
 
-def localized(title: str | None, lang: str) -> str:
-    """The title in the page language: Chinese when it was made from a registered format."""
+def localized(title: str | None, lang: str, procedure_names: dict[str, str] | None = None) -> str:
+    """The title in the page language: Chinese when it was made from a registered format, or when it is a
+    procedure's English name (the title of an instance started without one) that procedure_names (English name ->
+    Chinese name) translates."""
     if not title or lang != "zh-CN":
         return title or ""
     for known in _FORMATS:
         matched = known.pattern.match(title)
         if matched:
             return known.chinese.format(**matched.groupdict())
-    return title
+    return (procedure_names or {}).get(title) or title
+
+
+def in_language(text: str, title: str | None, lang: str, procedure_names: dict[str, str] | None = None) -> str:
+    """Text (an e-mail's subject or body made by a diagram from the stored English title) with that title in lang."""
+    if not title or title not in text:
+        return text
+    shown = localized(title, lang, procedure_names)
+    return text.replace(title, shown) if shown != title else text
