@@ -101,6 +101,8 @@ class Config:
     LANGUAGES = ["en", "zh_CN"]
     PAGE_SIZE = 20
     LOT_NEAR_EXPIRY_DAYS = int(os.environ.get("QUALIFLOW_NEAR_EXPIRY_DAYS", 90))
+    # FEFO shipments: the remaining shelf life (days) a lot needs for a customer without a minimum of its own.
+    FEFO_MIN_SHELF_LIFE_DAYS = int(os.environ.get("QUALIFLOW_MIN_SHELF_LIFE_DAYS", 180))
     # Storage excursions: minutes out of range are added up within any stretch of this many hours (docs/conditions.md).
     EXCURSION_WINDOW_HOURS = int(os.environ.get("QUALIFLOW_EXCURSION_WINDOW_HOURS", 24))
     # Public holidays skipped by "working days" deadlines when the database has no calendar for a jurisdiction:

@@ -1,6 +1,6 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
 from app.services.workflow import registry
-from handlers import capa, conditions, deadlines, lots, recalls, supplier_returns
+from handlers import capa, conditions, deadlines, lots, recalls, stock, supplier_returns
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -73,6 +73,9 @@ _HANDLERS: dict[str, Handler] = {
                                          "lots released, scrap the others, close the excursion"),
     "excursion.open_capa": Handler(conditions.open_capa, conditions.CapaParams,
                                    "Start a CAPA about an excursion, linked to every lot it held"),
+    "stock.scrap": Handler(stock.scrap, stock.ScrapParams,
+                           "Destroy goods of a lot at a location as the signed scrap procedure approved: take them "
+                           "off stock, record method and witness, set the lot scrapped when none is left"),
     "deadlines.start": Handler(deadlines.start, deadlines.StartParams,
                                "Start regulatory deadlines (durations or working days) met by named steps"),
     "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,

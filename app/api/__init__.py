@@ -20,6 +20,7 @@ def register_api(app: Flask) -> None:
     from app.api.recalls import ack_blp
     from app.api.recalls import blp as recalls_blp
     from app.api.routes import blp
+    from app.api.stock import blp as stock_blp
     from app.api.studio import blp as studio_blp
     from app.api.supplier_returns import blp as supplier_returns_blp
     from app.api.supplier_returns import scar_blp
@@ -28,6 +29,6 @@ def register_api(app: Flask) -> None:
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
     for blueprint in (blp, lots_blp, recalls_blp, ack_blp, supplier_returns_blp, scar_blp, studio_blp,
-                      tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp):
+                      tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp, stock_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)

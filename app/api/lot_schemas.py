@@ -5,7 +5,7 @@ from marshmallow import INCLUDE, fields, post_load, validate
 
 from app.api.base import ErrorSchema, Schema, refused_rows
 from app.api.schemas import AuditSchema
-from app.services.lots import conditions, import_rules  # noqa: F401 - conditions registers sensors, readings
+from app.services.lots import conditions, import_rules, stock  # noqa: F401 - conditions and stock register kinds
 
 # URL and form spelling of the importable kinds: "product-lots" for import_rules.KINDS["product_lots"].
 API_KINDS = {name.replace("_", "-"): name for name in import_rules.KINDS}
@@ -85,6 +85,8 @@ class CustomerSchema(Schema):
     email = fields.Str()
     parent_code = fields.Function(lambda c: c.parent.code if c.parent else None, allow_none=True,
                                   metadata={"type": "string"})
+    min_shelf_life_days = fields.Int(allow_none=True, metadata={
+        "description": "remaining shelf life a lot shipped to this customer needs (null: the site default)"})
 
 
 class ShipmentSchema(Schema):

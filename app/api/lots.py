@@ -77,7 +77,7 @@ LISTED: dict[str, type[Schema]] = {
     "inspections": InspectionSchema,
     "stock": StockSchema,
 }
-CREATE_ONLY = ("genealogy", "serials", "sensors")
+CREATE_ONLY = ("genealogy", "serials", "sensors", "warehouses", "locations")
 # Lot kinds answer a created record with the whole lot; the others with its id.
 LOT_KINDS = {"product_lots": "product", "material_lots": "material"}
 

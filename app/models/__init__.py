@@ -22,6 +22,7 @@ from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.search import install_title_search  # noqa: F401 - the title index comes with the table
+from app.models.stock import ScrapRecord, ShipmentOrder, StorageLocation, Warehouse
 from app.models.studio import ProcessDraft, StudioForm
 from app.models.suppliers import ScarRequest, SupplierReturn
 from app.models.users import ROLES, ApiToken, Group, User, UserSession
@@ -32,4 +33,5 @@ __all__ = [
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
     "ScarRequest", "SupplierReturn", "Excursion", "Reading", "Sensor", "ProcessDraft", "StudioForm", "UserSession",
+    "ScrapRecord", "ShipmentOrder", "StorageLocation", "Warehouse",
 ]

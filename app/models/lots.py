@@ -110,6 +110,9 @@ class Customer(db.Model):
     email: Mapped[str] = mapped_column(String(254), default="")
     country: Mapped[str] = mapped_column(String(2), default="CN")  # ISO 3166 alpha-2: recall markets
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    # The remaining shelf life (days to expiry at shipment) a lot shipped to this customer must have; None: the
+    # default (FEFO_MIN_SHELF_LIFE_DAYS).
+    min_shelf_life_days: Mapped[int | None]
     parent: Mapped[Customer | None] = relationship(remote_side=[id])
 
 
@@ -126,6 +129,7 @@ class Shipment(db.Model):
     quantity: Mapped[int]
     shipped_on: Mapped[date]
     document_no: Mapped[str] = mapped_column(String(60), default="", index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("shipment_orders.id"), index=True)  # a FEFO shipment
     product_lot: Mapped[ProductLot] = relationship()
     customer: Mapped[Customer] = relationship(foreign_keys=[customer_id])
     from_customer: Mapped[Customer | None] = relationship(foreign_keys=[from_customer_id])

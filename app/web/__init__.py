@@ -43,6 +43,7 @@ def register_web(app: Flask) -> None:
         lots,
         processes,
         recalls,
+        stock,
         studio,
         studio_api,
         studio_forms,
@@ -50,8 +51,8 @@ def register_web(app: Flask) -> None:
         tokens,
     )
 
-    for module in (auth, inbox, instances, processes, lots, conditions, recalls, supplier_returns, admin, studio,
-                   studio_api, studio_forms, tokens):
+    for module in (auth, inbox, instances, processes, lots, conditions, stock, recalls, supplier_returns, admin,
+                   studio, studio_api, studio_forms, tokens):
         app.register_blueprint(module.bp)
     app.register_blueprint(lots.trace_bp)
     app.register_blueprint(recalls.ack_bp)

@@ -702,6 +702,8 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
         Column("contact", text(200), False, "Contact", "联系人", ""),
         Column("email", email, False, "E-mail", "电子邮件", ""),
         Column("parent_code", text(60), False, "Parent distributor code", "上级经销商编码"),
+        Column("min_shelf_life_days", integer(0), False, "Minimum remaining shelf life at shipment (days)",
+               "发货时最短剩余效期（天）"),
     ), ("code",), _customers, _link_parents),
     Kind("shipments", "Shipments", "发货", (
         Column("product_lot", text(60), True, "Product lot", "产品批号"),

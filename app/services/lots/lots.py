@@ -95,7 +95,7 @@ def get_lot(kind: str, lot_id: int) -> ProductLot | MaterialLot:
 
 
 def change_status(lot: ProductLot | MaterialLot, status: str, reason: str, actor: User | None,
-                  now: datetime, instance_id: int | None = None) -> bool:
+                  now: datetime, instance_id: int | None = None, details: dict | None = None) -> bool:
     """Move a lot to a status inside the caller's transaction, audited with reason; False if already there."""
     if status not in LOT_STATUSES:
         raise ValidationFailed(f"Unknown lot status {status!r}; use one of {', '.join(LOT_STATUSES)}.")
@@ -110,7 +110,8 @@ def change_status(lot: ProductLot | MaterialLot, status: str, reason: str, actor
     old = lot.status
     lot.status = status
     audit.record(actor, "lot.status_changed", f"{lot.kind}_lot", lot.id, instance_id=instance_id, at=now,
-                 old={"status": old}, new={"status": status, "lot_number": lot.lot_number}, reason=reason.strip())
+                 old={"status": old}, new={"status": status, "lot_number": lot.lot_number, **(details or {})},
+                 reason=reason.strip())
     return True
 
 
@@ -158,7 +159,13 @@ def expire_lots(now: datetime | None = None) -> int:
             due = db.session.scalars(select(model).where(
                 model.expiry_on < today, model.status.notin_(("expired", "scrapped", "returned"))).with_for_update())
             for lot in due:
-                change_status(lot, "expired", f"expiry date {lot.expiry_on.isoformat()} passed", None, now)
+                # A product lot's audit event says which stock the expiry locked, where.
+                stock = [{"location": location, "quantity": quantity} for location, quantity in db.session.execute(
+                    select(StockLevel.location, StockLevel.quantity).where(
+                        StockLevel.product_lot_id == lot.id, StockLevel.quantity > 0).order_by(StockLevel.location))
+                ] if model is ProductLot else []
+                change_status(lot, "expired", f"expiry date {lot.expiry_on.isoformat()} passed", None, now,
+                              details={"stock_locked": stock} if stock else None)
                 expired += 1
     return expired
 
