@@ -59,6 +59,9 @@ class QualityDashboardSchema(Schema):
     overdue_steps_by_group = _counts("every open step past its due time now, by group ('' = assigned to a person)")
     lots_by_status = _counts("every product lot now, by status")
     near_expiry = fields.Int(metadata={"description": "product lots in stock expiring within the warning days"})
+    stock_expiry_by_warehouse = fields.List(fields.Dict(), metadata={
+        "description": "per warehouse (null: locations of no warehouse): near_expiry_lots, near_expiry_quantity, "
+                       "expired_lots, expired_quantity (as GET /api/v1/stock/expiry)"})
 
 
 @blp.route("/dashboard")

@@ -105,6 +105,30 @@ def _single_tile(tile: Tile, figure: str, counts: dict[str, int], keys: tuple[st
     return tile
 
 
+def stock_expiry_tile(board: dashboards.QualityDashboard, now: str) -> Tile:
+    """Near-expiry and expired stock per warehouse (lots), each count linking to the stock list so filtered."""
+    tile = Tile("stock_expiry", _("Near-expiry and expired stock by warehouse"), now,
+                _("No stock expires within %(days)s days, none is expired.", days=board.near_expiry_days),
+                stacked=True)
+    rows = board.stock_expiry
+    tile.columns = [_("Expiring within %(days)s days", days=board.near_expiry_days), _("Expired")]
+    tile.note_column = _("Units (near expiry / expired)")
+
+    def href(code: str, which: str) -> str:
+        return url_for("stock.index", warehouse=code, expiry=which)
+
+    tile.rows = [(f"{row.code} {row.name}".strip() if row.code else _("no warehouse"),
+                  [Cell(row.near_lots, href(row.code, "near") if row.near_lots else None),
+                   Cell(row.expired_lots, href(row.code, "expired") if row.expired_lots else None)]) for row in rows]
+    tile.notes = [f"{row.near_quantity} / {row.expired_quantity}" for row in rows]
+    tile.series = [(_("Expiring within %(days)s days", days=board.near_expiry_days), "#ffc107",
+                    [row.near_lots for row in rows]), (_("Expired"), "#212529", [row.expired_lots for row in rows])]
+    tile.total = sum(row.near_lots + row.expired_lots for row in rows)
+    tile.headline = str(sum(row.expired_lots for row in rows))
+    tile.links = [(_("All stock by warehouse and location"), url_for("stock.index"), -1)]
+    return tile
+
+
 def build_tiles(board: dashboards.QualityDashboard) -> list[Tile]:
     period = board.period
     in_period = _("started from %(start)s to %(end)s", start=period.start.isoformat(), end=period.end.isoformat())
@@ -174,6 +198,7 @@ def build_tiles(board: dashboards.QualityDashboard) -> list[Tile]:
     lots_tile.links = [(_("In stock and expiring within %(days)s days", days=board.near_expiry_days),
                         url_for("lots.near_expiry"), board.near_expiry)]
     tiles.append(lots_tile)
+    tiles.append(stock_expiry_tile(board, now))
 
     tiles.append(_single_tile(Tile("supplier_returns", str(FIGURE_TITLES["supplier_returns"]), in_period,
                                    _("No supplier return started in this period is open."), chart_type="doughnut"),

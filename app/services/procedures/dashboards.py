@@ -29,7 +29,7 @@ from app.models import (
 )
 from app.models.lots import LOT_STATUSES
 from app.models.types import utcnow
-from app.services.lots import lots
+from app.services.lots import lots, stock
 from app.services.procedures import recalls
 from app.services.workflow import plant_time
 
@@ -366,6 +366,8 @@ class QualityDashboard:
     lots_by_status: dict[str, int]
     near_expiry: int
     near_expiry_days: int
+    # Near-expiry and expired stock now, per warehouse (stock at a location of no warehouse under code "").
+    stock_expiry: list[stock.WarehouseExpiry] = field(default_factory=list)
 
     @property
     def recalls_total(self) -> int:
@@ -399,6 +401,7 @@ class QualityDashboard:
             "capa_overdue_actions": self.capa_overdue, "changes_open_by_risk": self.changes,
             "supplier_returns_open": self.supplier_returns, "overdue_steps_by_group": self.overdue_steps,
             "lots_by_status": self.lots_by_status, "near_expiry": self.near_expiry,
+            "stock_expiry_by_warehouse": [row.as_dict() for row in self.stock_expiry],
         }
 
 
@@ -419,6 +422,7 @@ def quality_dashboard(period: Period, now: datetime | None = None) -> QualityDas
         period=period, now=now,
         recalls={(c, s): n for (c, s), n in counts["recalls"].items()},
         deadlines={(k, s): n for (k, s), n in counts["deadlines"].items()}, deadline_labels=labels,
+        stock_expiry=stock.expiry_by_warehouse(plant_time.local_date(now, plant_time.zone()), days),
         undelivered=_single(counts["undelivered"]), capa_aging=_single(counts["capa_aging"]),
         capa_overdue=sum(counts["capa_overdue"].values()), changes=_single(counts["changes"]),
         supplier_returns=_single(counts["supplier_returns"]), overdue_steps=_single(counts["overdue_steps"]),

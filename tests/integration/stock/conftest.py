@@ -9,6 +9,7 @@ import pytest
 from app.extensions import db
 from app.models import Customer, Product, ProductLot, StockLevel, StorageLocation, Warehouse
 from tests.conftest import T0
+from tests.integration.api.conftest import auth  # noqa: F401 - API tokens of demo users
 
 DAY = T0.date()
 GTIN = "06901234567892"
