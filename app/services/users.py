@@ -251,7 +251,7 @@ def end_session(key: str | None, now: datetime | None = None) -> None:
 def get_by_username(username: str) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise NotFound(f"No user named {username!r}.")
+        raise NotFound(_("No user named %(name)s.", name=repr(username)))
     return user
 
 

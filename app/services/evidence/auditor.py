@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import Select, String, func, literal_column, or_, select, union_all
 from sqlalchemy.orm import joinedload
 
@@ -256,7 +257,8 @@ def lot_dossier(kind: str, lot_id: int) -> LotDossier:
     model = {"product": ProductLot, "material": MaterialLot}.get(kind)
     lot = db.session.get(model, lot_id) if model is not None else None
     if lot is None:
-        raise NotFound(f"No {kind} lot {lot_id}.")
+        raise NotFound(gettext("No product lot %(id)s.", id=lot_id) if kind == "product" else
+                       gettext("No material lot %(id)s.", id=lot_id))
     column = InstanceLot.product_lot_id if kind == "product" else InstanceLot.material_lot_id
     roles: dict[int, list[str]] = {}
     for instance_id, role in db.session.execute(select(InstanceLot.instance_id, InstanceLot.role)

@@ -12,6 +12,7 @@ from typing import Any
 
 from docxtpl import DocxTemplate
 from flask import current_app
+from flask_babel import gettext
 from jinja2 import ChainableUndefined, Undefined, pass_context
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
@@ -39,7 +40,8 @@ def template_path(templates_dir: Path, name: str, lang: str) -> Path:
         path = templates_dir / f"{name}.{candidate_lang}.docx"
         if path.is_file():
             return path
-    raise NotFound(f"No document template {name!r}: neither {name}.{lang}.docx nor {name}.en.docx exists.")
+    raise NotFound(gettext("No document template %(name)s: neither %(localized)s nor %(english)s exists.",
+                           name=repr(name), localized=f"{name}.{lang}.docx", english=f"{name}.en.docx"))
 
 
 def template_version(path: Path) -> str:

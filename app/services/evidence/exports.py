@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -166,7 +167,7 @@ def _visible(job_id: int, viewer: User) -> ExportJob:
     auditor.require_auditor(viewer)
     job = db.session.get(ExportJob, job_id)
     if job is None or (job.created_by_id != viewer.id and not viewer.has_role("admin")):
-        raise NotFound(f"No export {job_id}.")
+        raise NotFound(gettext("No export %(id)s.", id=job_id))
     return job
 
 
@@ -198,14 +199,15 @@ def download(job_id: int, viewer: User) -> tuple[bytes, str, str]:
     if job.status == "expired":
         raise Gone(job.message)
     if job.status != "succeeded":
-        raise NotFound(f"Export {job_id} has no file: it is {job.status}.")
+        raise NotFound(gettext("Export %(id)s has no file: it is %(status)s.", id=job_id, status=job.status))
     try:
         content = stored_file(job).read_bytes()
     except FileNotFoundError:
-        raise Gone(f"The file of export {job_id} is no longer there (removed, or this server does not share the "
-                   "exports folder); export again.") from None
+        raise Gone(gettext("The file of export %(id)s is no longer there (removed, or this server does not share "
+                           "the exports folder); export again.", id=job_id)) from None
     digest = hashlib.sha256(content).hexdigest()
     if digest != job.sha256:
-        raise EvidenceTampered(f"The file of export {job_id} changed after it was made (SHA-256 {digest[:12]}…, "
-                               f"recorded {job.sha256[:12]}…); it is not handed out. Export again.")
+        raise EvidenceTampered(gettext("The file of export %(id)s changed after it was made (SHA-256 %(digest)s…, "
+                                       "recorded %(recorded)s…); it is not handed out. Export again.", id=job_id,
+                                       digest=digest[:12], recorded=job.sha256[:12]))
     return content, job.download_name, digest

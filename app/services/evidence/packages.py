@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.exceptions import NotFound, ValidationFailed
@@ -73,7 +74,7 @@ def instance_files(instance_id: int) -> dict[str, bytes]:
     audit rows, under instances/<id>/."""
     instance = db.session.get(ProcessInstance, instance_id)
     if instance is None:
-        raise NotFound(f"No instance {instance_id}.")
+        raise NotFound(gettext("No instance %(id)s.", id=instance_id))
     root = f"instances/{instance_id}"
     files: dict[str, bytes] = {}
     for document in db.session.scalars(select(Document).where(Document.instance_id == instance_id)
@@ -166,8 +167,8 @@ def seal(files: dict[str, bytes], scope: dict[str, Any], now: datetime | None = 
 def check_size(instance_ids: list[int]) -> list[int]:
     """Refuse a package of more instances than one export holds."""
     if len(instance_ids) > MAX_INSTANCES:
-        raise ValidationFailed(f"The period holds {len(instance_ids)} instances; one package holds at most "
-                               f"{MAX_INSTANCES}. Export a shorter period.")
+        raise ValidationFailed(gettext("The period holds %(n)s instances; one package holds at most %(max)s. "
+                                       "Export a shorter period.", n=len(instance_ids), max=MAX_INSTANCES))
     return instance_ids
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app import engine
@@ -45,7 +46,7 @@ def gate_documents(task: Task) -> list[Document]:
     required = [kind.strip() for kind in (task.evidence or "").split(",") if kind.strip()]
     missing = [kind for kind in required if kind not in latest]
     if missing:
-        raise Conflict(f"This gate needs evidence that is not there yet: {', '.join(missing)}.")
+        raise Conflict(gettext("This gate needs evidence that is not there yet: %(kinds)s.", kinds=", ".join(missing)))
     return list(latest.values())
 
 

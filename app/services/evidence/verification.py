@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.exceptions import EvidenceTampered
@@ -90,9 +91,9 @@ def open_document(document_id: int, actor: User, now: datetime | None = None) ->
         audit.record(actor, "document.tampered", "document", document.id, instance_id=instance.id, at=now,
                      new={"filename": document.filename, "recorded_sha256": document.sha256,
                           "stored_sha256": hashlib.sha256(document.content).hexdigest()})
-    raise EvidenceTampered(f"The document {document.filename} was changed after it was stored (its bytes no "
-                           f"longer match the recorded SHA-256), so it is not served. An incident was raised on "
-                           f"instance {instance.id}.")
+    raise EvidenceTampered(gettext("The document %(name)s was changed after it was stored (its bytes no longer "
+                                   "match the recorded SHA-256), so it is not served. An incident was raised on "
+                                   "instance %(instance)s.", name=document.filename, instance=instance.id))
 
 
 def _raise_incident(instance: ProcessInstance, document: Document, message: str, now: datetime) -> None:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import joinedload
 
@@ -482,7 +483,7 @@ DECISIONS = ("release", "scrap")
 def excursion_of(instance_id: int) -> Excursion:
     excursion = db.session.scalar(select(Excursion).where(Excursion.instance_id == instance_id))
     if excursion is None:
-        raise NotFound(f"Instance {instance_id} assesses no excursion.")
+        raise NotFound(gettext("Instance %(id)s assesses no excursion.", id=instance_id))
     return excursion
 
 
@@ -591,7 +592,7 @@ def list_sensors() -> list[tuple[Sensor, int | None, int]]:
 def get_sensor(sensor_id: int) -> Sensor:
     sensor = db.session.get(Sensor, sensor_id)
     if sensor is None:
-        raise NotFound(f"No sensor {sensor_id}.")
+        raise NotFound(gettext("No sensor %(id)s.", id=sensor_id))
     return sensor
 
 
@@ -647,7 +648,7 @@ def list_excursions(status: str = "", sensor_id: int | None = None, page: int = 
 def get_excursion(excursion_id: int) -> Excursion:
     excursion = db.session.get(Excursion, excursion_id)
     if excursion is None:
-        raise NotFound(f"No excursion {excursion_id}.")
+        raise NotFound(gettext("No excursion %(id)s.", id=excursion_id))
     return excursion
 
 
@@ -678,7 +679,7 @@ registry.register_form_checks({"deviation_decisions": check_decisions})
 def product_lot(number: str) -> ProductLot:
     lot = db.session.scalar(select(ProductLot).where(ProductLot.lot_number == number))
     if lot is None:
-        raise NotFound(f"No product lot {number}.")
+        raise NotFound(gettext("No product lot %(id)s.", id=number))
     return lot
 
 
@@ -709,5 +710,5 @@ def sensors_for_lot(lot_id: int) -> list[Sensor]:
 def product_lot_by_id(lot_id: int) -> ProductLot:
     lot = db.session.get(ProductLot, lot_id)
     if lot is None:
-        raise NotFound(f"No product lot {lot_id}.")
+        raise NotFound(gettext("No product lot %(id)s.", id=lot_id))
     return lot

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -186,7 +187,7 @@ def run_import(job_id: int, now: datetime | None = None,
     """Import a started job's file in one transaction: every row lands, or none and the job lists why."""
     job = db.session.get(ImportJob, job_id)
     if job is None:
-        raise NotFound(f"No import job {job_id}.")
+        raise NotFound(gettext("No import job %(id)s.", id=job_id))
     if job.status != "running":  # run already (a queue delivers a job again when its ack was lost), or failed
         return job
     path = stored_file(job)
@@ -254,7 +255,7 @@ def job_status(job_id: int) -> dict:
     """Describe a job for the progress page: status, live progress while it runs, and its errors."""
     job = db.session.get(ImportJob, job_id)
     if job is None:
-        raise NotFound(f"No import job {job_id}.")
+        raise NotFound(gettext("No import job %(id)s.", id=job_id))
     if job.status == "running" and fail_stale_jobs(job_id=job_id):
         job = db.session.get(ImportJob, job_id)
     with _progress_lock:

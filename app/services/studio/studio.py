@@ -142,7 +142,7 @@ def get_draft(actor: User, draft_id: int) -> ProcessDraft:
     _require_studio_user(actor)
     draft = db.session.get(ProcessDraft, draft_id)
     if draft is None:
-        raise NotFound(f"No draft {draft_id}.")
+        raise NotFound(gettext("No draft %(id)s.", id=draft_id))
     return draft
 
 
@@ -162,7 +162,7 @@ def create_draft(actor: User, data: bytes, base_version_id: int | None = None, *
         if base_version_id is not None:
             base = db.session.get(ProcessVersion, base_version_id)
             if base is None:
-                raise NotFound(f"No process version with id {base_version_id}.")
+                raise NotFound(gettext("No process version with id %(id)s.", id=base_version_id))
         draft = ProcessDraft(key=key, name=name, bpmn_xml=data.decode("utf-8"), base_version=base, author_id=actor.id,
                              created_at=now, updated_at=now)
         db.session.add(draft)
@@ -175,8 +175,8 @@ def create_draft(actor: User, data: bytes, base_version_id: int | None = None, *
 def _editable_draft(actor: User, draft_id: int) -> ProcessDraft:
     draft = get_draft(actor, draft_id)
     if draft.deployed_version is not None:
-        raise Conflict(f"This draft was deployed as version {draft.deployed_version.version} and is now read-only; "
-                       "start a new draft from that version.")
+        raise Conflict(gettext("This draft was deployed as version %(version)s and is now read-only; start a new "
+                               "draft from that version.", version=draft.deployed_version.version))
     return draft
 
 
@@ -227,7 +227,8 @@ def deploy_draft(actor: User, draft_id: int, change_note: str | None, *, replace
         result = processes.deploy_file(draft.bpmn_xml.encode("utf-8"), f"{draft.key}.bpmn", actor, note,
                                        draft_id=draft.id, replace=replace)
         if not result.created:
-            raise Conflict(f"This draft is identical to version {result.version.version}; there is nothing to deploy.")
+            raise Conflict(gettext("This draft is identical to version %(version)s; there is nothing to deploy.",
+                                   version=result.version.version))
         draft.deployed_version = result.version
     return result.version
 
@@ -376,12 +377,14 @@ def migrate_instance(actor: User, instance_id: int, version: int, reason: str | 
         source = instance.version
         target = processes.get_version(source.definition.key, version)
         if instance.status not in OPEN_STATES:
-            raise Conflict(f"Instance {instance.id} is {instance.status}; only running instances can migrate.")
+            raise Conflict(gettext("Instance %(id)s is %(status)s; only running instances can migrate.",
+                                   id=instance.id, status=instance.status))
         if target.id == source.id:
-            raise Conflict(f"Instance {instance.id} already runs on version {source.version}.")
+            raise Conflict(gettext("Instance %(id)s already runs on version %(version)s.", id=instance.id,
+                                   version=source.version))
         if target.status != VERSION_APPROVED:
-            raise Conflict(f"Version {target.version} is {target.status}: instances move only onto an approved "
-                           "version.")
+            raise Conflict(gettext("Version %(version)s is %(status)s: instances move only onto an approved "
+                                   "version.", version=target.version, status=target.status))
         outcome = engine.migrate(instance, target, engine_context(now))
         audit.record(actor, "instance.migrated", "instance", instance.id, instance_id=instance.id, at=now,
                      old={"process": source.definition.key, "version": source.version},

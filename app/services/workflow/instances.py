@@ -232,7 +232,7 @@ def check_running(actor: User | None = None, now: datetime | None = None) -> tup
 def get_document(document_id: int) -> Document:
     document = db.session.get(Document, document_id)
     if document is None:
-        raise NotFound(f"No document {document_id}.")
+        raise NotFound(_("No document %(id)s.", id=document_id))
     return document
 
 

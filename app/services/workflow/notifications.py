@@ -11,6 +11,7 @@ from email.utils import format_datetime, make_msgid
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.exceptions import NotFound, ValidationFailed
@@ -138,10 +139,10 @@ def resend(ids: list[int] | None = None, *, all_failed: bool = False, actor: Use
         messages = list(db.session.scalars(query.order_by(OutboxMessage.id)))
         missing = sorted(set(ids or ()) - {m.id for m in messages})
         if missing:
-            raise NotFound(f"No outbox message {', '.join(map(str, missing))}.")
+            raise NotFound(gettext("No outbox message %(ids)s.", ids=", ".join(map(str, missing))))
         sent = [m.id for m in messages if m.status == "sent"]
         if sent:
-            raise ValidationFailed(f"Already sent, not sent again: {', '.join(map(str, sent))}.")
+            raise ValidationFailed(gettext("Already sent, not sent again: %(ids)s.", ids=", ".join(map(str, sent))))
         for message in messages:
             audit.record(actor, "outbox.resent", "outbox_message", message.id, instance_id=message.instance_id,
                          at=now, old={"status": message.status, "attempts": message.attempts,

@@ -345,7 +345,7 @@ def list_definitions() -> list[ProcessDefinition]:
 def get_definition(key: str) -> ProcessDefinition:
     definition = db.session.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key))
     if definition is None:
-        raise NotFound(f"No process {key!r}.")
+        raise NotFound(_("No process %(key)s.", key=repr(key)))
     return definition
 
 
@@ -359,9 +359,9 @@ def get_version(key: str, version: int | None = None) -> ProcessVersion:
     definition = get_definition(key)
     if version is None:
         if definition.latest is None:
-            raise NotFound(f"Process {key!r} has no deployed version.")
+            raise NotFound(_("Process %(key)s has no deployed version.", key=repr(key)))
         return definition.latest
     found = next((v for v in definition.versions if v.version == version), None)
     if found is None:
-        raise NotFound(f"Process {key!r} has no version {version}.")
+        raise NotFound(_("Process %(key)s has no version %(version)s.", key=repr(key), version=version))
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -214,7 +215,7 @@ def _recall_instance(instance_id: int, *, lock: bool = False) -> ProcessInstance
         query = query.with_for_update(of=ProcessInstance)
     instance = db.session.scalar(query)
     if instance is None:
-        raise NotFound(f"No recall {instance_id}.")
+        raise NotFound(gettext("No recall %(id)s.", id=instance_id))
     return instance
 
 

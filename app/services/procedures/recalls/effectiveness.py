@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from app.exceptions import FormInvalid, ImportRefused, NotFound, ValidationFailed
@@ -141,7 +142,8 @@ def import_returns(instance_id: int, path: Path, actor: User, now: datetime | No
 def sample_size(level: str, population: int, b_percent: int = 50) -> int:
     """How many consignees an effectiveness check at level A-E contacts (at least one unless E)."""
     if level not in LEVELS:
-        raise ValidationFailed(f"Unknown effectiveness level {level!r}; use one of {', '.join(LEVELS)}.")
+        raise ValidationFailed(gettext("Unknown effectiveness level %(level)s; use one of %(levels)s.",
+                                       level=repr(level), levels=", ".join(LEVELS)))
     share = b_percent / 100 if level == "B" else LEVEL_SHARE[level]
     if not population or share == 0:
         return 0

@@ -1,0 +1,70 @@
+"""Refusals that carry values (a number, a name, a status) read in the page's or the request's language: the
+services give them as parameterised messages, so Chinese readers get Chinese with the same values."""
+from __future__ import annotations
+
+import pytest
+from flask_babel import refresh
+
+from app.exceptions import Conflict
+from app.services.evidence import packages
+from app.services.workflow import instances
+from tests.conftest import login
+
+
+def _token(username: str) -> dict[str, str]:
+    from app.services import users
+    return {"Authorization": f"Bearer {users.issue_token(username)}"}
+
+
+@pytest.mark.parametrize("path, chinese, english", [
+    ("/audit/lots/product/99999", "没有成品批次 99999。", "No product lot 99999."),
+    ("/audit/lots/material/99999", "没有物料批次 99999。", "No material lot 99999."),
+    ("/audit/exports/99999", "没有导出 99999。", "No export 99999."),
+    ("/audit/instances/99999/package.zip", "没有编号为 99999 的实例。", "No instance 99999."),
+    ("/instances/documents/99999", "没有文件 99999。", "No document 99999."),
+    ("/studio/drafts/99999", "没有草稿 99999。", "No draft 99999."),
+    ("/processes/nope/history", "没有流程 'nope'。", "No process 'nope'."),
+    ("/processes/capa/9/review", "流程 'capa' 没有第 9 版。", "Process 'capa' has no version 9."),
+])
+def test_a_page_refusal_with_values_reads_in_the_page_language(client, seeded, path, chinese, english):
+    login(client, "admin")
+    zh = client.get(f"{path}?lang=zh_CN")
+    assert zh.status_code == 404
+    assert chinese in zh.get_data(as_text=True).replace("&#39;", "'")
+    en = client.get(f"{path}?lang=en")
+    assert english in en.get_data(as_text=True).replace("&#39;", "'")
+
+
+def test_an_api_refusal_with_values_reads_in_the_requests_language(client, seeded):
+    headers = _token("head")
+    answer = client.get("/api/v1/processes/capa/versions/9?lang=zh_CN", headers=headers)
+    assert answer.status_code == 404 and answer.get_json()["message"] == "流程 'capa' 没有第 9 版。"
+    answer = client.get("/api/v1/processes/capa/versions/9", headers={**headers, "Accept-Language": "zh-CN"})
+    assert answer.get_json()["message"] == "流程 'capa' 没有第 9 版。"
+    answer = client.get("/api/v1/processes/capa/versions/9?lang=en", headers=headers)
+    assert answer.get_json()["message"] == "Process 'capa' has no version 9."
+
+
+def test_a_gate_without_its_evidence_names_what_is_missing_in_chinese(app, seeded, user):
+    from app.services.evidence import signatures
+    instance = instances.start_instance("capa", user("qa"), title="Burr on hub")
+    task = instance.tasks[0]
+    task.evidence = "capa_report, recall_plan"
+    with app.test_request_context("/?lang=zh_CN"):
+        refresh()
+        with pytest.raises(Conflict) as refused:
+            signatures.gate_documents(task)
+    assert refused.value.message == "此关口所需的证据尚未齐备：capa_report, recall_plan。"
+    refresh()
+    with pytest.raises(Conflict, match="This gate needs evidence that is not there yet: capa_report, recall_plan."):
+        signatures.gate_documents(task)  # outside a request: English (the command line, the logs)
+
+
+def test_a_package_too_large_says_so_with_its_figures(app):
+    with app.test_request_context("/?lang=zh_CN"):
+        refresh()
+        with pytest.raises(Exception) as refused:
+            packages.check_size(list(range(packages.MAX_INSTANCES + 5)))
+        assert refused.value.message == f"该期间有 {packages.MAX_INSTANCES + 5} 个实例；一个证据包最多容纳 " \
+                                        f"{packages.MAX_INSTANCES} 个。请导出较短的期间。"
+    refresh()
