@@ -105,6 +105,20 @@ class Config:
     FEFO_MIN_SHELF_LIFE_DAYS = int(os.environ.get("QUALIFLOW_MIN_SHELF_LIFE_DAYS", 180))
     # Storage excursions: minutes out of range are added up within any stretch of this many hours (docs/conditions.md).
     EXCURSION_WINDOW_HOURS = int(os.environ.get("QUALIFLOW_EXCURSION_WINDOW_HOURS", 24))
+    # Supplier quality (docs/suppliers.md): the score counts the last SUPPLIER_SCORE_WINDOW_DAYS plant days; fewer
+    # incoming inspections than SUPPLIER_SCORE_MIN_INSPECTIONS (and no SCAR, return or late response) is no score.
+    # score = 100 - the weighted figures (JSON: points per % nonconforming, per SCAR, per lot returned, per late
+    # SCAR response); below the alert score a supplier review starts, below the limit it proposes suspension.
+    SUPPLIER_SCORE_WINDOW_DAYS = int(os.environ.get("QUALIFLOW_SUPPLIER_SCORE_WINDOW_DAYS", 365))
+    SUPPLIER_SCORE_MIN_INSPECTIONS = int(os.environ.get("QUALIFLOW_SUPPLIER_SCORE_MIN_INSPECTIONS", 3))
+    SUPPLIER_SCORE_WEIGHTS = json.loads(os.environ.get("QUALIFLOW_SUPPLIER_SCORE_WEIGHTS", "null")) or {
+        "nonconforming_pct": 2.0, "scar": 5.0, "return": 3.0, "late_response": 10.0}
+    SUPPLIER_ALERT_SCORE = float(os.environ.get("QUALIFLOW_SUPPLIER_ALERT_SCORE", 80))
+    SUPPLIER_LIMIT_SCORE = float(os.environ.get("QUALIFLOW_SUPPLIER_LIMIT_SCORE", 60))
+    SUPPLIER_SCORE_HOURS = float(os.environ.get("QUALIFLOW_SUPPLIER_SCORE_HOURS", 24))  # the scheduled scoring
+    # Who the scheduled scoring starts a supplier review in the name of (a user name; empty: the first active
+    # member of the qa_management group).
+    SUPPLIER_REVIEW_STARTER = os.environ.get("QUALIFLOW_SUPPLIER_REVIEW_STARTER", "")
     # Public holidays skipped by "working days" deadlines when the database has no calendar for a jurisdiction:
     # ISO dates separated by commas or spaces (admins keep the calendars under /admin/calendars).
     HOLIDAYS = _dates(os.environ.get("QUALIFLOW_HOLIDAYS", ""))

@@ -18,6 +18,7 @@ def _job(app: Flask, name: str) -> None:
     from app.services import maintenance
     from app.services.evidence import audit_checkpoints, exports
     from app.services.lots import imports, lots
+    from app.services.procedures import supplier_quality
     from app.services.workflow import notifications, timers
 
     with app.app_context():
@@ -30,6 +31,8 @@ def _job(app: Flask, name: str) -> None:
                 audit_checkpoints.write_checkpoint()
             elif name == "analyze":
                 maintenance.refresh_statistics()
+            elif name == "suppliers":  # supplier quality scores (when SUPPLIER_SCORE_HOURS have passed)
+                supplier_quality.scheduled_run()
             elif name == "imports":  # imports and evidence exports whose worker died
                 imports.fail_stale_jobs()
                 exports.fail_stale_exports()
@@ -63,6 +66,9 @@ def start_scheduler(app: Flask) -> BackgroundScheduler:
     # The planner's statistics (not at start: the migration that deployed this version has just gathered them).
     scheduler.add_job(_job, "interval", hours=app.config["ANALYZE_HOURS"], args=[app, "analyze"], id="analyze",
                       max_instances=1, coalesce=True)
+    # Supplier scores: checked hourly, scored when the last scheduled scoring is SUPPLIER_SCORE_HOURS old.
+    scheduler.add_job(_job, "interval", hours=1, args=[app, "suppliers"], id="suppliers", max_instances=1,
+                      coalesce=True, next_run_time=datetime.now(UTC))
     scheduler.start()
     app.extensions["qualiflow_scheduler"] = scheduler
     return scheduler

@@ -1,6 +1,6 @@
 """Service-task handlers: the explicit registry BPMN `serviceTaskOperator` ids resolve against."""
 from app.services.workflow import registry
-from handlers import capa, conditions, deadlines, lots, recalls, stock, supplier_returns
+from handlers import capa, conditions, deadlines, lots, recalls, stock, supplier_quality, supplier_returns
 from handlers.base import Handler, HandlerContext, HandlerError
 from handlers.documents import RenderParams, render_document
 from handlers.lots import (
@@ -76,6 +76,9 @@ _HANDLERS: dict[str, Handler] = {
     "stock.scrap": Handler(stock.scrap, stock.ScrapParams,
                            "Destroy goods of a lot at a location as the signed scrap procedure approved: take them "
                            "off stock, record method and witness, set the lot scrapped when none is left"),
+    "supplier_review.apply_decision": Handler(supplier_quality.apply_decision, supplier_quality.DecisionParams,
+                                              "Carry out a supplier review's signed decision: set the approved-"
+                                              "supplier status, start a supplier return (SCAR) for the lot named"),
     "deadlines.start": Handler(deadlines.start, deadlines.StartParams,
                                "Start regulatory deadlines (durations or working days) met by named steps"),
     "deadlines.escalate": Handler(deadlines.escalate, deadlines.EscalateParams,

@@ -24,6 +24,7 @@ def register_api(app: Flask) -> None:
     from app.api.studio import blp as studio_blp
     from app.api.supplier_returns import blp as supplier_returns_blp
     from app.api.supplier_returns import scar_blp
+    from app.api.suppliers import blp as supplier_quality_blp
     from app.api.tokens import blp as tokens_blp
 
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
@@ -32,3 +33,5 @@ def register_api(app: Flask) -> None:
                       tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp, stock_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
+    csrf.exempt(supplier_quality_blp)  # supplier quality: the approved-supplier list, scores, reviews
+    api.register_blueprint(supplier_quality_blp)

@@ -24,6 +24,7 @@ from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.search import install_title_search  # noqa: F401 - the title index comes with the table
 from app.models.stock import ScrapRecord, ShipmentOrder, StorageLocation, Warehouse
 from app.models.studio import ProcessDraft, StudioForm
+from app.models.supplier_quality import SupplierEvaluation, SupplierReview
 from app.models.suppliers import ScarRequest, SupplierReturn
 from app.models.users import ROLES, ApiToken, Group, User, UserSession
 
@@ -34,4 +35,5 @@ __all__ = [
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
     "ScarRequest", "SupplierReturn", "Excursion", "Reading", "Sensor", "ProcessDraft", "StudioForm", "UserSession",
     "ScrapRecord", "ShipmentOrder", "StorageLocation", "Warehouse",
+    "SupplierEvaluation", "SupplierReview",
 ]

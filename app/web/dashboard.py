@@ -205,6 +205,8 @@ def build_tiles(board: dashboards.QualityDashboard) -> list[Tile]:
                               "supplier_returns", board.supplier_returns, ("running", "incident"), STATUS_LABELS,
                               period, _("Open supplier returns")))
 
+    tiles.append(supplier_tile(board, now))
+
     groups = sorted(board.overdue_steps, key=lambda g: (g == "", g))
     known = users.group_labels()
     group_names = {g: group_label(g, known) for g in groups}
@@ -212,6 +214,28 @@ def build_tiles(board: dashboards.QualityDashboard) -> list[Tile]:
                                    _("No step is overdue.")),
                               "overdue_steps", board.overdue_steps, groups, group_names, period, _("Overdue steps")))
     return tiles
+
+
+SUPPLIER_BANDS = ("limit", "alert", "good", "no_data")
+SUPPLIER_BAND_LABELS = {"good": lazy_gettext("good"), "alert": lazy_gettext("below the alert threshold"),
+                        "limit": lazy_gettext("below the limit"), "no_data": lazy_gettext("not enough data")}
+SUPPLIER_BAND_COLORS = {"good": "#198754", "alert": "#ffc107", "limit": "#dc3545", "no_data": "#6c757d"}
+
+
+def supplier_tile(board: dashboards.QualityDashboard, now: str) -> Tile:
+    """Suppliers by the band of their latest score, each count linking to the approved-supplier list so filtered."""
+    tile = Tile("suppliers", _("Suppliers by quality score"), now, _("There are no suppliers yet."),
+                chart_type="doughnut")
+    bands = [band for band in SUPPLIER_BANDS if board.supplier_bands.get(band)]
+    tile.columns = [_("Suppliers")]
+    tile.rows = [(str(SUPPLIER_BAND_LABELS[band]), [Cell(board.supplier_bands[band],
+                                                        url_for("suppliers.index", band=band))]) for band in bands]
+    tile.series = [(_("Suppliers"), "#0d6efd", [board.supplier_bands[band] for band in bands])]
+    tile.total = sum(board.supplier_bands.values())
+    flagged = board.supplier_bands.get("alert", 0) + board.supplier_bands.get("limit", 0)
+    tile.headline = str(flagged)
+    tile.links = [(_("Supplier reviews open"), url_for("suppliers.index"), board.supplier_reviews_open)]
+    return tile
 
 
 def group_label(name: str, known: dict[str, tuple[str, str]]) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -122,8 +123,17 @@ def set_status(kind: str, lot_id: int, status: str, reason: str, actor: User,
     with atomic():
         require_lot_authority(actor, status)
         lot = get_lot(kind, lot_id)
+        refuse_suspended_supplier(lot, status)
         change_status(lot, status, reason, actor, now)
     return lot
+
+
+def refuse_suspended_supplier(lot: ProductLot | MaterialLot, status: str) -> None:
+    """A material lot of a suspended supplier is not released (docs/suppliers.md)."""
+    if status == "released" and lot.kind == "material" and lot.supplier.status == "suspended":
+        raise Conflict(_("Material lot %(lot)s comes from supplier %(code)s, which is suspended: it cannot be "
+                         "released. Return it to the supplier, or reinstate the supplier through a signed supplier "
+                         "review.", lot=lot.lot_number, code=lot.supplier.code))
 
 
 def set_supplier_status(supplier_id: int, status: str, reason: str, actor: User,

@@ -6,4 +6,4 @@ checks with the workflow registry when imported; `register_all()` imports them a
 def register_all() -> None:
     """Import every module that registers form checks (procedures and lot data) so the registry is complete."""
     from app.services.lots import conditions, lots  # noqa: F401
-    from app.services.procedures import capa, recalls, supplier_returns  # noqa: F401
+    from app.services.procedures import capa, recalls, supplier_quality, supplier_returns  # noqa: F401

@@ -30,7 +30,7 @@ from app.models import (
 from app.models.lots import LOT_STATUSES
 from app.models.types import utcnow
 from app.services.lots import lots, stock
-from app.services.procedures import recalls
+from app.services.procedures import recalls, supplier_quality
 from app.services.workflow import plant_time
 
 CLASSES = ("I", "II", "III")
@@ -366,6 +366,9 @@ class QualityDashboard:
     lots_by_status: dict[str, int]
     near_expiry: int
     near_expiry_days: int
+    # Suppliers now, by the band of their latest score (good, alert, limit, no_data), and reviews open.
+    supplier_bands: dict[str, int] = field(default_factory=dict)
+    supplier_reviews_open: int = 0
     # Near-expiry and expired stock now, per warehouse (stock at a location of no warehouse under code "").
     stock_expiry: list[stock.WarehouseExpiry] = field(default_factory=list)
 
@@ -401,6 +404,7 @@ class QualityDashboard:
             "capa_overdue_actions": self.capa_overdue, "changes_open_by_risk": self.changes,
             "supplier_returns_open": self.supplier_returns, "overdue_steps_by_group": self.overdue_steps,
             "lots_by_status": self.lots_by_status, "near_expiry": self.near_expiry,
+            "suppliers_by_score": self.supplier_bands, "supplier_reviews_open": self.supplier_reviews_open,
             "stock_expiry_by_warehouse": [row.as_dict() for row in self.stock_expiry],
         }
 
@@ -427,7 +431,8 @@ def quality_dashboard(period: Period, now: datetime | None = None) -> QualityDas
         capa_overdue=sum(counts["capa_overdue"].values()), changes=_single(counts["changes"]),
         supplier_returns=_single(counts["supplier_returns"]), overdue_steps=_single(counts["overdue_steps"]),
         lots_by_status=by_status, near_expiry=lots.near_expiry(now.date(), days, per_page=1).total or 0,
-        near_expiry_days=days)
+        near_expiry_days=days, supplier_bands=supplier_quality.band_counts(),
+        supplier_reviews_open=supplier_quality.open_reviews_count())
 
 
 def figure_rows(figure: str, key: tuple[str, ...], period: Period, *, page: int = 1, per_page: int = 20,
