@@ -600,11 +600,14 @@ def material_lots(supplier_id: int, limit: int = 20) -> list[MaterialLot]:
 def band_counts() -> dict[str, int]:
     """Suppliers by the band of their latest evaluation (never evaluated: no_data) - the dashboard tile."""
     latest = _latest_ids()
-    rows = db.session.execute(select(func.coalesce(SupplierEvaluation.band, "no_data"), func.count())
+    rows = db.session.execute(select(SupplierEvaluation.band, func.count())
                               .select_from(Supplier).outerjoin(latest, latest.c.supplier_id == Supplier.id)
                               .outerjoin(SupplierEvaluation, SupplierEvaluation.id == latest.c.latest)
-                              .group_by(func.coalesce(SupplierEvaluation.band, "no_data"))).all()
-    return {band: count for band, count in rows}
+                              .group_by(SupplierEvaluation.band)).all()
+    counts: dict[str, int] = {}
+    for band, count in rows:
+        counts[band or "no_data"] = counts.get(band or "no_data", 0) + count
+    return counts
 
 
 def status_counts() -> dict[str, int]:
