@@ -49,6 +49,7 @@ def register_extensions() -> None:
     """Fill the platform's registries: service-task handlers (handlers/) and the procedures' form checks."""
     import handlers  # noqa: F401 - registers the service-task handlers
     from app.services import procedures
+    from app.services.lots import sterilization  # noqa: F401 - registers the sterilization batch import kind
     procedures.register_all()
 
 

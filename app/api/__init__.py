@@ -20,6 +20,7 @@ def register_api(app: Flask) -> None:
     from app.api.recalls import ack_blp
     from app.api.recalls import blp as recalls_blp
     from app.api.routes import blp
+    from app.api.sterilization import blp as sterilization_blp
     from app.api.stock import blp as stock_blp
     from app.api.studio import blp as studio_blp
     from app.api.supplier_returns import blp as supplier_returns_blp
@@ -33,5 +34,7 @@ def register_api(app: Flask) -> None:
                       tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp, stock_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
+    csrf.exempt(sterilization_blp)
+    api.register_blueprint(sterilization_blp)
     csrf.exempt(supplier_quality_blp)  # supplier quality: the approved-supplier list, scores, reviews
     api.register_blueprint(supplier_quality_blp)

@@ -202,6 +202,7 @@ class ReleaseCheckSchema(Schema):
     code = fields.Str()
     passed = fields.Bool()
     detail = fields.Str()
+    detail_zh = fields.Str(metadata={"description": "the detail in Chinese, where it names values"})
 
 
 class ReleaseReportSchema(Schema):

@@ -22,6 +22,7 @@ from app.models.outbox import OutboxMessage
 from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.search import install_title_search  # noqa: F401 - the title index comes with the table
+from app.models.sterilization import SterilizationBatch, SterilizationLoad
 from app.models.stock import ScrapRecord, ShipmentOrder, StorageLocation, Warehouse
 from app.models.studio import ProcessDraft, StudioForm
 from app.models.supplier_quality import SupplierEvaluation, SupplierReview
@@ -36,4 +37,5 @@ __all__ = [
     "ScarRequest", "SupplierReturn", "Excursion", "Reading", "Sensor", "ProcessDraft", "StudioForm", "UserSession",
     "ScrapRecord", "ShipmentOrder", "StorageLocation", "Warehouse",
     "SupplierEvaluation", "SupplierReview",
+    "SterilizationBatch", "SterilizationLoad",
 ]

@@ -61,6 +61,8 @@ def register_web(app: Flask) -> None:
     from app.web import procedure_control  # controlled procedures: version history, review, approval, compare
     app.register_blueprint(procedure_control.bp)
     app.register_blueprint(dashboard.bp)
+    from app.web import sterilization  # sterilization batch records: list, record, BI result, signed decision
+    app.register_blueprint(sterilization.bp)
     from app.web import suppliers  # supplier quality: the approved-supplier list, scores, reviews
     app.register_blueprint(suppliers.bp)
     login_manager.login_view = "auth.login"

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext
 from app.services.lots import lots
 from app.services.procedures import recalls
 from app.services.workflow import forms, tasks
+from app.web.common import ui_lang
 
 # Every action code passed to audit.record, in words; "login.failed" and "signature.failed" come from
 # users.check_password's purpose.
@@ -44,6 +45,7 @@ ACTIONS: dict[str, Any] = {
     "login.succeeded": lazy_gettext("Signed in"),
     "lot.capa_opened": lazy_gettext("CAPA opened for a lot"),
     "lot.status_changed": lazy_gettext("Lot status changed"),
+    "lot.sterilization_batch_set": lazy_gettext("Lot assigned to a sterilization batch"),
     "outbox.resent": lazy_gettext("E-mail queued to be sent again"),
     "process.deployed": lazy_gettext("Procedure deployed"),
     "process.approved": lazy_gettext("Procedure version approved (e-signature)"),
@@ -61,8 +63,16 @@ ACTIONS: dict[str, Any] = {
     "recall.sample_drawn": lazy_gettext("Check sample drawn"),
     "recall.started_from_capa": lazy_gettext("Recall started from this CAPA"),
     "record.created": lazy_gettext("Record created"),
+    "shipment.override_signed": lazy_gettext("Refused lot shipped by QA override (e-signature)"),
+    "shipment.shipped": lazy_gettext("Shipped first expiry, first out (stock taken off)"),
     "signature.applied": lazy_gettext("Electronic signature applied"),
     "signature.failed": lazy_gettext("Signature password wrong"),
+    "sterilization.bi_recorded": lazy_gettext("Biological indicator result recorded"),
+    "sterilization.fail_signed": lazy_gettext("Sterilization batch failed by QA (e-signature)"),
+    "sterilization.failed": lazy_gettext("Sterilization batch failed (lots held, CAPA opened)"),
+    "sterilization.recorded": lazy_gettext("Sterilization batch recorded"),
+    "sterilization.released": lazy_gettext("Sterilization batch released (e-signature)"),
+    "stock.scrapped": lazy_gettext("Stock destroyed (scrap record)"),
     "studio_form.discarded": lazy_gettext("Studio form discarded"),
     "studio_form.saved": lazy_gettext("Studio form saved"),
     "supplier.status_changed": lazy_gettext("Supplier status changed"),
@@ -195,7 +205,8 @@ def release_checks(report: dict) -> list[Fact]:
     facts = [Fact(str(lazy_gettext("Lot")), str(report.get("lot_number", "")))]
     for check in report.get("checks", []):
         verdict = str(lazy_gettext("pass") if check.get("passed") else lazy_gettext("fail"))
-        text = f"{verdict}: {check['detail']}" if check.get("detail") else verdict
+        detail = check.get("detail_zh") if ui_lang() == "zh-CN" and check.get("detail_zh") else check.get("detail")
+        text = f"{verdict}: {detail}" if detail else verdict
         facts.append(Fact(release_check_label(check.get("code", "")), text))
     return facts
 

@@ -24,7 +24,7 @@ from flask_login import current_user, login_required
 
 from app import jobs
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
-from app.services.lots import conditions, import_rules, imports, lots, trace
+from app.services.lots import conditions, import_rules, imports, lots, sterilization, trace
 from app.services.procedures import supplier_returns
 from app.services.workflow import plant_time
 from app.services.workflow.forms import Field
@@ -82,6 +82,9 @@ def value_label(value: str | None) -> str:
         "vehicle": _("vehicle"), "shipment": _("with a shipment"),
         # Import job states; "failed" alone already means a failed e-mail in the catalog.
         "running": _("running"), "succeeded": _("imported"), "failed": _("import failed"),
+        # Sterilization methods and a biological indicator still incubating.
+        **{method: sterilization.method_label(method, ui_lang()) for method in sterilization.STERILIZATION_METHODS},
+        "pending": _("pending"),
     }
     return labels.get(value or "", value or "")
 
@@ -200,6 +203,8 @@ def new_record(kind: str):
     flash(_("%(kind)s: the record was saved.", kind=kind_label(record_kind)), "success")
     if kind in LOT_PAGES:
         return redirect(url_for(LOT_PAGES[kind], lot_id=record_id))
+    if kind == sterilization.BATCH_KIND.name:
+        return redirect(url_for("sterilization.detail", batch_id=record_id))
     if kind in lots.LIST_MODELS:
         return redirect(url_for("lots.records", kind=kind))
     return redirect(url_for("lots.index"))
@@ -218,7 +223,8 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
                            next_statuses=[status for status in lots.TRANSITIONS[page.lot.status]
                                           if status not in lots.MATERIAL_ONLY_STATUSES],
                            can_change=_can_change_status(), status_error=error, days=_near_expiry_days(),
-                           excursions=conditions.excursions_for_lot(lot_id), holds=conditions.holds_for_lot(lot_id)), \
+                           excursions=conditions.excursions_for_lot(lot_id), holds=conditions.holds_for_lot(lot_id),
+                           sterilization_batch=sterilization.batch_by_number(page.lot.sterilization_batch)), \
         status
 
 

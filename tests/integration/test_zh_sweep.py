@@ -34,6 +34,7 @@ from app.models import (
     Supplier,
     User,
 )
+from app.models.sterilization import SterilizationBatch, SterilizationLoad
 from app.services import demo
 from app.services.lots import lots as lot_service
 from app.services.procedures import supplier_returns
@@ -56,6 +57,7 @@ ALLOWED_WORDS = {
     "UI",  # UI Schema, the form layout file's name
     "HOLIDAYS",  # a setting's name
     "RH",  # %RH, the unit of relative humidity
+    "kGy", "EO",  # the unit of a radiation dose; ethylene oxide sterilization (环氧乙烷 EO 灭菌)
     "Camunda", "Modeler", "Signavio", "SpiffArena", "BfArM",  # products and an authority named as examples
     "CN", "US",  # country codes
     "English",  # the language switch names each language in itself: English / 简体中文
@@ -219,6 +221,20 @@ def _plant() -> dict[str, int]:
     db.session.add_all([material, returned, *made.values()])
     db.session.flush()
     db.session.add(GenealogyEdge(product_lot_id=made["L1"].id, material_lot_id=material.id, quantity=1))
+    # Sterilization records: L1's batch released (signed), Q1's EO batch with its biological indicator incubating.
+    db.session.add(SterilizationBatch(batch_number="ST-L1", method="gamma", processed_on=date(2026, 6, 2),
+                                      parameters={"dose_min_kgy": 26.1, "dose_max_kgy": 34.8},
+                                      limits={"dose_min_kgy": [25, None], "dose_max_kgy": [None, 40]},
+                                      status="released", signed_meaning="released", signed_name="Rita Releaser",
+                                      signed_hash="0" * 64, decided_at=T0,
+                                      load=[SterilizationLoad(product_lot_id=made["L1"].id, quantity=500)]))
+    db.session.add(SterilizationBatch(batch_number="ST-Q1", method="eo", processed_on=date(2026, 6, 2),
+                                      parameters={"temperature_c": 54, "humidity_rh": 60, "gas_mg_l": 600,
+                                                  "exposure_minutes": 200},
+                                      limits={"temperature_c": [45, 60], "humidity_rh": [40, 80],
+                                              "gas_mg_l": [400, 1000], "exposure_minutes": [240, None]},
+                                      bi_result="pending", status="pending",
+                                      load=[SterilizationLoad(product_lot_id=made["Q1"].id, quantity=500)]))
     db.session.add(Inspection(stage="final", product_lot_id=made["Q1"].id, result="pass",
                               inspected_on=date(2026, 11, 3)))
     db.session.add(Inspection(stage="incoming", material_lot_id=returned.id, result="fail", results="黑点 12/50",

@@ -33,6 +33,7 @@ from app.models import (
 )
 from app.models.instances import OPEN_STATES
 from app.models.lots import LOT_STATUSES, MATERIAL_ONLY_STATUSES, SUPPLIER_STATUSES
+from app.models.sterilization import SterilizationBatch
 from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.workflow import instances, plant_time, processes, registry, titles
@@ -378,6 +379,7 @@ class ReleaseCheck:
     code: str
     passed: bool
     detail: str = ""
+    detail_zh: str = ""  # the detail in Chinese where it carries values (a batch number); else the pages translate it
 
 
 @dataclass
@@ -392,8 +394,35 @@ class ReleaseReport:
 
     def as_dict(self) -> dict:
         return {"lot_number": self.lot_number, "releasable": not self.failed, "lot": self.lot,
-                "failed": [{"code": c.code, "detail": c.detail} for c in self.failed],
-                "checks": [{"code": c.code, "passed": c.passed, "detail": c.detail} for c in self.checks]}
+                "failed": [{"code": c.code, "detail": c.detail, "detail_zh": c.detail_zh} for c in self.failed],
+                "checks": [{"code": c.code, "passed": c.passed, "detail": c.detail, "detail_zh": c.detail_zh}
+                           for c in self.checks]}
+
+
+STERILIZATION_DETAILS = {  # the sterilization release check's refusals, in both page languages
+    "no_batch": ("sterile product without a sterilization batch", "无菌产品缺少灭菌批号"),
+    "unknown": ("sterilization batch {batch} has no sterilization record", "灭菌批 {batch} 没有灭菌记录"),
+    "pending_bi": ("sterilization batch {batch} is pending: biological indicator result not in yet",
+                   "灭菌批 {batch} 待定：生物指示物结果尚未出来"),
+    "pending": ("sterilization batch {batch} is pending: not yet released by QA",
+                "灭菌批 {batch} 待定：质量部尚未放行"),
+    "failed": ("sterilization batch {batch} failed", "灭菌批 {batch} 不合格"),
+}
+
+
+def sterilization_check(lot: ProductLot) -> ReleaseCheck:
+    """A sterile product's lot needs a sterilization batch whose record QA released (signed)."""
+    if not lot.product.sterile:
+        return ReleaseCheck("sterilization_record", True)
+    batch = db.session.scalar(select(SterilizationBatch).where(
+        SterilizationBatch.batch_number == lot.sterilization_batch)) if lot.sterilization_batch else None
+    if batch is not None and batch.status == "released":
+        return ReleaseCheck("sterilization_record", True)
+    key = ("no_batch" if not lot.sterilization_batch else "unknown" if batch is None else "failed"
+           if batch.status == "failed" else "pending_bi" if batch.bi_result == "pending" else "pending")
+    english, chinese = STERILIZATION_DETAILS[key]
+    return ReleaseCheck("sterilization_record", False, english.format(batch=lot.sterilization_batch),
+                        chinese.format(batch=lot.sterilization_batch))
 
 
 def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None = None) -> ReleaseReport:
@@ -419,9 +448,7 @@ def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None
                      "no final inspection recorded" if not finals else
                      ", ".join(f"{i.stage} inspection failed on {i.inspected_on.isoformat()}"
                                for i in failed_inspections)),
-        ReleaseCheck("sterilization_record", not lot.product.sterile or bool(lot.sterilization_batch),
-                     "sterile product without a sterilization batch"
-                     if lot.product.sterile and not lot.sterilization_batch else ""),
+        sterilization_check(lot),
         ReleaseCheck("labels_udi", lot.labels_checked and bool(lot.product.gtin),
                      "" if lot.labels_checked and lot.product.gtin else
                      "labels with UDI not checked" if lot.product.gtin else "product has no UDI-DI (GTIN)"),

@@ -311,9 +311,13 @@ def test_release_checks_list_what_a_lot_still_lacks(client, auth, plant):
     report = _get(client, auth, f"/product-lots/{plant['L1']}/release-checks")
     assert (report["lot_number"], report["releasable"]) == ("L1", False)
     assert {check["code"]: check["passed"] for check in report["checks"]} == {
-        "batch_record_complete": False, "final_inspection_passed": False, "sterilization_record": True,
+        "batch_record_complete": False, "final_inspection_passed": False, "sterilization_record": False,
         "labels_udi": False, "no_open_capa_or_deviation": True, "not_expired": True}
-    assert {f["code"] for f in report["failed"]} == {"batch_record_complete", "final_inspection_passed", "labels_udi"}
+    assert {f["code"] for f in report["failed"]} == {"batch_record_complete", "final_inspection_passed", "labels_udi",
+                                                     "sterilization_record"}
+    sterilization = next(f for f in report["failed"] if f["code"] == "sterilization_record")
+    assert (sterilization["detail"], sterilization["detail_zh"]) == (
+        "sterilization batch ST-1 has no sterilization record", "灭菌批 ST-1 没有灭菌记录")
 
 
 @pytest.mark.parametrize("method, path", [

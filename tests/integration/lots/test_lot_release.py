@@ -11,6 +11,7 @@ import pytest
 from app.exceptions import Conflict, FormInvalid, PermissionDenied
 from app.extensions import db
 from app.models import Document, Inspection, ProcessInstance, Product, ProductLot, Signature, Task
+from app.models.sterilization import SterilizationBatch
 from app.services import demo
 from app.services.lots import imports, lots
 from app.services.workflow import tasks
@@ -34,6 +35,10 @@ def lot(seeded):
     db.session.add_all([product, lot])
     db.session.flush()
     db.session.add(Inspection(stage="final", product_lot_id=lot.id, result="pass", inspected_on=date(2026, 11, 3)))
+    # The lot's sterilization batch, released by QA (how it is signed: test_sterilization.py).
+    db.session.add(SterilizationBatch(batch_number="EO-7", method="eo", processed_on=date(2026, 11, 2),
+                                      bi_result="pass", status="released", signed_meaning="released",
+                                      signed_name="Rita Releaser"))
     db.session.commit()
     return lot
 
@@ -181,3 +186,17 @@ def test_the_api_starts_a_release_and_refuses_a_second(client, lot, user):
     assert body["title"] == "Release of lot Q1" and body["task_id"]
     again = client.post(f"/api/v1/product-lots/{lot.id}/release", headers=headers)
     assert again.status_code == 409 and "already has a release in progress" in again.get_json()["message"]
+
+
+@pytest.mark.parametrize(("status", "detail"), [
+    ("pending", "sterilization batch EO-7 is pending: not yet released by QA"),
+    ("failed", "sterilization batch EO-7 failed"),
+])
+def test_a_lot_whose_sterilization_batch_is_not_released_fails_its_checks(lot, user, status, detail):
+    db.session.scalar(db.select(SterilizationBatch)).status = status
+    db.session.commit()
+    instance = _start(lot, user)
+    db.session.expire_all()
+    failed = db.session.get(ProcessInstance, instance.id).data["release"]["failed"]
+    assert [(f["code"], f["detail"]) for f in failed] == [("sterilization_record", detail)]
+    assert _ready(instance.id, "checks_failed") is not None

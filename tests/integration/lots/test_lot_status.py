@@ -21,6 +21,7 @@ from app.models import (
     Task,
 )
 from app.models.lots import LOT_STATUSES
+from app.models.sterilization import SterilizationBatch
 from app.services import demo, users
 from app.services.lots import imports, lots
 from app.services.workflow import instances
@@ -196,7 +197,12 @@ COMPLETE = {"batch_record_complete": True, "labels_checked": True, "sterilizatio
     pytest.param({"inspections": [("in_process", "fail"), ("final", "pass")]}, ["final_inspection_passed"],
                  id="an earlier inspection failed"),
     pytest.param({"sterile": True, "sterilization_batch": None}, ["sterilization_record"], id="sterile, no batch"),
-    pytest.param({"sterile": True}, [], id="sterile with batch"),
+    pytest.param({"sterile": True}, ["sterilization_record"], id="sterile, batch without a record"),
+    pytest.param({"sterile": True, "sterilization_status": "pending"}, ["sterilization_record"],
+                 id="sterile, batch pending"),
+    pytest.param({"sterile": True, "sterilization_status": "failed"}, ["sterilization_record"],
+                 id="sterile, batch failed"),
+    pytest.param({"sterile": True, "sterilization_status": "released"}, [], id="sterile, batch released"),
     pytest.param({"labels_checked": False}, ["labels_udi"], id="labels not checked"),
     pytest.param({"gtin": None}, ["labels_udi"], id="product without GTIN"),
     pytest.param({"open_capa": True}, ["no_open_capa_or_deviation"], id="open CAPA"),
@@ -210,8 +216,12 @@ def test_release_checks_list_exactly_the_failing_conditions(seeded, user, change
     case = {**COMPLETE, **changes}
     product = Product(name="Catheter", gtin=case.pop("gtin", GTIN), sterile=case.pop("sterile", False))
     inspections, open_capa = case.pop("inspections"), case.pop("open_capa", False)
+    sterilization_status = case.pop("sterilization_status", None)
     lot = ProductLot(product=product, lot_number="L1", quantity=10, **case)
     db.session.add(lot)
+    if sterilization_status:
+        db.session.add(SterilizationBatch(batch_number=case["sterilization_batch"], method="gamma",
+                                          processed_on=TODAY - DAY, status=sterilization_status))
     db.session.add_all(Inspection(product_lot=lot, stage=stage, result=result, inspected_on=TODAY - DAY)
                        for stage, result in inspections)
     db.session.commit()
