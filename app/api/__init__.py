@@ -13,6 +13,7 @@ api.register_converter(BoundedIntConverter, integerconverter2paramschema)
 
 
 def register_api(app: Flask) -> None:
+    from app.api.approvals import blp as approvals_blp
     from app.api.conditions import blp as conditions_blp
     from app.api.dashboard import blp as dashboard_blp
     from app.api.lots import blp as lots_blp
@@ -31,7 +32,7 @@ def register_api(app: Flask) -> None:
     api.init_app(app, spec_kwargs={"components": {"securitySchemes": {
         "bearerAuth": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearerAuth": []}]})
     for blueprint in (blp, lots_blp, recalls_blp, ack_blp, supplier_returns_blp, scar_blp, studio_blp,
-                      tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp, stock_blp):
+                      tokens_blp, procedure_control_blp, conditions_blp, dashboard_blp, approvals_blp, stock_blp):
         csrf.exempt(blueprint)
         api.register_blueprint(blueprint)
     csrf.exempt(sterilization_blp)

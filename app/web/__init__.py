@@ -65,6 +65,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(sterilization.bp)
     from app.web import suppliers  # supplier quality: the approved-supplier list, scores, reviews
     app.register_blueprint(suppliers.bp)
+    from app.web import approvals  # awaiting my approval: pending procedure versions and e-signature steps
+    app.register_blueprint(approvals.bp)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
