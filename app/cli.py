@@ -402,7 +402,26 @@ def backup_restore_command(path: Path, force: bool) -> None:
         click.echo(note)
 
 
+suppliers_cli = AppGroup("suppliers", help="Supplier quality scores.")
+
+
+@suppliers_cli.command("score")
+@click.option("--now", "now_text", help="Pretend it is this time (ISO 8601 with zone); default: now.")
+def score_suppliers_command(now_text: str | None) -> None:
+    """Score every supplier now (as the scheduled job does) and start the reviews the scores call for."""
+    from app.services.procedures import supplier_quality
+    outcomes = supplier_quality.evaluate_all(_parse_now(now_text))
+    started = [o.review.instance_id for o in outcomes if o.started]
+    click.echo(f"{len(outcomes)} supplier(s) scored; {len(started)} review(s) started"
+               + (f": {', '.join(f'#{i}' for i in started)}" if started else "") + ".")
+    for outcome in outcomes:
+        if outcome.note == "no_starter":
+            click.echo(f"supplier {outcome.evaluation.supplier_id}: no one to start the review in the name of "
+                       "(set QUALIFLOW_SUPPLIER_REVIEW_STARTER)", err=True)
+
+
 def register(app: Flask) -> None:
     for group in (processes_cli, users_cli, audit_cli, timers_cli, outbox_cli, demo_cli, scheduler_cli, lots_cli,
                   instances_cli, holidays_cli, evidence_cli, queue_cli, backup_cli):
         app.cli.add_command(group)
+    app.cli.add_command(suppliers_cli)

@@ -455,3 +455,36 @@ def test_the_api_lists_scores_and_refuses_bad_requests(client, auth):
                        json={"proposed_status": "conditional", "reason": "Audit finding 7."})
     assert made.status_code == 201 and made.get_json()["trigger"] == "manual"
     assert db.session.get(Supplier, good.id).status == "approved"  # nothing changes before the signed decision
+
+
+def test_the_review_steps_read_in_both_languages(seeded, client, user):
+    supplier = _supplier()
+    _failing(supplier, 3, 17)
+    db.session.commit()
+    review = supplier_quality.evaluate_supplier(supplier.id, now=T0, trigger="scheduled").review
+    task = _ready(review.instance_id, "review")
+    login(client, "qa")  # Chinese
+    zh = client.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "评审供应商并建议其状态" in zh and "供应商绩效评估" in zh and "有条件合格" in zh
+    client.get("/language/en")
+    en = client.get(f"/tasks/{task.id}").get_data(as_text=True)
+    assert "Review the supplier and propose its status" in en and "Approved-supplier status" in en
+    tasks.complete_task(task.id, {"assessment": "Three failed lots this year; tightened inspection.",
+                                  "supplier_status": "conditional", "status_reason": "15 % nonconforming."},
+                        user("qa"), now=T0, lang="en")
+    client.post("/logout")
+    login(client, "head")
+    approve = client.get(f"/tasks/{_ready(review.instance_id, 'approve').id}").get_data(as_text=True)
+    assert "Approve the supplier status" in approve and 'type="password"' in approve
+
+
+def test_the_command_line_scores_every_supplier(seeded, runner):
+    supplier = _supplier()
+    _failing(supplier, 3, 17)
+    db.session.commit()
+    result = runner.invoke(args=["suppliers", "score", "--now", T0.isoformat()])
+    assert result.exit_code == 0, result.output
+    assert "1 supplier(s) scored; 1 review(s) started: #" in result.output
+    again = runner.invoke(args=["suppliers", "score", "--now", (T0 + timedelta(hours=1)).isoformat()])
+    assert "1 supplier(s) scored; 0 review(s) started." in again.output
+    assert runner.invoke(args=["suppliers", "score", "--now", "yesterday"]).exit_code == 1
