@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import ProcessInstance, ProductLot, Shipment
 from app.models.types import utcnow
-from app.services.lots.demo_lots import load_demo_lots
+from app.services.lots import sterilization
+from app.services.lots.demo_lots import demo_batches_to_release, load_demo_lots
 from app.services.lots.lots import expire_lots
 from app.services.procedures import recalls
 from app.services.users import ensure_group, ensure_user, get_by_username
@@ -112,6 +113,10 @@ def load_demo(processes_dir: Path) -> str:
     deployed = [r for r in processes.deploy_directory(processes_dir, None, "demo load", release=INSTALLATION_RELEASE)
                 if r.created]
     lot_rows = load_demo_lots(get_by_username("admin"), utcnow())
+    if lot_rows and (batch_ids := demo_batches_to_release(utcnow().date())):
+        # QA released the older sterilization batches, signing with the demo password as the releaser would.
+        sterilization.decide_many(batch_ids, "release", "Demo: cycle, BI and load reviewed",
+                                  get_by_username("releaser"), DEMO_PASSWORD)
     expire_lots()  # the demo plant has a few lots past their expiry: lock them as the hourly job would
     started = 0
     if not db.session.scalar(select(func.count(ProcessInstance.id))):

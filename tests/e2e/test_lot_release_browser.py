@@ -52,9 +52,21 @@ def product_gtin(page: Page, model: str) -> str:
     return gtin
 
 
+def released_sterilization_batch(page: Page) -> str:
+    """Lots -> Sterilization batches, filtered to the released ones: the newest batch QA released (demo data)."""
+    menu(page, "Lots")
+    page.get_by_test_id("kinds").get_by_role("link", name="Sterilization batches", exact=True).click()
+    page.get_by_label("Status").select_option("released")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_test_id("sterilization-batches").locator("tbody tr")
+    return rows.first.locator("td").first.inner_text().strip()
+
+
 def create_lot(page: Page, gtin: str, lot_number: str) -> None:
-    """Lots -> Product lots -> New record: a lot in quarantine, batch record complete and labels checked."""
+    """Lots -> Product lots -> New record: a lot in quarantine, batch record complete and labels checked, sterilized
+    in a batch QA released."""
     made = today() - timedelta(days=3)
+    batch = released_sterilization_batch(page)
     menu(page, "Lots")
     page.get_by_test_id("kinds").get_by_role("link", name="Product lots", exact=True).click()
     page.get_by_role("link", name="New record", exact=True).click()
@@ -64,7 +76,7 @@ def create_lot(page: Page, gtin: str, lot_number: str) -> None:
     page.get_by_label("Quantity").fill("1000")
     page.get_by_label("Manufactured on").fill(made.isoformat())
     page.get_by_label("Expiry date").fill((made + timedelta(days=1095)).isoformat())
-    page.get_by_label("Sterilization batch").fill(f"EO{made:%y%m%d}")
+    page.get_by_label("Sterilization batch").fill(batch)
     expect(page.get_by_label("Status")).to_have_value("quarantine")
     page.get_by_label("Batch record complete").check()
     page.get_by_label("Labels / UDI checked").check()

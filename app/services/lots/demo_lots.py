@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Product, Supplier, User
-from app.services.lots import import_rules, lots
+from app.services.lots import import_rules, lots, sterilization
 from app.services.workflow.transaction import atomic
 
 SEED = 20261123
@@ -100,6 +100,7 @@ def _plan(today: date) -> dict[str, list[dict]]:
         plan["customers"].append({"code": code, "name": name, "kind": "distributor", "region": "", "country": country,
                                   "contact": "Regulatory desk", "email": f"recalls@{code.lower()}.example"})
     lot_number = 0
+    loads: dict[str, tuple[date, list[str]]] = {}  # EO batch -> (made on, its lots)
     for _, model, _, _, _, sterile, shelf_life in PRODUCTS:
         count = 20 if model == "DC-140" else 45
         for n in range(count):
@@ -117,6 +118,8 @@ def _plan(today: date) -> dict[str, list[dict]]:
                    "batch_record_complete": "yes" if not recent or n % 2 else "no",
                    "labels_checked": "yes" if not recent else "no"}
             plan["product_lots"].append({k: v for k, v in lot.items() if v is not None})
+            if sterile:
+                loads.setdefault(lot["sterilization_batch"], (made, []))[1].append(number)
             # only material lots already received when the lot was made (genealogy refuses the others)
             received_by_then = [m for m in materials[model] if m[2] <= made]
             for material, material_lot, _ in rng.sample(received_by_then, k=min(2, len(received_by_then))):
@@ -158,7 +161,33 @@ def _plan(today: date) -> dict[str, list[dict]]:
             if lot["quantity"] > shipped:
                 plan["stock"].append({"product_lot": number, "location": "Quarantine area" if status == "quarantine"
                                       else "Finished goods WH-1", "quantity": lot["quantity"] - shipped})
+    plan[sterilization.BATCH_KIND.name] = _sterilization_batches(loads, today)
     return plan
+
+
+DEMO_BATCH_RELEASE_DAYS = 45  # batches processed before this many days ago are released at the demo load
+DEMO_BI_DAYS = 10  # a biological indicator of a batch younger than this still incubates
+
+
+def _sterilization_batches(loads: dict[str, tuple[date, list[str]]], today: date) -> list[dict]:
+    """One EO cycle the day after each production day, within its validated limits (a random.Random of its own, so
+    the rest of the plan stays as it was); the biological indicators of the last days still incubate."""
+    rng = random.Random(SEED + 1)
+    rows = []
+    for number, (made, lot_numbers) in sorted(loads.items()):
+        processed = made + timedelta(days=1)
+        rows.append({"batch_number": number, "method": "eo", "processed_on": processed.isoformat(),
+                     "sterilizer": f"EO chamber {1 + len(rows) % 2}",
+                     "temperature_c": round(rng.uniform(50, 56), 1), "humidity_rh": round(rng.uniform(50, 70)),
+                     "gas_mg_l": rng.choice((550, 600, 650)), "exposure_minutes": rng.choice((300, 360, 420)),
+                     "bi_result": "pass" if (today - processed).days >= DEMO_BI_DAYS else "pending",
+                     "load": "; ".join(lot_numbers)})
+    return rows
+
+
+def demo_batches_to_release(today: date) -> list[int]:
+    """The demo's sterilization batches QA had released by now: those processed more than 45 days ago."""
+    return sterilization.pending_batch_ids(today - timedelta(days=DEMO_BATCH_RELEASE_DAYS), "pass")
 
 
 def load_demo_lots(actor: User, now: datetime) -> int:
@@ -166,8 +195,8 @@ def load_demo_lots(actor: User, now: datetime) -> int:
     if db.session.scalar(select(func.count(Product.id))):
         return 0
     plan = _plan(now.date())
-    order = ["products", "suppliers", "material_lots", "customers", "product_lots", "genealogy", "inspections",
-             "serials", "stock", "shipments"]
+    order = ["products", "suppliers", "material_lots", "customers", "product_lots", sterilization.BATCH_KIND.name,
+             "genealogy", "inspections", "serials", "stock", "shipments"]
     written = 0
     with atomic():
         for kind in order:

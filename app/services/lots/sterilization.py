@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from flask import current_app
@@ -489,6 +489,13 @@ def decide(batch_id: int, decision: str, reason: str, actor: User, password: str
     check) or fail it (holds and a CAPA). The signer re-enters their password; a wrong one is counted like a wrong
     password at a gate and nothing else changes. Refused: not a QA releaser (403), not pending (409), a release
     while the BI is pending (409), a failure without a reason (400)."""
+    return decide_many([batch_id], decision, reason, actor, password, now)[0]
+
+
+def decide_many(batch_ids: list[int], decision: str, reason: str, actor: User, password: str | None,
+                now: datetime | None = None) -> list[SterilizationBatch]:
+    """One signer's decision on several pending batches with one re-authentication (each batch gets its own signed
+    hash and audit event); all or none."""
     now = now or utcnow()
     reason = (reason or "").strip()
     with atomic():
@@ -504,13 +511,14 @@ def decide(batch_id: int, decision: str, reason: str, actor: User, password: str
         if not actor.has_role(*RELEASE_ROLES):
             raise PermissionDenied(_("Only an authorised releaser (QA releaser role) can sign a sterilization "
                                      "batch's release or failure."))
-        batch = _locked(batch_id)
-        if batch.status != "pending":
-            raise Conflict(_("Sterilization batch %(batch)s is already %(status)s.", batch=batch.batch_number,
-                             status=_status_word(batch.status)))
-        if decision == "release" and (problems := release_problems(batch)):
-            raise Conflict(_("Sterilization batch %(batch)s cannot be released: %(problems)s.",
-                             batch=batch.batch_number, problems="; ".join(_(problem) for problem in problems)))
+        batches = [_locked(batch_id) for batch_id in dict.fromkeys(batch_ids)]
+        for batch in batches:
+            if batch.status != "pending":
+                raise Conflict(_("Sterilization batch %(batch)s is already %(status)s.", batch=batch.batch_number,
+                                 status=_status_word(batch.status)))
+            if decision == "release" and (problems := release_problems(batch)):
+                raise Conflict(_("Sterilization batch %(batch)s cannot be released: %(problems)s.",
+                                 batch=batch.batch_number, problems="; ".join(_(problem) for problem in problems)))
         try:
             signatures.authenticate_signer(actor, password, now)
         except SignatureRejected as err:
@@ -518,26 +526,39 @@ def decide(batch_id: int, decision: str, reason: str, actor: User, password: str
             if "locked" in err.message:
                 raise
             raise SignatureRejected(_("The password is wrong; the sterilization batch was not signed.")) from err
-        meaning = DECISIONS[decision]
-        lot_numbers = [(lot.lot_number, quantity) for lot, quantity in batch_lots(batch)]
-        batch.signed_hash = engine.data_hash({
-            "sterilization_batch": batch.batch_number, "method": batch.method, "parameters": batch.parameters,
-            "limits": batch.limits, "bi_result": batch.bi_result, "lots": lot_numbers, "meaning": meaning,
-            "reason": reason, "user": actor.username, "printed_name": actor.full_name, "at": now.isoformat()})
-        batch.decided_by_id, batch.decided_at, batch.decision_reason = actor.id, now, reason
-        batch.signed_name, batch.signed_meaning = actor.full_name, meaning
-        audit.record(actor, "sterilization.released" if decision == "release" else "sterilization.fail_signed",
-                     "sterilization_batch", batch.id, at=now, reason=reason,
-                     old={"status": "pending"},
-                     new={"batch_number": batch.batch_number, "status": meaning, "printed_name": actor.full_name,
-                          "meaning": meaning, "hash": batch.signed_hash,
-                          "lots": [number for number, _q in lot_numbers]})
-        if decision == "release":
-            batch.status = "released"
-        else:
-            _fail(batch, [*batch.failure_reasons, {"code": "explicit", "params": {"reason": reason}}], actor, now)
-        keep_loaded(batch)
-    return batch
+        for batch in batches:
+            _sign(batch, decision, reason, actor, now)
+        keep_loaded(*batches)
+    return batches
+
+
+def _sign(batch: SterilizationBatch, decision: str, reason: str, actor: User, now: datetime) -> None:
+    meaning = DECISIONS[decision]
+    lot_numbers = [(lot.lot_number, quantity) for lot, quantity in batch_lots(batch)]
+    batch.signed_hash = engine.data_hash({
+        "sterilization_batch": batch.batch_number, "method": batch.method, "parameters": batch.parameters,
+        "limits": batch.limits, "bi_result": batch.bi_result, "lots": lot_numbers, "meaning": meaning,
+        "reason": reason, "user": actor.username, "printed_name": actor.full_name, "at": now.isoformat()})
+    batch.decided_by_id, batch.decided_at, batch.decision_reason = actor.id, now, reason
+    batch.signed_name, batch.signed_meaning = actor.full_name, meaning
+    audit.record(actor, "sterilization.released" if decision == "release" else "sterilization.fail_signed",
+                 "sterilization_batch", batch.id, at=now, reason=reason, old={"status": "pending"},
+                 new={"batch_number": batch.batch_number, "status": meaning, "printed_name": actor.full_name,
+                      "meaning": meaning, "hash": batch.signed_hash, "lots": [number for number, _q in lot_numbers]})
+    if decision == "release":
+        batch.status = "released"
+    else:
+        _fail(batch, [*batch.failure_reasons, {"code": "explicit", "params": {"reason": reason}}], actor, now)
+
+
+def pending_batch_ids(processed_before: date | None = None, bi_result: str | None = None) -> list[int]:
+    """The pending batches (processed before a day, with a BI result), oldest first."""
+    query = select(SterilizationBatch.id).where(SterilizationBatch.status == "pending")
+    if processed_before is not None:
+        query = query.where(SterilizationBatch.processed_on < processed_before)
+    if bi_result is not None:
+        query = query.where(SterilizationBatch.bi_result == bi_result)
+    return list(db.session.scalars(query.order_by(SterilizationBatch.processed_on, SterilizationBatch.id)))
 
 
 # --- reading ---------------------------------------------------------------------------------------------------------

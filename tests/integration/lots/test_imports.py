@@ -35,6 +35,7 @@ from app.models import (
     StockLevel,
     Supplier,
 )
+from app.models.sterilization import SterilizationBatch, SterilizationLoad
 from app.services.lots import conditions, import_rules, imports
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
@@ -152,6 +153,14 @@ def _shipments():
                    .outerjoin(sender, sender.id == Shipment.from_customer_id).order_by(Shipment.id))
 
 
+def _sterilization_loads():
+    return rows_of(select(ProductLot.lot_number, ProductLot.sterilization_batch, SterilizationLoad.quantity,
+                          SterilizationBatch.status).select_from(SterilizationLoad)
+                   .join(ProductLot, ProductLot.id == SterilizationLoad.product_lot_id)
+                   .join(SterilizationBatch, SterilizationBatch.id == SterilizationLoad.batch_id)
+                   .order_by(ProductLot.lot_number))
+
+
 # A good file per kind (it builds on the plant) and what the database holds afterwards.
 GOOD: dict[str, list[list]] = {
     "products": [["gtin", "name", "model", "registration_expiry", "device_class", "sterile"],
@@ -180,6 +189,8 @@ GOOD: dict[str, list[list]] = {
                 ["H2", "Truck humidity", "humidity", "vehicle", "Truck 1", ""]],
     "readings": [["timestamp", "sensor", "value", "unit"], ["2026-11-20T08:00:00+08:00", "T0", "41", "F"],
                  ["2026-11-20 00:05", "T0", "5.5", "C"]],  # 41 °F = 5 °C; plant time is UTC in the tests
+    "sterilization_batches": [["batch_number", "method", "processed_on", "dose_min_kgy", "dose_max_kgy", "load"],
+                              ["G-1", "gamma", "2026-11-20", "26", "34", "L-quarantine:60; L-hold"]],
 }
 READINGS_FROM = conditions.to_seconds(datetime(2026, 11, 20, tzinfo=UTC))
 
@@ -224,6 +235,8 @@ IMPORTED: dict[str, tuple[Callable[[], list[tuple]], list[tuple]]] = {
      [("H2", "humidity", "vehicle", "Truck 1", 300), ("T2", "temperature", "warehouse", "WH-B", 60)]),
     "readings": (lambda: rows_of(select(Reading.at, Reading.value).order_by(Reading.at)),
      [(READINGS_FROM, 500), (READINGS_FROM + 300, 550)]),
+    "sterilization_batches": (_sterilization_loads,
+     [("L-hold", "G-1", 100, "pending"), ("L-quarantine", "G-1", 60, "pending")]),
 }
 
 

@@ -428,3 +428,18 @@ def test_the_detail_page_of_a_failed_batch_links_its_capa_in_chinese(plant, user
     login(client, "qa")
     text = client.get(f"/sterilization/{batch.id}?lang=zh-CN").get_data(as_text=True)
     assert "生物指示物阳性" in text and f'href="/instances/{batch.capa_instance_id}"' in text
+
+
+# --- the demo plant ------------------------------------------------------------------------------------------------
+
+def test_the_demo_plant_records_a_cycle_per_production_day_and_qa_released_the_older_ones(runner, app):
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    statuses = dict(db.session.execute(select(SterilizationBatch.batch_number, SterilizationBatch.status)).all())
+    assert statuses and set(statuses.values()) == {"released", "pending"}
+    sterile_lots = db.session.scalars(select(ProductLot).join(Product).where(Product.sterile.is_(True))).all()
+    assert all(lot.sterilization_batch in statuses for lot in sterile_lots)
+    shipped = [lot for lot in sterile_lots if lot.status == "released"]
+    assert shipped and all(statuses[lot.sterilization_batch] == "released" for lot in shipped)
+    signed = db.session.scalars(select(SterilizationBatch).where(SterilizationBatch.status == "released")).all()
+    assert {batch.signed_name for batch in signed} == {"Rita Releaser"} and all(b.signed_hash for b in signed)
+    assert db.session.scalar(select(func.count(ProcessInstance.id))) == 2  # the demo CAPA and recall, no other
