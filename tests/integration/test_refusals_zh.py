@@ -68,3 +68,42 @@ def test_a_package_too_large_says_so_with_its_figures(app):
         assert refused.value.message == f"该期间有 {packages.MAX_INSTANCES + 5} 个实例；一个证据包最多容纳 " \
                                         f"{packages.MAX_INSTANCES} 个。请导出较短的期间。"
     refresh()
+
+
+def test_release_check_details_with_values_read_in_chinese(client, seeded, user):
+    """A lot's failed release checks that carry values (an inspection's date, the open CAPA, the expiry date) have
+    their Chinese detail; the lot page shows it to Chinese readers and the English one to the others."""
+    from datetime import date
+
+    from app.extensions import db
+    from app.models import Inspection, Product, ProductLot
+    from app.services.lots import lots
+    from app.services.lots.lots import INSPECTION_CAPA_TITLE
+
+    product = Product(name="Catheter", gtin=None)
+    lot = ProductLot(product=product, lot_number="LZ9", quantity=10, status="quarantine", batch_record_complete=False,
+                     labels_checked=False, expiry_on=date(2026, 11, 1))
+    db.session.add_all([product, lot, Inspection(product_lot=lot, stage="final", result="fail",
+                                                 inspected_on=date(2026, 10, 20))])
+    db.session.commit()
+    title = INSPECTION_CAPA_TITLE.format(lot="LZ9")
+    capa = instances.start_instance("capa", user("qa"), title=title)
+    lots.link_lots(capa.id, [lot.id], "subject")
+    db.session.commit()
+
+    checks = {c["code"]: (c["detail"], c["detail_zh"]) for c in lots.release_checks(lot, date(2026, 11, 23))
+              .as_dict()["failed"]}
+    assert checks == {
+        "batch_record_complete": ("batch record is not complete", "批记录不完整"),
+        "final_inspection_passed": ("final inspection failed on 2026-10-20", "成品检验于 2026-10-20 不合格"),
+        "labels_udi": ("product has no UDI-DI (GTIN)", "产品没有 UDI-DI（GTIN）"),
+        "no_open_capa_or_deviation": (f"#{capa.id} {title}", f"#{capa.id} CAPA：批次 LZ9 成品检验不合格"),
+        "not_expired": ("expired on 2026-11-01", "已于 2026-11-01 过期"),
+    }
+    login(client, "qa")
+    page = client.get(f"/lots/product-lots/{lot.id}?lang=zh_CN").get_data(as_text=True)
+    checks_shown = page.split('data-testid="release-checks"', 1)[1].split("</section>", 1)[0]
+    assert "成品检验于 2026-10-20 不合格" in checks_shown and "CAPA：批次 LZ9 成品检验不合格" in checks_shown
+    assert "inspection failed on" not in checks_shown
+    page = client.get(f"/lots/product-lots/{lot.id}?lang=en").get_data(as_text=True)
+    assert "final inspection failed on 2026-10-20" in page.split('data-testid="release-checks"', 1)[1]

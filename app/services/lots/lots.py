@@ -425,6 +425,31 @@ def sterilization_check(lot: ProductLot) -> ReleaseCheck:
                         chinese.format(batch=lot.sterilization_batch))
 
 
+RELEASE_DETAILS = {  # the other release checks' refusals, in both page languages (English is stored and logged)
+    "batch_record": ("batch record is not complete", "批记录不完整"),
+    "no_final": ("no final inspection recorded", "没有成品检验记录"),
+    "labels": ("labels with UDI not checked", "带 UDI 的标签未核对"),
+    "no_gtin": ("product has no UDI-DI (GTIN)", "产品没有 UDI-DI（GTIN）"),
+    "status_expired": ("lot status is expired", "批次状态为已过期"),
+}
+INSPECTION_STAGES_ZH = {"incoming": "进货", "in_process": "过程", "final": "成品"}
+
+
+def _detail(key: str) -> tuple[str, str]:
+    return RELEASE_DETAILS[key] if key else ("", "")
+
+
+def _joined(pairs: list[tuple[str, str]]) -> tuple[str, str]:
+    """Details that carry values (dates, instances), each in English and Chinese, joined per language."""
+    return ", ".join(pair[0] for pair in pairs), "，".join(pair[1] for pair in pairs)
+
+
+def _failed_on(inspection: Inspection) -> tuple[str, str]:
+    day = inspection.inspected_on.isoformat()
+    return (f"{inspection.stage} inspection failed on {day}",
+            f"{INSPECTION_STAGES_ZH.get(inspection.stage, inspection.stage)}检验于 {day} 不合格")
+
+
 def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None = None) -> ReleaseReport:
     """Check a product lot against every release condition and list the ones it fails."""
     inspections = list(db.session.scalars(select(Inspection).where(Inspection.product_lot_id == lot.id)))
@@ -441,22 +466,22 @@ def release_checks(lot: ProductLot, today: date, exclude_instance_id: int | None
         "manufactured_on": lot.manufactured_on.isoformat() if lot.manufactured_on else "",
         "expiry_on": lot.expiry_on.isoformat() if lot.expiry_on else "",
         "sterilization_batch": lot.sterilization_batch or "", "status": lot.status})
+    expired = lot.expiry_on.isoformat() if lot.expiry_on and lot.expiry_on < today else None
     report.checks = [
         ReleaseCheck("batch_record_complete", lot.batch_record_complete,
-                     "" if lot.batch_record_complete else "batch record is not complete"),
+                     *_detail("" if lot.batch_record_complete else "batch_record")),
         ReleaseCheck("final_inspection_passed", bool(finals) and not failed_inspections,
-                     "no final inspection recorded" if not finals else
-                     ", ".join(f"{i.stage} inspection failed on {i.inspected_on.isoformat()}"
-                               for i in failed_inspections)),
+                     *(_detail("no_final") if not finals else _joined([_failed_on(i) for i in failed_inspections]))),
         sterilization_check(lot),
         ReleaseCheck("labels_udi", lot.labels_checked and bool(lot.product.gtin),
-                     "" if lot.labels_checked and lot.product.gtin else
-                     "labels with UDI not checked" if lot.product.gtin else "product has no UDI-DI (GTIN)"),
+                     *_detail("" if lot.labels_checked and lot.product.gtin else
+                              "labels" if lot.product.gtin else "no_gtin")),
         ReleaseCheck("no_open_capa_or_deviation", not open_instances,
-                     ", ".join(f"#{i.id} {i.title}" for i in open_instances)),
-        ReleaseCheck("not_expired", lot.status != "expired" and not (lot.expiry_on and lot.expiry_on < today),
-                     f"expired on {lot.expiry_on.isoformat()}" if lot.expiry_on and lot.expiry_on < today else
-                     "lot status is expired" if lot.status == "expired" else ""),
+                     *_joined([(f"#{i.id} {i.title}", f"#{i.id} {titles.localized(i.title, 'zh-CN')}")
+                               for i in open_instances])),
+        ReleaseCheck("not_expired", lot.status != "expired" and not expired,
+                     *((f"expired on {expired}", f"已于 {expired} 过期") if expired else
+                       _detail("status_expired" if lot.status == "expired" else ""))),
     ]
     return report
 
