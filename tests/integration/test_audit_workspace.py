@@ -83,6 +83,7 @@ def test_auditor_finds_a_closed_capa_and_reads_its_timeline(client, closed_capa)
 def test_timeline_reads_in_chinese(client, closed_capa):
     login(client, "auditor")
     page = _text(client.get(f"/audit/instances/{closed_capa}?lang=zh_CN"))
+    assert "安装时发布，无电子签名" in _section(page, "version-approval", "</dd>")
     timeline = _section(page, "timeline", "</ol>")
     assert "步骤已完成" in timeline and "根本原因" in timeline and "Worn deburring tool at station 3" in timeline
     assert "批准" in _section(page, "gate", "</div>\n  </div>")
@@ -199,6 +200,10 @@ def test_the_signature_report_lists_procedure_approvals_as_records_signed(client
     assert approval[1] == "Helen Head" and approval[2] == "head" and approval[4] == "approved"
     assert approval[5] == "" and approval[8] == "2" and approval[10] == signed_hash
     assert approval[11] == f"capa.bpmn {content_hash}" and approval[13].endswith("/processes/capa/2/review")
+    timeline = _text(client.get(f"/audit/instances/{capa_id}?lang=en"))
+    approval_shown = _section(timeline, "version-approval", "</dd>")
+    assert "Helen Head" in approval_shown and 'href="/processes/capa/2/review"' in approval_shown
+    assert signed_hash[:16] in approval_shown
     step = next(row for row in rows[1:] if row[12] == "Step signed")
     assert step[5] == str(capa_id) and step[13].endswith(f"/audit/instances/{capa_id}")
 
