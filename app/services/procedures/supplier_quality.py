@@ -172,12 +172,14 @@ def open_review(supplier_id: int) -> SupplierReview | None:
 
 
 def _episode_reviews(supplier_id: int, before: datetime) -> list[SupplierReview]:
-    """The reviews started since the supplier's score was last good (or not scored): this stretch below the alert
-    threshold has had them already."""
+    """The reviews started (and not cancelled) since the supplier's score was last good (or not scored): this
+    stretch below the alert threshold has had them already."""
     calm = db.session.scalar(select(func.max(SupplierEvaluation.evaluated_at)).where(
         SupplierEvaluation.supplier_id == supplier_id, SupplierEvaluation.band.in_(("good", "no_data")),
         SupplierEvaluation.evaluated_at <= before))
-    query = select(SupplierReview).where(SupplierReview.supplier_id == supplier_id)
+    # A cancelled review reviewed nothing: the crossing is still to be reviewed.
+    query = select(SupplierReview).join(ProcessInstance, ProcessInstance.id == SupplierReview.instance_id).where(
+        SupplierReview.supplier_id == supplier_id, ProcessInstance.status != "cancelled")
     if calm is not None:
         query = query.where(SupplierReview.started_at > calm)
     return list(db.session.scalars(query))

@@ -488,3 +488,26 @@ def test_the_command_line_scores_every_supplier(seeded, runner):
     again = runner.invoke(args=["suppliers", "score", "--now", (T0 + timedelta(hours=1)).isoformat()])
     assert "1 supplier(s) scored; 0 review(s) started." in again.output
     assert runner.invoke(args=["suppliers", "score", "--now", "yesterday"]).exit_code == 1
+
+
+def test_a_cancelled_review_leaves_the_crossing_to_review_again(seeded, user):
+    from app.services.workflow import instances
+    supplier = _supplier()
+    _failing(supplier, 3, 17)
+    db.session.commit()
+    first = supplier_quality.evaluate_supplier(supplier.id, now=T0, trigger="scheduled").review
+    instances.cancel_instance(first.instance_id, user("admin"), "Started in error during a data clean-up.")
+    again = supplier_quality.evaluate_supplier(supplier.id, now=T0 + timedelta(hours=1), trigger="scheduled")
+    assert again.started and again.review.id != first.id and len(_reviews(supplier)) == 2
+
+
+def test_the_api_refuses_to_release_a_suspended_suppliers_lot(client, auth):
+    supplier = _supplier(status="suspended")
+    lot = _inspect(supplier, TODAY)
+    db.session.commit()
+    answer = client.post(f"/api/v1/material-lots/{lot.id}/status", headers=auth("releaser"),
+                         json={"status": "released", "reason": "Incoming inspection passed."})
+    assert answer.status_code == 409 and "suspended" in answer.get_json()["message"]
+    held = client.post(f"/api/v1/material-lots/{lot.id}/status", headers=auth("releaser"),
+                       json={"status": "hold", "reason": "Supplier suspended."})
+    assert held.status_code == 200  # other moves stay possible
