@@ -140,6 +140,12 @@ VALID_PAYLOADS = {
     "supplier_return_status.schema.json": {"supplier_status": "suspended", "status_reason": "Major defect."},
     "supplier_return_close.schema.json": {"decision": "reject", "comment": "Reconsider the status."},
     "supplier_return_escalation.schema.json": {"action": "Phoned the supplier."},
+    "supplier_review_decision.schema.json": {
+        "assessment": "Three failed incoming inspections this year, SCAR answers late.",
+        "supplier_status": "conditional", "status_reason": "15 % nonconforming.", "start_scar": True,
+        "scar_lot": "ML-PP-202605",
+    },
+    "supplier_review_approval.schema.json": {"approval": "reject", "approval_comment": "Name the lots."},
 }
 
 
