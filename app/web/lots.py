@@ -24,7 +24,7 @@ from flask_login import current_user, login_required
 
 from app import jobs
 from app.exceptions import Conflict, FormInvalid, QualiflowError, ValidationFailed
-from app.services.lots import conditions, import_rules, imports, lots, sterilization, trace
+from app.services.lots import conditions, import_rules, imports, lots, sterilization, stock, trace
 from app.services.procedures import supplier_returns
 from app.services.workflow import plant_time
 from app.services.workflow.forms import Field
@@ -224,8 +224,9 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
                                           if status not in lots.MATERIAL_ONLY_STATUSES],
                            can_change=_can_change_status(), status_error=error, days=_near_expiry_days(),
                            excursions=conditions.excursions_for_lot(lot_id), holds=conditions.holds_for_lot(lot_id),
-                           sterilization_batch=sterilization.batch_by_number(page.lot.sterilization_batch)), \
-        status
+                           sterilization_batch=sterilization.batch_by_number(page.lot.sterilization_batch),
+                           stock_rows=stock.lot_stock(lot_id), scraps=stock.scrap_records_for_lot(lot_id),
+                           orders=stock.orders_for_lot(page.lot.lot_number)), status
 
 
 def _render_material_lot(lot_id: int, error: str | None = None, status: int = 200):

@@ -3,7 +3,8 @@ warehouses, shipping first-expiry-first-out with every refused lot and why, the 
 refusal, and the shipment orders."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, SignatureRejected
@@ -79,6 +80,27 @@ def ship():
     return render_template("stock/ship.html", values=values, errors=errors, message=message, proposal=proposal,
                            overrides=overrides, may_override=stock.may_override(current_user), lang=lang,
                            reason=request.form.get("reason", ""), overridable=stock.OVERRIDABLE), status
+
+
+@bp.post("/scrap")
+@login_required
+def scrap():
+    """Start the scrap / destruction procedure for a lot's stock at a location (the request arrives filled in)."""
+    lot_id = request.form.get("lot_id", type=int)
+    location = (request.form.get("location") or "")[:120]
+    back = request.form.get("next") or ""
+    back = back if back.startswith("/") and not back.startswith("//") else url_for("stock.index")
+    if not lot_id or not location:
+        abort(400)
+    try:
+        instance = stock.start_scrap(lot_id, location, current_user)
+    except (Conflict, NotFound, PermissionDenied) as err:
+        flash(err.message, "warning")
+        return redirect(back)
+    flash(_("Scrap / destruction started: check the request and send it for approval."), "success")
+    first = next((t for t in instance.tasks if t.state == "ready"), None)
+    return redirect(url_for("inbox.task", task_id=first.id) if first else
+                    url_for("instances.detail", instance_id=instance.id))
 
 
 @bp.get("/orders")

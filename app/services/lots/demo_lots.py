@@ -161,6 +161,11 @@ def _plan(today: date) -> dict[str, list[dict]]:
             if lot["quantity"] > shipped:
                 plan["stock"].append({"product_lot": number, "location": "Quarantine area" if status == "quarantine"
                                       else "Finished goods WH-1", "quantity": lot["quantity"] - shipped})
+    # The stock's two locations belong to the finished-goods warehouse (stock and FEFO shipments: docs/stock.md).
+    plan["warehouses"] = [{"code": "WH-1", "name": "成品仓库 Finished goods warehouse",
+                           "address": "Hangzhou, Qiantang District, Medical Park 8"}]
+    plan["locations"] = [{"code": "Finished goods WH-1", "warehouse": "WH-1", "name": "Released goods"},
+                         {"code": "Quarantine area", "warehouse": "WH-1", "name": "Quarantine cage (待验区)"}]
     plan[sterilization.BATCH_KIND.name] = _sterilization_batches(loads, today)
     return plan
 
@@ -196,7 +201,7 @@ def load_demo_lots(actor: User, now: datetime) -> int:
         return 0
     plan = _plan(now.date())
     order = ["products", "suppliers", "material_lots", "customers", "product_lots", sterilization.BATCH_KIND.name,
-             "genealogy", "inspections", "serials", "stock", "shipments"]
+             "genealogy", "inspections", "serials", "warehouses", "locations", "stock", "shipments"]
     written = 0
     with atomic():
         for kind in order:

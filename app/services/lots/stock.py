@@ -39,7 +39,7 @@ from app.models.types import utcnow
 from app.services.evidence import audit, signatures
 from app.services.lots import import_rules, lots
 from app.services.lots.import_rules import Column, ImportState, Kind, Row, RowProblem, integer, parse_date, text
-from app.services.workflow import instances, plant_time, registry
+from app.services.workflow import instances, plant_time, registry, titles
 from app.services.workflow.transaction import atomic
 
 OVERRIDE_MEANING = "shipment override approved"
@@ -766,6 +766,39 @@ def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: st
     return {"record_id": record.id, "lot_number": lot.lot_number, "location": level.location, "scrapped": quantity,
             "left_at_location": level.quantity, "left_in_stock": int(remaining), "lot_status": lot.status,
             "lot_scrapped": remaining == 0}
+
+
+SCRAP_PROCESS = "scrap"
+SCRAP_TITLE = titles.register("Scrap of lot {lot} at {location}", "批次 {lot}（{location}）报废")
+
+
+def start_scrap(lot_id: int, location: str, actor: User, now: datetime | None = None) -> ProcessInstance:
+    """Start the scrap / destruction procedure for a lot's stock at one location, its request filled in with the
+    lot, the location and the whole quantity there (the requester may lower it); 409 when nothing is there."""
+    now = now or utcnow()
+    with atomic():
+        instances.require_worker(actor)
+        lot = db.session.get(ProductLot, lot_id)
+        if lot is None:
+            raise NotFound(f"No product lot {lot_id}.")
+        quantity = db.session.scalar(select(StockLevel.quantity).where(
+            StockLevel.product_lot_id == lot_id, StockLevel.location == location)) or 0
+        if quantity <= 0 or lot.status in ("scrapped", "returned"):
+            raise Conflict(SCRAP_PROBLEMS["no_stock"][0].format(lot=lot.lot_number, location=location))
+        title = SCRAP_TITLE.format(lot=lot.lot_number, location=location)
+        instance = instances.start_instance(SCRAP_PROCESS, actor, {"title": title, "lot_number": lot.lot_number,
+                                                                    "location": location, "quantity": quantity},
+                                            title=title, now=now)
+        lots.link_lots(instance.id, [lot.id], "subject")
+    return instance
+
+
+def lot_stock(lot_id: int) -> list[StockRow]:
+    """A lot's stock levels with their warehouse, by location."""
+    levels = list(db.session.scalars(select(StockLevel).where(StockLevel.product_lot_id == lot_id)
+                                     .order_by(StockLevel.location)))
+    locations = _location_map({level.location for level in levels})
+    return [StockRow(level, level.product_lot, locations.get(level.location)) for level in levels]
 
 
 def scrap_records_for_lot(lot_id: int) -> list[ScrapRecord]:

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models import AuditEvent, Document, ProductLot, ScrapRecord, Signature, Task, User
 from app.services import demo
 from app.services.workflow import instances, tasks
-from tests.conftest import T0
+from tests.conftest import T0, login
 from tests.integration.document_checks import docx_text, empty_fields, raw_codes
 from tests.integration.stock.conftest import level, put_lot
 
@@ -134,3 +134,27 @@ def test_the_destruction_record_reads_back_in_both_languages(expired_lot, user, 
         assert part in text, part
     assert "30" in text and "{{" not in text and "{%" not in text
     assert empty_fields(record) == [] and raw_codes(record) == []
+
+
+def test_destroy_from_the_stock_page_starts_the_procedure_filled_in_and_the_lot_page_shows_the_record(
+        expired_lot, user, client):
+    login(client, "qa")
+    client.get("/language/en")
+    listed = client.get("/stock/?location=A-01").get_data(as_text=True)
+    assert f'data-testid="scrap-{expired_lot.id}-A-01"' in listed
+    started = client.post("/stock/scrap", data={"lot_id": expired_lot.id, "location": "A-01", "next": "/stock/"})
+    assert started.status_code == 302 and "/tasks/" in started.headers["Location"]
+    instance = db.session.scalar(db.select(Task.instance_id).where(Task.element_id == "request",
+                                                                   Task.state == "ready"))
+    task_page = client.get(started.headers["Location"]).get_data(as_text=True)
+    assert 'value="SCR-1"' in task_page and 'value="A-01"' in task_page and 'value="30"' in task_page
+    complete(instance, "request", REQUEST, user("qa"))
+    complete(instance, "approve", {"approval": "approve"}, user("head"), demo.DEMO_PASSWORD)
+    lot_page = client.get(f"/lots/product-lots/{expired_lot.id}").get_data(as_text=True)
+    assert 'data-testid="scrap-records"' in lot_page and "incineration" in lot_page and "Helen Head" in lot_page
+    assert "WH-A" in lot_page
+    # Nothing left at A-01: a second start is refused with the reason, nothing started.
+    again = client.post("/stock/scrap", data={"lot_id": expired_lot.id, "location": "A-01", "next": "/stock/"},
+                        follow_redirects=True)
+    assert "Lot SCR-1 has no stock at A-01." in again.get_data(as_text=True)
+    assert client.post("/stock/scrap", data={"lot_id": "x", "location": ""}).status_code == 400

@@ -82,7 +82,8 @@ def test_api_refusals_in_the_requests_language(shelf, client, auth):
     assert bad.status_code == 422 and "没有此编码对应的客户。" in str(bad.get_json())
     proposal = client.post(f"{API}/proposal", json=body(), headers={**auth("qa"), "Accept-Language": "zh-CN"})
     refused = {r["lot_number"]: r for r in proposal.get_json()["refused"]}
-    assert refused["HELD"]["message"] == refused["HELD"]["message_zh"] == "批次 HELD（A-02）处于暂停状态：解除暂停前不得发货。"
+    assert refused["HELD"]["message"] == refused["HELD"]["message_zh"] == \
+        "批次 HELD（A-02）处于暂停状态：解除暂停前不得发货。"
     assert refused["HELD"]["message_en"].startswith("Lot HELD at A-02 is on hold")
     assert refused["SHORT"]["overridable"] and not refused["HELD"]["overridable"]
     db.session.rollback()
