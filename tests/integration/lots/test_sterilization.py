@@ -382,6 +382,21 @@ def test_the_api_refuses_anonymous_callers(client, plant):
     assert client.get(f"{API}/sterilization-batches").status_code == 401
 
 
+def test_the_api_imports_a_file_of_batches_all_or_nothing(client, auth, app, tmp_path, monkeypatch):
+    import io
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+    rows = [HEADER, ["G-1", "gamma", "2026-11-21", "", "", "", "", "26", "35", "", "A"],
+            ["G-2", "gamma", "2026-11-21", "", "", "", "", "26", "35", "", "Z9"]]
+    refused = client.post(f"{API}/imports", headers=auth("qa"), content_type="multipart/form-data",
+                          data={"kind": "sterilization-batches", "file": (io.BytesIO(_csv(rows)), "b.csv")})
+    assert refused.status_code == 422
+    assert [(e["line"], e["column"]) for e in refused.get_json()["errors"]] == [(3, "load")]
+    rows[2][-1] = "B"
+    done = client.post(f"{API}/imports", headers=auth("qa"), content_type="multipart/form-data",
+                       data={"kind": "sterilization-batches", "file": (io.BytesIO(_csv(rows)), "b.csv")})
+    assert done.status_code == 201 and done.get_json()["imported_rows"] == 2
+
+
 def test_an_auditor_cannot_record_or_sign(client, auth):
     response = client.post(f"{API}/sterilization-batches", headers=auth("auditor"),
                            json={"batch_number": "G-1", **GAMMA, "load": "A"})
@@ -428,6 +443,8 @@ def test_the_detail_page_of_a_failed_batch_links_its_capa_in_chinese(plant, user
     login(client, "qa")
     text = client.get(f"/sterilization/{batch.id}?lang=zh-CN").get_data(as_text=True)
     assert "生物指示物阳性" in text and f'href="/instances/{batch.capa_instance_id}"' in text
+    capa_page = client.get(f"/instances/{batch.capa_instance_id}").get_data(as_text=True)
+    assert f'href="/sterilization/{batch.id}" data-testid="capa-sterilization-batch">EO-1</a>' in capa_page
 
 
 # --- the demo plant ------------------------------------------------------------------------------------------------
