@@ -285,7 +285,7 @@ def _require_qa(actor: User) -> None:
 
 
 def evaluate_supplier(supplier_id: int, actor: User | None = None, now: datetime | None = None,
-                      trigger: str = "on_demand") -> Outcome:
+                      trigger: str = "on_demand", once_per_period: bool = False) -> Outcome:
     """Score one supplier now (on demand: by QA), and start or feed its review when the score calls for one."""
     now = now or utcnow()
     with atomic():
@@ -295,18 +295,31 @@ def evaluate_supplier(supplier_id: int, actor: User | None = None, now: datetime
         supplier = db.session.scalar(select(Supplier).where(Supplier.id == supplier_id).with_for_update())
         if supplier is None:
             raise NotFound(f"No supplier {supplier_id}.")
+        if once_per_period and (done := _scheduled_since(supplier.id, now)) is not None:
+            return Outcome(done, note="already_scored")  # another scheduler scored it this period (row locked)
         return _evaluate(supplier, now, trigger, actor, rule)
 
 
-def evaluate_all(now: datetime | None = None, actor: User | None = None, trigger: str = "scheduled") -> list[Outcome]:
-    """Score every supplier (the scheduled job, or QA on demand), one transaction per supplier."""
+def _scheduled_since(supplier_id: int, now: datetime) -> SupplierEvaluation | None:
+    """A scheduled evaluation of the supplier within the current scoring period (SUPPLIER_SCORE_HOURS)."""
+    since = now - timedelta(hours=float(current_app.config["SUPPLIER_SCORE_HOURS"])) + timedelta(minutes=1)
+    return db.session.scalar(select(SupplierEvaluation).where(
+        SupplierEvaluation.supplier_id == supplier_id, SupplierEvaluation.trigger == "scheduled",
+        SupplierEvaluation.evaluated_at >= since, SupplierEvaluation.evaluated_at <= now)
+        .order_by(SupplierEvaluation.id.desc()).limit(1))
+
+
+def evaluate_all(now: datetime | None = None, actor: User | None = None, trigger: str = "scheduled",
+                 once_per_period: bool = False) -> list[Outcome]:
+    """Score every supplier (the scheduled job, or QA on demand), one transaction per supplier; once_per_period
+    skips a supplier another scheduler scored in this period meanwhile."""
     now = now or utcnow()
     if actor is not None:
         with atomic():
             _require_qa(actor)
     ids = list(db.session.scalars(select(Supplier.id).order_by(Supplier.id)))
     db.session.rollback()  # no read transaction held between the suppliers
-    return [evaluate_supplier(supplier_id, actor, now, trigger) for supplier_id in ids]
+    return [evaluate_supplier(supplier_id, actor, now, trigger, once_per_period) for supplier_id in ids]
 
 
 def due_for_evaluation(now: datetime) -> bool:
@@ -323,7 +336,7 @@ def scheduled_run(now: datetime | None = None) -> int:
     if not due_for_evaluation(now):
         db.session.rollback()
         return 0
-    return len(evaluate_all(now))
+    return sum(1 for o in evaluate_all(now, once_per_period=True) if o.note != "already_scored")
 
 
 def request_review(supplier_id: int, actor: User, proposed: str, reason: str, now: datetime | None = None,

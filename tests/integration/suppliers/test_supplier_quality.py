@@ -511,3 +511,14 @@ def test_the_api_refuses_to_release_a_suspended_suppliers_lot(client, auth):
     held = client.post(f"/api/v1/material-lots/{lot.id}/status", headers=auth("releaser"),
                        json={"status": "hold", "reason": "Supplier suspended."})
     assert held.status_code == 200  # other moves stay possible
+
+
+def test_a_second_scheduler_in_the_same_period_scores_nothing_twice(seeded):
+    supplier = _supplier()
+    _failing(supplier, 0, 3)
+    db.session.commit()
+    supplier_quality.evaluate_all(T0, once_per_period=True)
+    # Another scheduler that read "due" before the first one wrote its rows.
+    second = supplier_quality.evaluate_all(T0 + timedelta(minutes=5), once_per_period=True)
+    assert [o.note for o in second] == ["already_scored"]
+    assert db.session.scalar(db.select(db.func.count()).select_from(SupplierEvaluation)) == 1
