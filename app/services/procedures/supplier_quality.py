@@ -525,10 +525,24 @@ def check_filters(status: str, band: str) -> None:
         raise ValidationFailed(f"Unknown score band {band[:40]!r}; use one of {', '.join(SCORE_BANDS)}.")
 
 
+def _open_reviews(supplier_ids: list[int]) -> dict[int, SupplierReview]:
+    """The open review of each of these suppliers (one query)."""
+    found: dict[int, SupplierReview] = {}
+    for chunk in range(0, len(supplier_ids), 500):
+        for review in db.session.scalars(select(SupplierReview).join(
+                ProcessInstance, ProcessInstance.id == SupplierReview.instance_id).where(
+                SupplierReview.supplier_id.in_(supplier_ids[chunk:chunk + 500]), SupplierReview.closed_at.is_(None),
+                ProcessInstance.status.in_(OPEN_STATES)).order_by(SupplierReview.id)):
+            found[review.supplier_id] = review
+    return found
+
+
 def _rows(pairs) -> list[SupplierRow]:
+    pairs = list(pairs)
+    reviews = _open_reviews([supplier.id for supplier, _evaluation in pairs])
     rows = []
     for supplier, evaluation in pairs:
-        row = SupplierRow(supplier, evaluation, review=_open_review(supplier.id))
+        row = SupplierRow(supplier, evaluation, review=reviews.get(supplier.id))
         if evaluation is not None and evaluation.score is not None:
             base = _trend_base(evaluation)
             row.trend = round(evaluation.score - base.score, 1) if base is not None else None
