@@ -107,3 +107,17 @@ def test_release_check_details_with_values_read_in_chinese(client, seeded, user)
     assert "inspection failed on" not in checks_shown
     page = client.get(f"/lots/product-lots/{lot.id}?lang=en").get_data(as_text=True)
     assert "final inspection failed on 2026-10-20" in page.split('data-testid="release-checks"', 1)[1]
+
+
+def test_a_lot_status_refusal_names_the_lot_and_both_statuses_in_chinese(client, seeded):
+    from app.extensions import db
+    from app.models import Product, ProductLot
+
+    product = Product(name="Catheter")
+    lot = ProductLot(product=product, lot_number="LS1", quantity=5, status="scrapped")
+    db.session.add_all([product, lot])
+    db.session.commit()
+    answer = client.post(f"/api/v1/product-lots/{lot.id}/status?lang=zh_CN", headers=_token("admin"),
+                         json={"status": "quarantine", "reason": "try"})
+    assert answer.status_code == 409, answer.get_json()
+    assert answer.get_json()["message"] == "批次 LS1 的状态为“已报废”，不能变为“待验”。"

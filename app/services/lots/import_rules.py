@@ -12,6 +12,7 @@ from functools import lru_cache
 from itertools import islice
 from typing import Any, NamedTuple
 
+from flask_babel import gettext
 from sqlalchemy import bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -720,7 +721,7 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 def get_kind(name: str) -> Kind:
     kind = KINDS.get(name)
     if kind is None:
-        raise NotFound(f"Unknown kind {name!r}; use one of {', '.join(KINDS)}.")
+        raise NotFound(gettext("Unknown kind %(kind)s; use one of %(kinds)s.", kind=repr(name), kinds=", ".join(KINDS)))
     return kind
 
 

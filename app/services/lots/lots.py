@@ -92,7 +92,8 @@ def get_lot(kind: str, lot_id: int) -> ProductLot | MaterialLot:
     model = LOT_MODELS.get(kind)
     lot = db.session.get(model, lot_id) if model else None
     if lot is None:
-        raise NotFound(f"No {kind} lot {lot_id}.")
+        raise NotFound(_("No product lot %(id)s.", id=lot_id) if kind == "product" else
+                       _("No material lot %(id)s.", id=lot_id))
     return lot
 
 
@@ -100,15 +101,17 @@ def change_status(lot: ProductLot | MaterialLot, status: str, reason: str, actor
                   now: datetime, instance_id: int | None = None, details: dict | None = None) -> bool:
     """Move a lot to a status inside the caller's transaction, audited with reason; False if already there."""
     if status not in LOT_STATUSES:
-        raise ValidationFailed(f"Unknown lot status {status!r}; use one of {', '.join(LOT_STATUSES)}.")
+        raise ValidationFailed(_("Unknown lot status %(status)s; use one of %(statuses)s.", status=repr(status),
+                                 statuses=", ".join(LOT_STATUSES)))
     if not reason.strip():
         raise ValidationFailed("A status change needs a reason.")
     if lot.status == status:
         return False
     if status not in TRANSITIONS[lot.status]:
-        raise Conflict(f"Lot {lot.lot_number} is {lot.status}; it cannot become {status}.")
+        raise Conflict(_("Lot %(lot)s is %(status)s; it cannot become %(new)s.", lot=lot.lot_number,
+                         status=_(lot.status), new=_(status)))
     if status in MATERIAL_ONLY_STATUSES and lot.kind != "material":
-        raise ValidationFailed(f"Only material lots can be {status}.")
+        raise ValidationFailed(_("Only material lots can be %(status)s.", status=_(status)))
     old = lot.status
     lot.status = status
     audit.record(actor, "lot.status_changed", f"{lot.kind}_lot", lot.id, instance_id=instance_id, at=now,
@@ -146,12 +149,13 @@ def set_supplier_status(supplier_id: int, status: str, reason: str, actor: User,
         if not (actor.has_role("admin") or actor.group_names & set(STATUS_GROUPS)):
             raise PermissionDenied("Only quality assurance can change a supplier's status.")
         if status not in SUPPLIER_STATUSES:
-            raise ValidationFailed(f"Unknown supplier status {status!r}; use one of {', '.join(SUPPLIER_STATUSES)}.")
+            raise ValidationFailed(_("Unknown supplier status %(status)s; use one of %(statuses)s.",
+                                     status=repr(status), statuses=", ".join(SUPPLIER_STATUSES)))
         if not reason.strip():
             raise ValidationFailed("A status change needs a reason.")
         supplier = db.session.get(Supplier, supplier_id)
         if supplier is None:
-            raise NotFound(f"No supplier {supplier_id}.")
+            raise NotFound(_("No supplier %(id)s.", id=supplier_id))
         if supplier.status != status:
             audit.record(actor, "supplier.status_changed", "supplier", supplier.id, at=now,
                          old={"status": supplier.status}, new={"status": status, "code": supplier.code},
@@ -555,7 +559,7 @@ def get_record(kind: str, record_id: int):
     model = LIST_MODELS[kind][0] if kind in LIST_MODELS else None
     record = db.session.get(model, record_id) if model else None
     if record is None:
-        raise NotFound(f"No {kind} record {record_id}.")
+        raise NotFound(_("No %(kind)s record %(id)s.", kind=kind, id=record_id))
     return record
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -427,7 +428,8 @@ def record_verification(instance: ProcessInstance, result: str, note: str, step:
                         ) -> dict[str, Any]:
     """Record our verification of the current round's answer (by whoever completed `step`)."""
     if result not in VERIFICATION_RESULTS:
-        raise ValidationFailed(f"Unknown verification result {result!r}; use one of {', '.join(VERIFICATION_RESULTS)}.")
+        raise ValidationFailed(gettext("Unknown verification result %(result)s; use one of %(results)s.",
+                                       result=repr(result), results=", ".join(VERIFICATION_RESULTS)))
     scar = current_scar(instance.id)
     if scar is None or scar.responded_at is None:
         raise Conflict("The current SCAR round has no answer to verify.")
@@ -461,7 +463,8 @@ def record_shipment(instance: ProcessInstance, data: dict[str, Any], step: str, 
     for line in data.get("lines") or []:
         lot = material.get(str(line.get("lot_number") or "").strip())
         if lot is None:
-            raise ValidationFailed(f"Lot {line.get('lot_number')!r} is not one of this return's lots.")
+            raise ValidationFailed(gettext("Lot %(lot)s is not one of this return's lots.",
+                                           lot=repr(line.get("lot_number"))))
         rows.append(SupplierReturn(
             instance_id=instance.id, material_lot_id=lot.id, supplier_id=lot.supplier_id, material=lot.material,
             specification=str(line.get("specification") or ""), lot_number=lot.lot_number,
@@ -490,7 +493,8 @@ def update_supplier_status(instance: ProcessInstance, status: str, reason: str, 
                            ) -> dict[str, Any]:
     """Set the return's supplier to the status decided at `step`, in the name of whoever decided it."""
     if status not in SUPPLIER_STATUSES:
-        raise ValidationFailed(f"Unknown supplier status {status!r}; use one of {', '.join(SUPPLIER_STATUSES)}.")
+        raise ValidationFailed(gettext("Unknown supplier status %(status)s; use one of %(statuses)s.",
+                                       status=repr(status), statuses=", ".join(SUPPLIER_STATUSES)))
     material = return_lots(instance.id)
     actor = _step_actor(instance.id, step)
     if not material or actor is None:
@@ -534,7 +538,7 @@ def _return_instance(instance_id: int) -> ProcessInstance:
     instance = db.session.scalar(instances.of_process(select(ProcessInstance), PROCESS_KEY)
                                  .where(ProcessInstance.id == instance_id))
     if instance is None:
-        raise NotFound(f"No supplier return {instance_id}.")
+        raise NotFound(gettext("No supplier return %(id)s.", id=instance_id))
     return instance
 
 
