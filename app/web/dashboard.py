@@ -230,7 +230,8 @@ def supplier_tile(board: dashboards.QualityDashboard, now: str) -> Tile:
     tile.columns = [_("Suppliers")]
     tile.rows = [(str(SUPPLIER_BAND_LABELS[band]), [Cell(board.supplier_bands[band],
                                                         url_for("suppliers.index", band=band))]) for band in bands]
-    tile.series = [(_("Suppliers"), "#0d6efd", [board.supplier_bands[band] for band in bands])]
+    tile.series = [(_("Suppliers"), [SUPPLIER_BAND_COLORS[band] for band in bands],  # type: ignore[list-item]
+                    [board.supplier_bands[band] for band in bands])]
     tile.total = sum(board.supplier_bands.values())
     flagged = board.supplier_bands.get("alert", 0) + board.supplier_bands.get("limit", 0)
     tile.headline = str(flagged)

@@ -126,7 +126,9 @@ def evaluate_all():
 
 def chart_data(evaluations, rule: supplier_quality.Settings) -> dict[str, Any]:
     """The score chart's figures for Chart.js: points (ms since 1970, score), the thresholds and labels."""
-    return {"points": [[int(e.evaluated_at.timestamp() * 1000), e.score] for e in evaluations if e.score is not None],
+    # An evaluation without a score (not enough data) is a gap in the line, not a point.
+    points = [[int(e.evaluated_at.timestamp() * 1000), e.score] for e in evaluations]
+    return {"points": points if any(p[1] is not None for p in points) else [],
             "alert": rule.alert, "limit": rule.limit, "zone": str(plant_time.zone()),
             "labels": {"score": _("Score"), "good": band_label("good"), "alert": band_label("alert"),
                        "limit": band_label("limit")}}

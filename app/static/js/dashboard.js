@@ -15,7 +15,8 @@
     }
     const doughnut = spec.type === "doughnut";
     const datasets = doughnut
-      ? spec.datasets.map((set) => ({ ...set, backgroundColor: palette(set.data.length) }))
+      ? spec.datasets.map((set) => ({ ...set, backgroundColor: Array.isArray(set.backgroundColor)
+        ? set.backgroundColor : palette(set.data.length) })) // a tile may colour its slices (supplier bands)
       : spec.datasets.map((set) => ({ ...set, maxBarThickness: 48 }));
     new window.Chart(canvas, {
       type: spec.type,

@@ -1,6 +1,6 @@
 // Supplier score chart: the score over time (Chart.js, from the figure's JSON block, no inline script) on the
 // threshold bands - green from the alert threshold up, amber between the limit and the alert threshold, red below
-// the limit. The same figures are in the table below the chart.
+// the limit; an evaluation without a score (not enough data) leaves a gap. The same figures are in the table below.
 (function () {
   "use strict";
   if (typeof window.Chart === "undefined") {
@@ -31,7 +31,7 @@
       band(spec.labels.alert, spec.alert, "rgba(255, 193, 7, 1)", "-1"),
       band(spec.labels.good, 100, "rgba(25, 135, 84, 1)", "-1"),
       { label: spec.labels.score, data: spec.points.map((p) => ({ x: p[0], y: p[1] })), borderColor: "#0d6efd",
-        backgroundColor: "#0d6efd", pointRadius: 2, borderWidth: 2, tension: 0, fill: false },
+        backgroundColor: "#0d6efd", pointRadius: 2, borderWidth: 2, tension: 0, fill: false, spanGaps: false },
     ];
     new window.Chart(canvas, {
       type: "line",
