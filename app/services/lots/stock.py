@@ -807,10 +807,11 @@ def scrap_records_for_lot(lot_id: int) -> list[ScrapRecord]:
 
 
 def orders_for_lot(lot_number: str) -> list[ShipmentOrder]:
-    return [order for order in db.session.scalars(
-        select(ShipmentOrder).join(Shipment, Shipment.order_id == ShipmentOrder.id)
-        .join(ProductLot, ProductLot.id == Shipment.product_lot_id).where(ProductLot.lot_number == lot_number)
-        .order_by(ShipmentOrder.id.desc()).distinct())]
+    # An IN subquery, not DISTINCT: PostgreSQL cannot compare the JSON columns DISTINCT would.
+    ids = select(Shipment.order_id).join(ProductLot, ProductLot.id == Shipment.product_lot_id).where(
+        ProductLot.lot_number == lot_number, Shipment.order_id.is_not(None))
+    return list(db.session.scalars(select(ShipmentOrder).where(ShipmentOrder.id.in_(ids))
+                                   .order_by(ShipmentOrder.id.desc())))
 
 
 registry.register_form_checks({"scrap_request": check_scrap_request})

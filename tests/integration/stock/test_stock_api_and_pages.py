@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.models import ImportJob, Shipment, ShipmentOrder
+from app.models import ImportJob, ProductLot, Shipment, ShipmentOrder
 from app.services import demo
 from app.services.lots import import_rules, imports
 from tests.conftest import T0, login
@@ -155,6 +155,9 @@ def test_the_ship_page_proposes_ships_and_shows_the_order(shelf, client):
     assert status == 201 and 'data-testid="shipped"' in html and "DN-9" in html
     orders = client.get("/stock/orders").get_data(as_text=True)
     assert "DN-9" in orders and 'data-testid="orders"' in orders
+    soon = db.session.scalar(db.select(ProductLot).where(ProductLot.lot_number == "SOON"))
+    lot_page = client.get(f"/lots/product-lots/{soon.id}").get_data(as_text=True)
+    assert 'data-testid="lot-orders"' in lot_page and "Shipment order #" in lot_page
 
 
 def test_the_ship_page_in_chinese_with_an_override_and_a_wrong_password(shelf, client):
