@@ -17,7 +17,7 @@ bp = Blueprint("sterilization", __name__, url_prefix="/sterilization")
 STATUS_LABELS = {"pending": ("pending", "待定"), "released": ("released", "已放行"), "failed": ("failed", "不合格")}
 STATUS_COLORS = {"pending": "warning", "released": "success", "failed": "danger"}
 RELEASE_PROBLEMS = (_l("the biological indicator result is still pending"), _l("the batch has no lots"))  # for babel
-BI_LABELS = {"pending": _l("pending"), "pass": _l("negative (pass)"), "fail": _l("positive (fail)")}
+BI_LABELS = {"pending": _l("pending (incubating)"), "pass": _l("negative (pass)"), "fail": _l("positive (fail)")}
 
 
 @bp.app_template_global()
