@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import case, func, or_, select
 
 from app import engine
-from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, SignatureRejected
+from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied
 from app.extensions import db
 from app.models import (
     Customer,
@@ -51,6 +51,9 @@ OVERRIDE_GROUPS = ("qa", "qa_management")
 OVERRIDE_ROLES = ("admin", "qa_releaser")
 NO_WAREHOUSE = ""  # stock at a location not registered to a warehouse
 EXPIRY_FILTERS = ("near", "expired")
+# A shipment is recorded on its day: at most this many days back (entered late), at most a year ahead (planned).
+BACKDATE_DAYS = 30
+AHEAD_DAYS = 365
 
 # Why a lot is not proposed, in both languages; the values are filled from the refusal's params.
 REFUSALS: dict[str, tuple[str, str]] = {
@@ -85,6 +88,10 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
                         "批次 {lot} 不能通过例外放行发货：{reason}"),
     "reason_required": ("An override needs a reason.", "例外放行必须填写理由。"),
     "password_required": ("Sign the override with your password.", "请输入密码以签署例外放行。"),
+    "too_early": ("A shipment can be recorded at most {days} days back (from {first}).",
+                  "发货日期最多可追溯 {days} 天（自 {first} 起）。"),
+    "too_late": ("A shipment can be planned at most {days} days ahead (until {last}).",
+                 "发货日期最多可提前 {days} 天（至 {last}）。"),
 }
 
 
@@ -351,13 +358,14 @@ class Proposal:
 
 
 def refusal_for(lot: ProductLot, location: str, shipped_on: date, min_days: int,
-                customer: Customer) -> tuple[str, dict[str, Any]] | None:
-    """Why goods of this lot at this location cannot go to this customer on this day (None when they can)."""
+                customer: Customer, today: date | None = None) -> tuple[str, dict[str, Any]] | None:
+    """Why goods of this lot at this location cannot go to this customer on this day (None when they can). Goods
+    that expired before today leave no more, whatever day a late-entered shipment names."""
     params: dict[str, Any] = {"lot": lot.lot_number, "location": location, "status": lot.status,
                               "status_zh": STATUS_ZH.get(lot.status, lot.status), "customer": customer.code,
                               "expiry": lot.expiry_on.isoformat() if lot.expiry_on else "",
                               "shipped_on": shipped_on.isoformat(), "minimum": min_days}
-    if lot.status == "expired" or (lot.expiry_on is not None and lot.expiry_on < shipped_on):
+    if lot.status == "expired" or (lot.expiry_on is not None and lot.expiry_on < max(shipped_on, today or shipped_on)):
         return "expired", params
     if lot.status in ("hold", "recalled", "quarantine"):
         return lot.status, params
@@ -385,13 +393,13 @@ def _candidates(product_id: int, warehouse: Warehouse | None, lock: bool) -> lis
 
 def propose_for(product: Product, customer: Customer, quantity: int, shipped_on: date,
                 warehouse: Warehouse | None = None, overrides: set[str] | frozenset = frozenset(),
-                lock: bool = False) -> Proposal:
+                lock: bool = False, today: date | None = None) -> Proposal:
     """Pick `quantity` of a product first-expiry-first-out (lots without an expiry date last); a lot the rules
     refuse is skipped and listed with its reason, unless it is in `overrides` and its refusal is overridable."""
     proposal = Proposal(product, customer, quantity, shipped_on, customer_min_days(customer), warehouse)
     needed = quantity
     for level, lot in _candidates(product.id, warehouse, lock):
-        refused = refusal_for(lot, level.location, shipped_on, proposal.min_days, customer)
+        refused = refusal_for(lot, level.location, shipped_on, proposal.min_days, customer, today)
         overridden = None
         if refused is not None:
             code, params = refused
@@ -417,9 +425,10 @@ class ShipmentRequest:
     shipped_on: date
     warehouse: Warehouse | None
     document_no: str
+    today: date  # the plant's date when the shipment is entered
 
 
-def parse_request(data: dict[str, Any], lang: str = "en") -> ShipmentRequest:
+def parse_request(data: dict[str, Any], lang: str = "en", now: datetime | None = None) -> ShipmentRequest:
     """Check a shipment request's values (from a form or the API): 422 with a message per field when refused."""
     errors: dict[str, list[str]] = {}
     data = data if isinstance(data, dict) else {}
@@ -442,8 +451,12 @@ def parse_request(data: dict[str, Any], lang: str = "en") -> ShipmentRequest:
             values[name] = parse(raw)
         except RowProblem as problem:
             errors[name] = [import_rules.reason_text({"code": problem.code, "params": problem.params}, lang)]
-    if values.get("shipped_on") and not date(2000, 1, 1) <= values["shipped_on"] <= date(2099, 12, 31):
-        errors["shipped_on"] = [import_rules.reason_text({"code": "bad_date"}, lang)]
+    today = plant_time.local_date(now or utcnow(), plant_time.zone())
+    first, last = today - timedelta(days=BACKDATE_DAYS), today + timedelta(days=AHEAD_DAYS)
+    if values.get("shipped_on") and values["shipped_on"] < first:
+        errors["shipped_on"] = [field_message("too_early", lang, days=BACKDATE_DAYS, first=first.isoformat())]
+    elif values.get("shipped_on") and values["shipped_on"] > last:
+        errors["shipped_on"] = [field_message("too_late", lang, days=AHEAD_DAYS, last=last.isoformat())]
     product = customer = warehouse = None
     if values.get("product"):
         product = db.session.scalar(select(Product).where(Product.gtin == values["product"]))
@@ -459,16 +472,16 @@ def parse_request(data: dict[str, Any], lang: str = "en") -> ShipmentRequest:
             errors["warehouse"] = [field_message("unknown_warehouse", lang)]
     if errors:
         raise FormInvalid(errors, "The shipment has errors; nothing was shipped.")
-    shipped_on = values.get("shipped_on") or plant_time.local_date(utcnow(), plant_time.zone())
-    return ShipmentRequest(product, customer, values["quantity"], shipped_on, warehouse,
-                           values.get("document_no") or "")
+    return ShipmentRequest(product, customer, values["quantity"], values.get("shipped_on") or today, warehouse,
+                           values.get("document_no") or "", today)
 
 
-def propose(data: dict[str, Any], lang: str = "en", overrides: list[str] | None = None) -> Proposal:
+def propose(data: dict[str, Any], lang: str = "en", overrides: list[str] | None = None,
+            now: datetime | None = None) -> Proposal:
     """Propose the lots for a shipment request without shipping (read only)."""
-    request = parse_request(data, lang)
+    request = parse_request(data, lang, now)
     return propose_for(request.product, request.customer, request.quantity, request.shipped_on, request.warehouse,
-                       frozenset(lots.split_list(overrides)))
+                       frozenset(lots.split_list(overrides)), today=request.today)
 
 
 def may_override(actor: User) -> bool:
@@ -509,13 +522,13 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
     override_lots = lots.split_list(overrides)
     with atomic():
         instances.require_worker(actor)
-        request = parse_request(data, lang)
+        request = parse_request(data, lang, now)
         if override_lots:
             if not may_override(actor):
                 raise PermissionDenied("Only quality assurance can override a refused lot.")
             problems = []
             plain = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
-                                request.warehouse, lock=True)
+                                request.warehouse, lock=True, today=request.today)
             refused = {r.lot.lot_number: r for r in plain.refused}
             for number in override_lots:
                 refusal = refused.get(number)
@@ -530,15 +543,9 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
                 errors["password"] = [field_message("password_required", lang)]
             if errors:
                 raise FormInvalid(errors, "The override has errors; nothing was shipped.")
-            try:
-                signatures.authenticate_signer(actor, password, now)
-            except SignatureRejected as err:
-                db.session.commit()  # keep the failed-attempt count and its audit row; nothing else changed
-                if "locked" in err.message:
-                    raise
-                raise SignatureRejected("The password is wrong; nothing was shipped.") from err
+            signatures.authenticate_signer(actor, password, now, "The password is wrong; nothing was shipped.")
         proposal = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
-                               request.warehouse, frozenset(override_lots), lock=True)
+                               request.warehouse, frozenset(override_lots), lock=True, today=request.today)
         if proposal.short:
             raise Conflict(proposal.problem(lang))
         used = {pick.lot.lot_number for pick in proposal.picks if pick.overridden}
@@ -620,16 +627,19 @@ def _fefo_shipments(state: ImportState, rows: list[Row]) -> None:
                   "quantity": row.values["quantity"], "shipped_on": row.values.get("shipped_on"),
                   "warehouse": row.values.get("warehouse"), "document_no": row.values.get("document_no")}
         try:
-            request = parse_request(values)
-        except FormInvalid as invalid:
-            for name, column in (("product", "gtin"), ("customer", "customer_code"), ("warehouse", "warehouse")):
-                if name in invalid.errors:
-                    code = {"product": "unknown_product", "customer": "unknown_customer",
-                            "warehouse": "unknown_warehouse"}[name]
-                    state.refuse(row.line, column, code, value=values[name])
+            request = parse_request(values, now=state.now)
+        except FormInvalid as invalid:  # each value's problem on its column, in both languages
+            try:
+                parse_request(values, "zh-CN", now=state.now)
+                chinese: dict[str, list[str]] = {}
+            except FormInvalid as zh:
+                chinese = zh.errors
+            for name, messages in invalid.errors.items():
+                state.refuse(row.line, IMPORT_COLUMNS.get(name, name), "fefo_value", text=" ".join(messages),
+                             text_zh=" ".join(chinese.get(name, messages)))
             continue
         proposal = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
-                               request.warehouse, lock=True)
+                               request.warehouse, lock=True, today=request.today)
         if proposal.short:
             state.refuse(row.line, "quantity", "fefo_short", short=proposal.short, quantity=proposal.quantity,
                          available=proposal.picked, reasons=" ".join(r.text("en") for r in proposal.refused),
@@ -646,7 +656,9 @@ def _fefo_shipments(state: ImportState, rows: list[Row]) -> None:
                           "shipped_on": order.shipped_on.isoformat(), "lines": order.lines, "line": row.line})
 
 
+IMPORT_COLUMNS = {"product": "gtin", "customer": "customer_code"}  # a request's field -> the import's column
 import_rules.MESSAGES.setdefault("unknown_warehouse", ("unknown warehouse {value}", "未知仓库 {value}"))
+import_rules.MESSAGES.setdefault("fefo_value", ("{text}", "{text_zh}"))
 import_rules.MESSAGES.setdefault("fefo_short", (
     "{short} of {quantity} cannot be picked first-expiry-first-out (available {available}). {reasons}",
     "按近效期先出无法拣选 {short}（共需 {quantity}，可拣 {available}）。{reasons_zh}"))

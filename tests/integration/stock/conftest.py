@@ -16,7 +16,10 @@ GTIN = "06901234567892"
 
 
 @pytest.fixture
-def depot(seeded):
+def depot(seeded, monkeypatch):
+    """The stock rules read the plant's date from T0 (shipments may name a day at most 30 days back)."""
+    from app.services.lots import stock
+    monkeypatch.setattr(stock, "utcnow", lambda: T0)
     product = Product(name="Insulin pen needle kit", gtin=GTIN)
     hospital = Customer(code="HOSP-1", name="City Hospital", kind="hospital", min_shelf_life_days=120)
     plain = Customer(code="DIST-1", name="North Distributor", kind="distributor")  # the site default applies

@@ -13,14 +13,23 @@ from tests.conftest import T0, login
 from tests.integration.stock.conftest import DAY, GTIN, put_lot
 
 
-def _stocked(depot) -> None:
+def _stocked(depot, base=DAY) -> None:
+    """Stock in both warehouses and at a location of none, dated from `base` (the pages and the dashboard count
+    from the real date: their tests pass today's)."""
     product = depot["product"]
-    put_lot(product, "NEAR-A", 7, "A-01", expiry=30)     # WH-A, near expiry
-    put_lot(product, "NEAR-A", 3, "A-02")                # the same lot at a second location of WH-A
-    put_lot(product, "GONE-A", 4, "A-02", expiry=-5)     # WH-A, expired (date passed, job not run yet)
-    put_lot(product, "NEAR-B", 6, "B-01", expiry=60)     # WH-B, near expiry
-    put_lot(product, "FAR-B", 50, "B-01", expiry=400)    # WH-B, well dated
-    put_lot(product, "LOOSE", 2, "Quarantine cage", status="quarantine", expiry=-1)  # no warehouse, expired
+
+    def day(offset: int):
+        return base + timedelta(days=offset)
+    put_lot(product, "NEAR-A", 7, "A-01", expiry=day(30))     # WH-A, near expiry
+    put_lot(product, "NEAR-A", 3, "A-02")                     # the same lot at a second location of WH-A
+    put_lot(product, "GONE-A", 4, "A-02", expiry=day(-5))     # WH-A, expired (date passed, job not run yet)
+    put_lot(product, "NEAR-B", 6, "B-01", expiry=day(60))     # WH-B, near expiry
+    put_lot(product, "FAR-B", 50, "B-01", expiry=day(400))    # WH-B, well dated
+    put_lot(product, "LOOSE", 2, "Quarantine cage", status="quarantine", expiry=day(-1))  # no warehouse, expired
+
+
+def _real_today():
+    return datetime.now(UTC).date()  # the tests' plant time zone is UTC
 
 
 def test_expiry_by_warehouse_counts_lots_and_units(depot):
@@ -34,7 +43,7 @@ def test_expiry_by_warehouse_counts_lots_and_units(depot):
 
 
 def test_dashboard_tiles_link_to_the_stock_list_they_count(depot, client, app):
-    _stocked(depot)
+    _stocked(depot, _real_today())
     login(client, "head")
     client.get("/language/en")
     page = client.get("/dashboard/").get_data(as_text=True)
@@ -57,7 +66,7 @@ def test_dashboard_tiles_link_to_the_stock_list_they_count(depot, client, app):
 
 
 def test_stock_api_lists_levels_by_warehouse_with_status_and_expiry(depot, client, auth):
-    _stocked(depot)
+    _stocked(depot, _real_today())
     answer = client.get("/api/v1/stock/levels?warehouse=WH-B", headers=auth("qa")).get_json()
     assert answer["total"] == 2
     assert [(i["lot_number"], i["warehouse"], i["location"], i["status"], i["quantity"]) for i in answer["items"]] == [

@@ -2,6 +2,8 @@
 transaction per shipment, and QA's e-signed override of a shelf-life refusal."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from app.exceptions import Conflict, FormInvalid, PermissionDenied, SignatureRejected
@@ -183,3 +185,29 @@ def test_an_override_is_refused_without_qa_reason_password_or_an_overridable_ref
         assert "Lot HELD cannot be shipped by an override" in refused.value.errors["overrides"][0]
     db.session.rollback()
     assert level("SHORT", "A-01") == 20 and level("HELD", "A-02") == 20
+
+
+@pytest.mark.parametrize(("offset", "problem"), [
+    (-31, "at most 30 days back (from 2026-10-24)"), (366, "at most 365 days ahead (until 2027-11-23)"),
+    (-30, None), (365, None),
+])
+def test_the_shipping_day_is_at_most_30_days_back_and_a_year_ahead(depot, offset, problem):
+    put_lot(depot["product"], "OK", 30, "A-01", expiry=800)
+    values = request(5, shipped_on=(DAY + timedelta(days=offset)).isoformat())
+    if problem is None:
+        assert [p.lot.lot_number for p in stock.propose(values, now=T0).picks] == ["OK"]
+        return
+    with pytest.raises(FormInvalid) as refused:
+        stock.propose(values, now=T0)
+    assert problem in refused.value.errors["shipped_on"][0]
+    with pytest.raises(FormInvalid) as chinese:
+        stock.propose(values, "zh-CN", now=T0)
+    assert "发货日期最多可" in chinese.value.errors["shipped_on"][0]
+
+
+def test_a_late_entered_shipment_cannot_take_goods_that_expired_since(depot):
+    put_lot(depot["product"], "LAPSED", 10, "A-01", expiry=-2)  # expired two days ago, the job has not run
+    put_lot(depot["product"], "GOOD", 10, "A-02", expiry=400)
+    proposal = stock.propose(request(5, shipped_on=(DAY - timedelta(days=5)).isoformat()), now=T0)
+    assert [p.lot.lot_number for p in proposal.picks] == ["GOOD"]
+    assert [(r.lot.lot_number, r.code) for r in proposal.refused] == [("LAPSED", "expired")]

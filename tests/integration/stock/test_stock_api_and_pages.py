@@ -185,3 +185,15 @@ def test_a_production_user_sees_no_override_and_an_empty_stock_list_says_so(depo
     assert status == 200 and 'data-testid="override"' not in html and "ship anyway" not in html
     empty = client.get("/stock/?warehouse=WH-B").get_data(as_text=True)
     assert 'data-testid="stock-empty"' in empty
+
+
+def test_the_fefo_import_names_a_bad_value_on_its_column_in_both_languages(shelf, user):
+    job = imports.run_import(imports.start_import("fefo_shipments", "ship.csv", _csv(
+        f"{GTIN},HOSP-1,2,2026-01-01,DN-1", f"{GTIN},NOPE,2,{DAY.isoformat()},DN-2"), user("qa"), now=T0).id, now=T0)
+    assert job.status == "failed"
+    errors = {(e["line"], e["column"]): e for e in job.errors}
+    assert "at most 30 days back" in import_rules.reason_text(errors[(2, "shipped_on")], "en")
+    assert "发货日期最多可追溯 30 天" in import_rules.reason_text(errors[(2, "shipped_on")], "zh-CN")
+    assert import_rules.reason_text(errors[(3, "customer_code")], "zh-CN") == "没有此编码对应的客户。"
+    db.session.expire_all()
+    assert nothing_written()
