@@ -497,25 +497,37 @@ class SupplierRow:
         return "up" if self.trend > 0 else "down" if self.trend < 0 else "flat"
 
 
-def _latest_ids():
-    return (select(SupplierEvaluation.supplier_id, func.max(SupplierEvaluation.id).label("latest"))
-            .group_by(SupplierEvaluation.supplier_id).subquery())
+def _latest(column):
+    """The latest evaluation's `column` of the supplier of the enclosing query (a correlated subquery: one backward
+    step on the (supplier, evaluated_at) index per supplier, however long the history)."""
+    return (select(column).where(SupplierEvaluation.supplier_id == Supplier.id)
+            .order_by(SupplierEvaluation.evaluated_at.desc(), SupplierEvaluation.id.desc()).limit(1)
+            .correlate(Supplier).scalar_subquery())
 
 
 def _asl_query(q: str = "", status: str = "", band: str = ""):
-    latest = _latest_ids()
-    query = (select(Supplier, SupplierEvaluation).outerjoin(latest, latest.c.supplier_id == Supplier.id)
-             .outerjoin(SupplierEvaluation, SupplierEvaluation.id == latest.c.latest))
+    query = select(Supplier)
     if q:
         pattern = f"%{q.strip()}%"
         query = query.where(or_(Supplier.code.ilike(pattern), Supplier.name.ilike(pattern)))
     if status:
         query = query.where(Supplier.status == status)
-    if band == "no_data":
-        query = query.where(or_(SupplierEvaluation.id.is_(None), SupplierEvaluation.band == "no_data"))
-    elif band:
-        query = query.where(SupplierEvaluation.band == band)
+    if band:
+        latest_band = _latest(SupplierEvaluation.band)
+        query = query.where(or_(latest_band.is_(None), latest_band == "no_data") if band == "no_data"
+                            else latest_band == band)
     return query.order_by(Supplier.code)
+
+
+def _with_latest(suppliers: list[Supplier]) -> list[tuple[Supplier, SupplierEvaluation | None]]:
+    """Each supplier with its latest evaluation (two queries)."""
+    ids = [s.id for s in suppliers]
+    latest_ids = dict(db.session.execute(select(Supplier.id, _latest(SupplierEvaluation.id))
+                                         .where(Supplier.id.in_(ids))).all()) if ids else {}
+    wanted = [i for i in latest_ids.values() if i is not None]
+    evaluations = {e.id: e for e in db.session.scalars(select(SupplierEvaluation).where(
+        SupplierEvaluation.id.in_(wanted)))} if wanted else {}
+    return [(s, evaluations.get(latest_ids.get(s.id))) for s in suppliers]
 
 
 def check_filters(status: str, band: str) -> None:
@@ -567,21 +579,18 @@ def approved_supplier_list(q: str = "", status: str = "", band: str = "", page: 
     """A page of the approved-supplier list: status, latest score and band, trend, last evaluation, open review."""
     check_filters(status, band)
     result = db.paginate(_asl_query(q, status, band), page=max(page, 1), per_page=per_page, error_out=False)
-    # db.paginate over a two-entity select yields the first entity only: read the pairs for the page's suppliers.
-    suppliers = list(result.items)
-    latest = _latest_ids()
-    evaluations = dict(db.session.execute(
-        select(SupplierEvaluation.supplier_id, SupplierEvaluation)
-        .join(latest, latest.c.latest == SupplierEvaluation.id)
-        .where(SupplierEvaluation.supplier_id.in_([s.id for s in suppliers]))).all()) if suppliers else {}
-    return Page(_rows((s, evaluations.get(s.id)) for s in suppliers), result.page, result.pages, result.total or 0,
-                per_page, result.has_prev, result.has_next, result.prev_num, result.next_num)
+    return Page(_rows(_with_latest(list(result.items))), result.page, result.pages, result.total or 0, per_page,
+                result.has_prev, result.has_next, result.prev_num, result.next_num)
 
 
 def export_rows(q: str = "", status: str = "", band: str = "") -> list[SupplierRow]:
     """Every line of the approved-supplier list the filters select (for CSV and XLSX)."""
     check_filters(status, band)
-    return _rows(db.session.execute(_asl_query(q, status, band)).all())
+    suppliers = list(db.session.scalars(_asl_query(q, status, band)))
+    rows: list[SupplierRow] = []
+    for chunk in range(0, len(suppliers), 500):
+        rows += _rows(_with_latest(suppliers[chunk:chunk + 500]))
+    return rows
 
 
 def get_supplier(supplier_id: int) -> Supplier:
@@ -628,13 +637,11 @@ def material_lots(supplier_id: int, limit: int = 20) -> list[MaterialLot]:
 
 def band_counts() -> dict[str, int]:
     """Suppliers by the band of their latest evaluation (never evaluated: no_data) - the dashboard tile."""
-    latest = _latest_ids()
-    rows = db.session.execute(select(SupplierEvaluation.band, func.count())
-                              .select_from(Supplier).outerjoin(latest, latest.c.supplier_id == Supplier.id)
-                              .outerjoin(SupplierEvaluation, SupplierEvaluation.id == latest.c.latest)
-                              .group_by(SupplierEvaluation.band)).all()
+    # Grouped by the subquery's column by name: PostgreSQL does not see that the correlated subquery in the select
+    # list and in GROUP BY are one expression when each has its own bound parameters.
+    latest = select(_latest(SupplierEvaluation.band).label("band")).select_from(Supplier).subquery()
     counts: dict[str, int] = {}
-    for band, count in rows:
+    for band, count in db.session.execute(select(latest.c.band, func.count()).group_by(latest.c.band)).all():
         counts[band or "no_data"] = counts.get(band or "no_data", 0) + count
     return counts
 
