@@ -146,6 +146,9 @@ VALID_PAYLOADS = {
         "scar_lot": "ML-PP-202605",
     },
     "supplier_review_approval.schema.json": {"approval": "reject", "approval_comment": "Name the lots."},
+    "scrap_request.schema.json": {"lot_number": "L-1", "location": "A-01", "quantity": 30, "method": "incineration",
+                                  "witness": "Zhou Jie, warehouse supervisor", "reason": "Expired stock."},
+    "scrap_approval.schema.json": {"approval": "reject", "approval_comment": "Return it to the supplier."},
 }
 
 
