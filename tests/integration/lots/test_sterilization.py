@@ -210,6 +210,19 @@ def test_parameters_out_of_their_limits_fail_the_batch_when_it_is_recorded(plant
     assert len(_capas()) == 1 and _lot("A").status == "hold"
 
 
+def test_a_plant_sets_its_own_validated_limits_and_a_batch_keeps_those_it_was_judged_by(plant, user, app):
+    app.config["STERILIZATION_LIMITS"] = {"eo": {"temperature_c": [50, 55]}}
+    inside = _record(user, "EO-1", load="A", temperature_c="54.5")
+    outside = _record(user, "EO-2", load="B", temperature_c="55.5")
+    assert (inside.status, inside.limits["temperature_c"], inside.limits["exposure_minutes"]) == (
+        "pending", [50, 55], [240, None])
+    assert outside.status == "failed"
+    assert sterilization.failure_text(outside.failure_reasons[0]) == \
+        "Temperature 55.5 °C is above the validated maximum 55 °C"
+    app.config["STERILIZATION_LIMITS"] = {}
+    assert db.session.get(SterilizationBatch, inside.id).limits["temperature_c"] == [50, 55]
+
+
 def test_qa_fails_a_batch_explicitly_with_a_signed_reason(plant, user):
     batch = _record(user, bi_result="pass")
     with pytest.raises(FormInvalid):
