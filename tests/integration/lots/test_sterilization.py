@@ -435,6 +435,18 @@ def test_the_list_filters_paginates_and_says_when_it_is_empty(plant, user, clien
     assert client.get("/sterilization/?status=bogus&page=-4").status_code == 200
 
 
+def test_the_new_batch_form_records_a_batch_and_shows_its_record(plant, client):
+    login(client, "prod")
+    form = client.get("/lots/sterilization_batches/new?lang=en").get_data(as_text=True)
+    assert 'name="load"' in form and "Ethylene oxide (EO)" in form
+    refused = client.post("/lots/sterilization_batches/new", data={"batch_number": "EO-1", **EO, "load": "A:9999"})
+    assert refused.status_code == 422 and "more than the lot&#39;s 1000 units" in refused.get_data(as_text=True)
+    saved = client.post("/lots/sterilization_batches/new", data={"batch_number": "EO-1", **EO, "load": "A:500"})
+    assert saved.status_code == 302 and saved.headers["Location"].startswith("/sterilization/")
+    page = client.get(saved.headers["Location"]).get_data(as_text=True)
+    assert 'data-testid="bi-form"' in page and ">500<" in page
+
+
 def test_the_detail_page_signs_a_release_and_refuses_a_wrong_password(plant, user, client):
     batch = _record(user, bi_result="pass")
     login(client, "releaser")
