@@ -211,3 +211,22 @@ def test_a_late_entered_shipment_cannot_take_goods_that_expired_since(depot):
     proposal = stock.propose(request(5, shipped_on=(DAY - timedelta(days=5)).isoformat()), now=T0)
     assert [p.lot.lot_number for p in proposal.picks] == ["GOOD"]
     assert [(r.lot.lot_number, r.code) for r in proposal.refused] == [("LAPSED", "expired")]
+
+
+def test_two_shipments_racing_for_the_last_units_ship_once_and_never_oversell(depot, app):
+    from tests.integration.services.scenarios import run_together
+    put_lot(depot["product"], "LAST", 8, "A-01", expiry=300)
+    qa, head = User.query.filter_by(username="qa").one().id, User.query.filter_by(username="head").one().id
+    db.session.commit()
+
+    def ship_as(user_id: int, document: str):
+        return lambda: stock.ship(request(5, document_no=document), db.session.get(User, user_id), now=T0).id
+
+    results = run_together(app, [ship_as(qa, "DN-A"), ship_as(head, "DN-B")])
+    shipped = [r for r in results if isinstance(r, int)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(shipped) == 1 and len(refused) == 1, results
+    assert "2 of 5 cannot be shipped: only 3" in refused[0].message
+    db.session.expire_all()
+    assert level("LAST", "A-01") == 3
+    assert db.session.scalar(db.select(db.func.sum(Shipment.quantity))) == 5
