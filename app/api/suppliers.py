@@ -19,7 +19,7 @@ BANDS = supplier_quality.SCORE_BANDS
 STATUSES = supplier_quality.SUPPLIER_STATUSES
 
 
-class FiguresSchema(Schema):
+class SupplierFiguresSchema(Schema):
     inspections = fields.Int(metadata={"description": "incoming inspections of the supplier's lots in the window"})
     failed = fields.Int()
     nonconforming_pct = fields.Float(allow_none=True, metadata={"description": "failed / inspections x 100"})
@@ -32,14 +32,14 @@ class FiguresSchema(Schema):
                              metadata={"description": "the points each figure cost"})
 
 
-class EvaluationSchema(Schema):
+class SupplierEvaluationSchema(Schema):
     id = fields.Int()
     evaluated_at = fields.DateTime()
     window_days = fields.Int()
     score = fields.Float(allow_none=True, metadata={"description": "0-100; null: not enough data"})
     band = fields.Str(metadata={"description": "good, alert, limit or no_data"})
     trigger = fields.Str(metadata={"description": "scheduled or on_demand"})
-    figures = fields.Nested(FiguresSchema)
+    figures = fields.Nested(SupplierFiguresSchema)
     review_instance_id = fields.Function(lambda e: _review_instance(e.review_id), allow_none=True,
                                          metadata={"type": "integer"})
 
@@ -48,7 +48,7 @@ def _review_instance(review_id: int | None) -> int | None:
     return supplier_quality.review_instance_id(review_id)
 
 
-class ReviewSchema(Schema):
+class SupplierReviewSchema(Schema):
     instance_id = fields.Int()
     trigger = fields.Str(metadata={"description": "alert, limit or manual"})
     score = fields.Float(allow_none=True)
@@ -70,7 +70,7 @@ class AslRowSchema(Schema):
     band = fields.Str()
     trend = fields.Float(allow_none=True, metadata={"description": "score change against 30 days before"})
     evaluated_at = fields.DateTime(allow_none=True)
-    figures = fields.Nested(FiguresSchema)
+    figures = fields.Nested(SupplierFiguresSchema)
     open_review_instance_id = fields.Function(lambda r: r.review.instance_id if r.review else None, allow_none=True,
                                               metadata={"type": "integer"})
 
@@ -96,25 +96,25 @@ class HistoryQuerySchema(Schema):
 
 class SupplierQualitySchema(Schema):
     row = fields.Nested(AslRowSchema)
-    history = fields.List(fields.Nested(EvaluationSchema), metadata={"description": "oldest first"})
-    reviews = fields.List(fields.Nested(ReviewSchema))
+    history = fields.List(fields.Nested(SupplierEvaluationSchema), metadata={"description": "oldest first"})
+    reviews = fields.List(fields.Nested(SupplierReviewSchema))
     alert_threshold = fields.Float()
     limit_threshold = fields.Float()
     window_days = fields.Int()
 
 
-class EvaluatedSchema(Schema):
-    evaluation = fields.Nested(EvaluationSchema)
+class SupplierEvaluatedSchema(Schema):
+    evaluation = fields.Nested(SupplierEvaluationSchema)
     review_started = fields.Bool()
     review_instance_id = fields.Int(allow_none=True)
 
 
-class EvaluatedAllSchema(Schema):
+class SuppliersEvaluatedSchema(Schema):
     scored = fields.Int()
     reviews_started = fields.List(fields.Int(), metadata={"description": "instance ids of the reviews started"})
 
 
-class ReviewRequestSchema(Schema):
+class SupplierReviewRequestSchema(Schema):
     proposed_status = fields.Str(required=True, validate=validate.OneOf(STATUSES))
     reason = fields.Str(required=True, validate=validate.Length(min=5, max=2000))
 
@@ -146,7 +146,7 @@ def supplier(query: dict[str, Any], supplier_id: int):
 
 
 @blp.route("/supplier-quality/<int:supplier_id>/evaluate", methods=["POST"])
-@blp.response(201, EvaluatedSchema)
+@blp.response(201, SupplierEvaluatedSchema)
 @blp.alt_response(403, description="only quality assurance scores on demand")
 @blp.alt_response(404, description="no supplier with this id")
 def evaluate(supplier_id: int):
@@ -160,7 +160,7 @@ def evaluate(supplier_id: int):
 
 
 @blp.route("/supplier-quality/evaluate", methods=["POST"])
-@blp.response(201, EvaluatedAllSchema)
+@blp.response(201, SuppliersEvaluatedSchema)
 @blp.alt_response(403, description="only quality assurance scores on demand")
 def evaluate_all():
     """Score every supplier now (as the scheduled job does)."""
@@ -169,8 +169,8 @@ def evaluate_all():
 
 
 @blp.route("/supplier-quality/<int:supplier_id>/reviews", methods=["POST"])
-@blp.arguments(ReviewRequestSchema)
-@blp.response(201, ReviewSchema)
+@blp.arguments(SupplierReviewRequestSchema)
+@blp.response(201, SupplierReviewSchema)
 @blp.alt_response(403, description="only quality assurance starts a review")
 @blp.alt_response(404, description="no supplier with this id")
 @blp.alt_response(409, description="the supplier is under review already")
