@@ -10,10 +10,17 @@ from flask_login import current_user, login_required
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, SignatureRejected
 from app.services.lots import stock
 from app.services.workflow import plant_time
+from app.services.workflow.instances import WORKER_ROLES
 from app.web.common import ui_lang
 
 bp = Blueprint("stock", __name__, url_prefix="/stock")
 SHIP_FIELDS = ("product", "customer", "quantity", "shipped_on", "warehouse", "document_no")
+
+
+@bp.app_template_global()
+def may_start_scrap() -> bool:
+    """Read-only accounts (auditors) see no Destroy button."""
+    return current_user.is_authenticated and current_user.has_role(*WORKER_ROLES)
 
 
 def _today():
@@ -67,14 +74,14 @@ def ship():
                 order = stock.ship(values, current_user, overrides=overrides, reason=request.form.get("reason"),
                                    password=request.form.get("password") or None, lang=lang)
                 return render_template("stock/order.html", order=order, shipped=True), 201
-            proposal = stock.propose(values, lang)
+            proposal = stock.propose(values, lang, overrides)
         except FormInvalid as invalid:
             errors, message, status = invalid.errors, invalid.message, 422
         except (Conflict, PermissionDenied, SignatureRejected) as refused:
             message, status = refused.message, refused.status
         if proposal is None and not errors.get("product") and not errors.get("customer") and values["product"]:
             try:
-                proposal = stock.propose(values, lang)
+                proposal = stock.propose(values, lang, overrides)
             except FormInvalid:
                 proposal = None
     return render_template("stock/ship.html", values=values, errors=errors, message=message, proposal=proposal,

@@ -158,3 +158,17 @@ def test_destroy_from_the_stock_page_starts_the_procedure_filled_in_and_the_lot_
                         follow_redirects=True)
     assert "Lot SCR-1 has no stock at A-01." in again.get_data(as_text=True)
     assert client.post("/stock/scrap", data={"lot_id": "x", "location": ""}).status_code == 400
+
+
+def test_an_auditor_sees_the_stock_but_no_destroy_button(expired_lot, client):
+    login(client, "auditor")
+    page = client.get("/stock/").get_data(as_text=True)
+    assert ">SCR-1<" in page and 'data-testid="scrap-' not in page
+    assert client.post("/stock/scrap", data={"lot_id": expired_lot.id, "location": "A-01"},
+                       follow_redirects=True).status_code == 200
+    assert db.session.scalar(db.select(db.func.count()).select_from(ScrapRecord)) == 0
+    assert ready_count() == 0
+
+
+def ready_count() -> int:
+    return db.session.scalar(db.select(db.func.count()).select_from(Task).where(Task.state == "ready"))
