@@ -52,7 +52,8 @@ def check_password(user: User, password: str | None, *, now: datetime, max_failu
                    lockout: timedelta, purpose: str) -> None:
     """Verify a password for sign-in or signing; count failures and lock the account. Does not commit."""
     if user.locked_until and user.locked_until > now:
-        raise AccountLocked(f"The account is locked until {user.locked_until:%Y-%m-%d %H:%M} UTC.")
+        raise AccountLocked(_("The account is locked until %(until)s UTC.",
+                              until=f"{user.locked_until:%Y-%m-%d %H:%M}"))
     if password and _password_matches(user, password):
         user.failed_logins = 0
         user.locked_until = None
@@ -63,7 +64,7 @@ def check_password(user: User, password: str | None, *, now: datetime, max_failu
         user.locked_until = now + lockout
         user.failed_logins = 0
     audit.record(user, f"{purpose}.failed", "user", user.id, new={"locked": locked}, at=now)
-    raise AccountLocked("Too many failed attempts: the account is locked.") if locked else LoginFailed()
+    raise AccountLocked(_("Too many failed attempts: the account is locked.")) if locked else LoginFailed()
 
 
 def authenticate(username: str, password: str, *, max_failures: int, lockout: timedelta,

@@ -15,14 +15,17 @@ from app.services.evidence import audit, signed_records
 from app.services.users import AccountLocked, LoginFailed, check_password
 
 
-def authenticate_signer(actor: User, password: str | None, now: datetime) -> None:
-    """Check the signer's password; a failure is counted and may lock the account (the caller commits it)."""
+def authenticate_signer(actor: User, password: str | None, now: datetime,
+                        refused: str = "The password is wrong; the task was not signed.") -> None:
+    """Check the signer's password. A failure is counted (and may lock the account): that count and its audit row
+    are committed here, nothing else of the caller's work having been written yet, and the refusal says `refused`,
+    or that the account is locked."""
     try:
         check_password(actor, password, now=now, max_failures=current_app.config["LOGIN_MAX_FAILURES"],
                        lockout=timedelta(minutes=current_app.config["LOGIN_LOCKOUT_MINUTES"]), purpose="signature")
     except LoginFailed as err:
-        raise SignatureRejected(err.message if isinstance(err, AccountLocked) else
-                                "The password is wrong; the task was not signed.") from err
+        db.session.commit()
+        raise SignatureRejected(err.message if isinstance(err, AccountLocked) else refused) from err
 
 
 def check_signer(task: Task, actor: User) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from app import engine
-from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, SignatureRejected, ValidationFailed
+from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, ValidationFailed
 from app.extensions import db
 from app.models import ProcessInstance, ProductLot, User
 from app.models.sterilization import (
@@ -519,13 +519,8 @@ def decide_many(batch_ids: list[int], decision: str, reason: str, actor: User, p
             if decision == "release" and (problems := release_problems(batch)):
                 raise Conflict(_("Sterilization batch %(batch)s cannot be released: %(problems)s.",
                                  batch=batch.batch_number, problems="; ".join(_(problem) for problem in problems)))
-        try:
-            signatures.authenticate_signer(actor, password, now)
-        except SignatureRejected as err:
-            db.session.commit()  # keep the failed-attempt count and its audit row; nothing else changed
-            if "locked" in err.message:
-                raise
-            raise SignatureRejected(_("The password is wrong; the sterilization batch was not signed.")) from err
+        signatures.authenticate_signer(actor, password, now,
+                                       _("The password is wrong; the sterilization batch was not signed."))
         for batch in batches:
             _sign(batch, decision, reason, actor, now)
         keep_loaded(*batches)

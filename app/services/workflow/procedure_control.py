@@ -16,8 +16,7 @@ from datetime import UTC, date, datetime, time
 from flask_babel import gettext as _
 
 from app import engine
-from app.exceptions import Conflict, FormInvalid, PermissionDenied, SignatureRejected
-from app.extensions import db
+from app.exceptions import Conflict, FormInvalid, PermissionDenied
 from app.models import ProcessVersion, User
 from app.models.processes import VERSION_APPROVED, VERSION_PENDING, VERSION_REJECTED, VERSION_WITHDRAWN
 from app.models.types import utcnow
@@ -105,13 +104,7 @@ def approve(actor: User, key: str, number: int, password: str | None, effective_
                              "that version first (or deploy this procedure again against an approved one).",
                              version=version.version, callee=callee.definition.key, callee_version=callee.version,
                              status=status_label(callee.status)))
-        try:
-            signatures.authenticate_signer(actor, password, now)
-        except SignatureRejected as err:
-            db.session.commit()  # keep the failed-attempt count and its audit row; nothing else changed
-            if "locked" in err.message:
-                raise
-            raise SignatureRejected(_("The password is wrong; the version was not approved.")) from err
+        signatures.authenticate_signer(actor, password, now, _("The password is wrong; the version was not approved."))
         effective_at = effective_time(effective_on, now)
         signed_hash = engine.data_hash({
             "process": key, "version": version.version, "content_hash": version.content_hash,

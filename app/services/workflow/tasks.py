@@ -12,7 +12,6 @@ from app.exceptions import (
     Conflict,
     NotFound,
     PermissionDenied,
-    SignatureRejected,
     TaskAlreadyCompleted,
     TaskNotClaimable,
 )
@@ -144,11 +143,7 @@ def complete_task(task_id: int, data: dict, actor: User, *, password: str | None
         form_checks.run_checks(schema, instance, data, lang or instance.language, now)
         if task.signature_meaning:
             signatures.check_signer(task, actor)
-            try:
-                signatures.authenticate_signer(actor, password, now)
-            except SignatureRejected:
-                db.session.commit()  # keep the failed-attempt count and its audit row; nothing else changed yet
-                raise
+            signatures.authenticate_signer(actor, password, now)
         old = {key: instance.data.get(key) for key in data}
         task.state, task.completed_at, task.completed_by_id = "completed", now, actor.id
         task.assignee_id, task.data, task.data_hash = actor.id, data, engine.data_hash(data)
