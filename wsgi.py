@@ -1,9 +1,10 @@
 """Entry points: `app` for the flask CLI (FLASK_APP=wsgi), `serve()` for the web server with its scheduler."""
 from flask import Flask
 
-from app import create_app
+from app import create_app, freeze_start_up_objects
 
 app = create_app()
+freeze_start_up_objects()
 
 
 def serve() -> Flask:

@@ -1,6 +1,7 @@
 """Qualiflow: BPMN-driven quality and compliance procedures with evidence, signatures and an audit trail."""
 from __future__ import annotations
 
+import gc
 import os
 
 from flask import Flask, has_request_context, request, session
@@ -28,6 +29,15 @@ def _sqlite_begin(connection) -> None:
         connection.exec_driver_sql("BEGIN")
     else:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def freeze_start_up_objects() -> None:
+    """Keep what start-up built (modules, the app, SQLAlchemy's mappers: ~190,000 objects) out of the
+    cyclic garbage collector's full collections, which otherwise walk all of it every few requests (~0.5 ms of CPU
+    per request on average, measured with bench/engine.py). Called once a web worker has its app (wsgi.py); the
+    objects stay alive for the worker's life anyway."""
+    gc.collect()
+    gc.freeze()
 
 
 def select_locale() -> str | None:

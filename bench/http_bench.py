@@ -176,7 +176,7 @@ def run_server(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_profile(args: argparse.Namespace) -> str:
     """The same completions in this process, through Flask's test client, under cProfile."""
-    from app import create_app
+    from app import create_app, freeze_start_up_objects
     from app.extensions import db
     from app.models.audit import install_append_only
     from app.services import demo, users
@@ -193,6 +193,7 @@ def run_profile(args: argparse.Namespace) -> str:
         processes.deploy_file(parallel_diagram().encode(), f"{PROCESS}.bpmn", None, "bench", release="bench")
         token = users.issue_token("qa")
         db.session.remove()
+    freeze_start_up_objects()  # as wsgi.py does in a web worker
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     tasks = []
