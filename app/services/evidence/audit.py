@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from app.extensions import db
 from app.models import AuditEvent, AuditHead, User
@@ -37,6 +37,16 @@ def _plain(value: Any) -> Any:
 
 
 _CHAIN = "qualiflow_audit_chain"  # session.info key: [last id, last hash] of this transaction's appends
+_HEAD = AuditHead.__table__
+# The head's two statements, built once and run as Core on the session's connection: the ORM's UPDATE machinery
+# (bulk-update bookkeeping, an autoflush) cost ~0.2 ms more per statement, twice per use case.
+_LOCK_HEAD = (update(_HEAD).where(_HEAD.c.id == 1).values(last_id=_HEAD.c.last_id)
+              .returning(_HEAD.c.last_id, _HEAD.c.last_hash))
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)
+_ROWS = "qualiflow_audit_rows"  # session.info key: this transaction's appended events not written yet
+_EVENTS = AuditEvent.__table__
+_INSERT_EVENTS = insert(_EVENTS)
+_EVENT_COLUMNS = tuple(column.key for column in _EVENTS.columns)
 
 
 def record(actor: User | None, action: str, object_type: str = "", object_id: Any = "", *,
@@ -52,9 +62,8 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
     session = db.session
     chain = session.info.get(_CHAIN)
     if chain is None:
-        with session.no_autoflush:  # pending writes go out together at commit
-            head = session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=AuditHead.last_id)
-                                   .returning(AuditHead.last_id, AuditHead.last_hash)).one()
+        # The connection, not the ORM: no autoflush (pending writes go out together at commit).
+        head = session.connection().execute(_LOCK_HEAD).one()
         chain = session.info[_CHAIN] = [head.last_id, head.last_hash]
     event = AuditEvent(
         id=chain[0] + 1, at=at or utcnow(), actor_id=actor.id if actor else None,
@@ -63,8 +72,19 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
         old=_plain(old), new=_plain(new), reason=reason, prev_hash=chain[1])
     event.hash = _digest(chain[1], event)
     chain[:] = [event.id, event.hash]
-    session.add(event)
+    # Not session.add: the rows are written with one Core INSERT when the session next flushes, queries or commits
+    # (write_rows), not through the unit of work, which cost ~0.1 ms per row more. The event returned is not in the
+    # session; read the trail back with a query.
+    session.info.setdefault(_ROWS, []).append(event)
     return event
+
+
+def write_rows(session: Session, connection=None) -> None:
+    """Insert the events appended and not yet written, in one statement (on `connection`, else the session's)."""
+    events = session.info.pop(_ROWS, None)
+    if events:
+        (connection or session.connection()).execute(
+            _INSERT_EVENTS, [{key: getattr(event, key) for key in _EVENT_COLUMNS} for event in events])
 
 
 def position() -> list | None:
@@ -82,24 +102,49 @@ def rewind(mark: list | None) -> None:
 
 
 def write_chain_head(session: Session) -> None:
-    """Before a commit, move the head to this transaction's last event (a session event hook). A savepoint's
-    release is no commit: the head moves once, when the outer transaction commits."""
+    """Before a commit, write the appended rows and move the head to this transaction's last event (a session
+    event hook). A savepoint's release writes its rows but is no commit: the head moves once, when the outer
+    transaction commits."""
+    write_rows(session)
     if session.in_nested_transaction():
         return
     chain = session.info.pop(_CHAIN, None)
     if chain is not None:
-        session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_id=chain[0], last_hash=chain[1]))
+        session.connection().execute(_MOVE_HEAD, {"last_id": chain[0], "last_hash": chain[1]})
+
+
+def _write_before_flush(session: Session, flush_context, instances) -> None:
+    write_rows(session)
+
+
+def _write_before_query(state: ORMExecuteState) -> None:
+    """A query sees the rows appended before it, as it would see objects the ORM autoflushes (not within
+    `no_autoflush`)."""
+    if state.session.autoflush and state.session.info.get(_ROWS):
+        write_rows(state.session)
+
+
+def _write_before_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    """Rows appended before a savepoint are written outside it, so its rollback does not take them along (the ORM
+    flushes its pending objects before a SAVEPOINT the same way)."""
+    if transaction.nested and session.info.get(_ROWS):
+        write_rows(session, transaction.parent.connection(None))
 
 
 def forget_chain(session: Session, previous_transaction) -> None:
-    """After the outer transaction rolls back, its unwritten appends are gone: start again from the head."""
+    """After a rollback, its unwritten appends are gone (a savepoint's own: rows appended before it were written
+    when it began; its caller rewinds the chain). After the outer transaction rolls back, start again from the
+    head."""
+    session.info.pop(_ROWS, None)
     if previous_transaction.parent is None:
         session.info.pop(_CHAIN, None)
 
 
 def watch_sessions() -> None:
-    """Hook write_chain_head and forget_chain into every ORM session (once per process)."""
-    for name, hook in (("before_commit", write_chain_head), ("after_soft_rollback", forget_chain)):
+    """Hook the chain's writes and its reset into every ORM session (once per process)."""
+    for name, hook in (("before_commit", write_chain_head), ("after_soft_rollback", forget_chain),
+                       ("before_flush", _write_before_flush), ("do_orm_execute", _write_before_query),
+                       ("after_transaction_create", _write_before_savepoint)):
         if not orm_event.contains(Session, name, hook):
             orm_event.listen(Session, name, hook)
 
