@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
 from flask import current_app
-from sqlalchemy import extract, select
+from sqlalchemy import bindparam, extract, select
 
 from app.engine import add_working_days, working_days_between
 from app.exceptions import FormInvalid, PermissionDenied
@@ -40,12 +40,14 @@ class WorkCalendar:
         return plant_time.end_of_day(plant_time.local_date(self.add_working_days(start, days), self.tz), self.tz)
 
 
+_DAYS = select(CalendarDay.day, CalendarDay.working).where(CalendarDay.jurisdiction == bindparam("jurisdiction"))
+
+
 def work_calendar(jurisdiction: str | None = None) -> WorkCalendar:
     """Return a jurisdiction's calendar (default: the plant's); one with no day in the database uses config HOLIDAYS."""
     jurisdiction = (jurisdiction or current_app.config["PLANT_CALENDAR"]).upper()
-    with db.session.no_autoflush:  # read by every use case that runs the engine: plain rows, no flush first
-        days = db.session.execute(select(CalendarDay.day, CalendarDay.working).where(
-            CalendarDay.jurisdiction == jurisdiction)).all()
+    # Read by every use case that runs the engine: plain rows on the session's connection (no flush, no ORM).
+    days = db.session.connection().execute(_DAYS, {"jurisdiction": jurisdiction}).all()
     if not days:
         return WorkCalendar(jurisdiction, plant_time.zone(), frozenset(current_app.config["HOLIDAYS"]))
     return WorkCalendar(jurisdiction, plant_time.zone(), frozenset(d.day for d in days if not d.working),

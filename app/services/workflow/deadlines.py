@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.engine import parse_duration
 from app.extensions import db
@@ -43,6 +43,12 @@ class DeadlineSpec:
 _OPEN = "qualiflow_open_deadlines"  # session.info: (transaction, {instance id: its open deadlines})
 
 
+# Built once (every step asks): building a statement and its cache key cost more than running it.
+_OPEN_NOW = (Deadline.instance_id == bindparam("instance_id"), Deadline.met_at.is_(None))
+_ANY_OPEN = select(Deadline.id).where(*_OPEN_NOW).limit(1)
+_OPEN_ROWS = select(Deadline).where(*_OPEN_NOW).order_by(Deadline.id)
+
+
 def _open_deadlines(instance_id: int) -> list[Deadline]:
     """The instance's open deadlines, read once per transaction (or savepoint) of a use case, which marks them met
     in memory: completing a step asked for them three times, each query flushing the session first."""
@@ -52,9 +58,11 @@ def _open_deadlines(instance_id: int) -> list[Deadline]:
     if cached is None or cached[0] is not transaction:
         cached = session.info[_OPEN] = (transaction, {})
     if instance_id not in cached[1]:
-        with session.no_autoflush:  # pending writes never change deadlines: start_deadlines flushes its own
-            cached[1][instance_id] = list(session.scalars(select(Deadline).where(
-                Deadline.instance_id == instance_id, Deadline.met_at.is_(None)).order_by(Deadline.id)))
+        # Most instances have no open deadline: a plain probe on the connection finds that without loading objects
+        # (or flushing: pending writes never change deadlines, start_deadlines flushes its own).
+        found = session.connection().execute(_ANY_OPEN, {"instance_id": instance_id}).first()
+        with session.no_autoflush:
+            cached[1][instance_id] = list(session.scalars(_OPEN_ROWS, {"instance_id": instance_id})) if found else []
     return cached[1][instance_id]
 
 

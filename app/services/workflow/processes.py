@@ -18,7 +18,8 @@ from pathlib import Path
 from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy.orm import contains_eager
 
 from app import engine
 from app.exceptions import BpmnProblem, Conflict, FormInvalid, InvalidBpmn, NotFound, PermissionDenied, ProcessIdTaken
@@ -80,11 +81,19 @@ def effective_version(key: str, now: datetime | None = None) -> ProcessVersion |
         .order_by(ProcessVersion.version.desc()).limit(1))
 
 
+# Built once: building a statement and its cache key costs more than running it (~0.3 ms of CPU per call).
+_VERSION_TO_START = (
+    select(ProcessVersion).join(ProcessVersion.definition).options(contains_eager(ProcessVersion.definition))
+    .where(ProcessDefinition.key == bindparam("key"), _effective_clause(bindparam("now")))
+    .order_by(ProcessVersion.version.desc()).limit(1))
+
+
 def version_to_start(key: str, now: datetime | None = None) -> ProcessVersion:
     """The effective version of a process, refusing (409) when it has none yet: its versions await approval."""
-    definition = get_definition(key)
-    version = effective_version(key, now)
+    # One statement for the version and its definition (every start asks); the definition alone only to refuse.
+    version = db.session.scalar(_VERSION_TO_START, {"key": key, "now": now or utcnow()})
     if version is None:
+        definition = get_definition(key)
         pending = [v.version for v in definition.versions if v.status == VERSION_PENDING]
         raise Conflict(_("%(name)s has no effective version yet, so it cannot be started: %(state)s",
                          name=definition.name,
