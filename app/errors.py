@@ -40,8 +40,8 @@ REFUSALS = (
     _l("Only the assignee or an administrator can release this task."),
     _l("The current SCAR round has no answer to verify."),
     _l("Only an authorised releaser (QA releaser role) can sign a release."),
-    _l("Four-eyes rule: you signed an earlier step this one must be checked against; another person has to sign "
-       "it."),
+    _l("Four-eyes rule: you completed an earlier step this one must be checked against; another person has to "
+       "sign it."),
     _l("The auditor's workspace is open to auditors, administrators and QA."),
     _l("Only process owners and administrators see where instances stand."),
     _l("Only process owners and admins use the process studio."),

@@ -24,7 +24,7 @@ REVIEW = "Review the batch record (e-signature)"
 RELEASE = "Release the lot (authorised releaser, e-signature)"
 CHECKS_FAILED = "Release conditions not met"
 CERTIFICATE = re.compile(r"^lot_release_certificate-\d+-r1\..+\.docx$")
-FOUR_EYES = re.compile(r"^Four-eyes rule: you signed an earlier step this one must be checked against")
+FOUR_EYES = re.compile(r"^Four-eyes rule: you completed an earlier step this one must be checked against")
 
 
 def today() -> date:

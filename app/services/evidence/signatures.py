@@ -30,13 +30,14 @@ def authenticate_signer(actor: User, password: str | None, now: datetime,
 
 def check_signer(task: Task, actor: User) -> None:
     """Refuse a signer the gate does not allow: releases need the QA releaser role; four-eyes steps need
-    someone other than the signer of the steps they name."""
+    someone other than whoever completed (signed or not) the steps they name."""
     if task.signature_meaning == "released" and not actor.has_role("qa_releaser"):
         raise PermissionDenied("Only an authorised releaser (QA releaser role) can sign a release.")
     steps = [step.strip() for step in (task.four_eyes_with or "").split(",") if step.strip()]
-    if steps and db.session.scalar(select(Signature.id).join(Task, Task.id == Signature.task_id).where(
-            Signature.instance_id == task.instance_id, Signature.user_id == actor.id, Task.element_id.in_(steps))):
-        raise PermissionDenied("Four-eyes rule: you signed an earlier step this one must be checked against; "
+    if steps and db.session.scalar(select(Task.id).where(
+            Task.instance_id == task.instance_id, Task.completed_by_id == actor.id, Task.element_id.in_(steps),
+            Task.state == "completed").limit(1)):
+        raise PermissionDenied("Four-eyes rule: you completed an earlier step this one must be checked against; "
                                "another person has to sign it.")
 
 
