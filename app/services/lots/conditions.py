@@ -27,6 +27,7 @@ from app.models import (
     Product,
     ProductLot,
     Shipment,
+    ShipmentOrder,
     StockLevel,
     User,
 )
@@ -328,6 +329,32 @@ def lots_at(sensor: Sensor) -> list[tuple[ProductLot, str, int]]:
     return [tuple(row) for row in rows]
 
 
+def lots_shipped_from(location: str, since: date) -> list[tuple[ProductLot, str, int, date]]:
+    """The product lots that left a location by FEFO shipment orders on or after `since` (a day): they were there
+    before, so an excursion there from that day on concerns them too. With where they went, how many, and the
+    first day one of them left."""
+    if not location:
+        return []
+    shipped: dict[str, int] = defaultdict(int)
+    first: dict[str, date] = {}
+    customers: dict[str, set[str]] = defaultdict(set)
+    for order in db.session.scalars(select(ShipmentOrder).options(joinedload(ShipmentOrder.customer))
+                                    .where(ShipmentOrder.shipped_on >= since).order_by(ShipmentOrder.shipped_on)):
+        for line in order.lines or []:
+            if line.get("location") == location and line.get("lot_number"):
+                number = line["lot_number"]
+                shipped[number] += int(line.get("quantity") or 0)
+                first.setdefault(number, order.shipped_on)
+                customers[number].add(order.customer.name)
+    if not shipped:
+        return []
+    found = db.session.scalars(select(ProductLot).options(joinedload(ProductLot.product))
+                               .where(ProductLot.lot_number.in_(list(shipped))).order_by(ProductLot.lot_number))
+    return [(lot, f"{location}, shipped {first[lot.lot_number]:%Y-%m-%d} to "
+                  f"{', '.join(sorted(customers[lot.lot_number]))}", shipped[lot.lot_number], first[lot.lot_number])
+            for lot in found]
+
+
 def series(sensor_id: int, start: int, end: int) -> tuple[list[int], list[int]]:
     """A sensor's readings from start to end (seconds, inclusive), oldest first: two lists, times and values."""
     # A month of one-minute readings is 43,200 rows: read as the driver's plain tuples (an eighth of the time
@@ -350,16 +377,24 @@ HOLD_STATUSES = ("quarantine", "released", "hold", "recalled")  # a lot in these
 def detect_for_sensor(sensor: Sensor, low: int, high: int, actor: User, now: datetime) -> list[Excursion]:
     """Apply the excursion rule to the readings around [low, high] for every product stored at the sensor's place,
     inside the caller's transaction: record (or extend) excursions, hold the lots, start the assessments."""
-    by_product: dict[int, list[tuple[ProductLot, str, int]]] = defaultdict(list)
-    for lot, where, quantity in lots_at(sensor):
-        by_product[lot.product_id].append((lot, where, quantity))
     window = window_hours() * 3600
+    # The lots there now, and those shipped from there since the readings began: a lot shipped after an
+    # excursion started went through it (by day: a lot shipped on the excursion's first day counts).
+    by_product: dict[int, list[tuple[ProductLot, str, int, date | None]]] = defaultdict(list)
+    for lot, where, quantity in lots_at(sensor):
+        by_product[lot.product_id].append((lot, where, quantity, None))
+    here = {lot.id for entries in by_product.values() for lot, *_rest in entries}
+    if sensor.place != "shipment":
+        since = plant_time.local_date(from_seconds(low - window), plant_time.zone())
+        for lot, where, quantity, left_on in lots_shipped_from(sensor.location, since):
+            if lot.id not in here:
+                by_product[lot.product_id].append((lot, where, quantity, left_on))
     times, values = series(sensor.id, low - window - sensor.interval_seconds, high + window + sensor.interval_seconds)
     if not times:
         return []
     touched = []
-    for product_id, held in by_product.items():
-        product = held[0][0].product
+    for product_id, candidates in by_product.items():
+        product = candidates[0][0].product
         range_low, range_high = _range(product, sensor.quantity)
         if range_low is None and range_high is None:
             continue
@@ -369,6 +404,9 @@ def detect_for_sensor(sensor: Sensor, low: int, high: int, actor: User, now: dat
             Excursion.sensor_id == sensor.id, Excursion.product_id == product_id, Excursion.status != "open"))
         after = to_seconds(closed_until) if closed_until else None
         for found in excursion_rule.detect(times, values, rule, after=after):
+            began = plant_time.local_date(from_seconds(found.start), plant_time.zone())  # shipping days are the plant's
+            held = [(lot, where, quantity) for lot, where, quantity, left_on in candidates
+                    if left_on is None or left_on >= began]
             touched.append(_record(sensor, product, rule, found, times, values, held, actor, now))
     return touched
 
