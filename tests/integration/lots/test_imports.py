@@ -33,10 +33,12 @@ from app.models import (
     SerialNumber,
     Shipment,
     StockLevel,
+    StorageLocation,
     Supplier,
+    Warehouse,
 )
 from app.models.sterilization import SterilizationBatch, SterilizationLoad
-from app.services.lots import conditions, import_rules, imports
+from app.services.lots import conditions, import_rules, imports, stock  # noqa: F401 - stock registers its kinds
 from tests.conftest import T0
 from tests.integration.services.scenarios import count
 
@@ -189,6 +191,10 @@ GOOD: dict[str, list[list]] = {
                 ["H2", "Truck humidity", "humidity", "vehicle", "Truck 1", ""]],
     "readings": [["timestamp", "sensor", "value", "unit"], ["2026-11-20T08:00:00+08:00", "T0", "41", "F"],
                  ["2026-11-20 00:05", "T0", "5.5", "C"]],  # 41 °F = 5 °C; plant time is UTC in the tests
+    "warehouses": [["code", "name", "address"], ["W1", "Main warehouse", "Hangzhou"], ["W2", "Cold store", ""]],
+    "locations": [["code", "warehouse", "name"], ["WH-A", "W0", "Rack A"], ["WH-B", "W0", ""]],
+    "fefo_shipments": [["gtin", "customer_code", "quantity", "shipped_on", "document_no"],
+                       [GTIN, "D1", "10", "2026-11-20", "FO-1"], [GTIN, "H1", "5", "", "FO-2"]],  # held lot skipped
     "sterilization_batches": [["batch_number", "method", "processed_on", "dose_min_kgy", "dose_max_kgy", "load"],
                               ["G-1", "gamma", "2026-11-20", "26", "34", "L-quarantine:60; L-hold"]],
 }
@@ -235,14 +241,41 @@ IMPORTED: dict[str, tuple[Callable[[], list[tuple]], list[tuple]]] = {
      [("H2", "humidity", "vehicle", "Truck 1", 300), ("T2", "temperature", "warehouse", "WH-B", 60)]),
     "readings": (lambda: rows_of(select(Reading.at, Reading.value).order_by(Reading.at)),
      [(READINGS_FROM, 500), (READINGS_FROM + 300, 550)]),
+    "warehouses": (lambda: rows_of(select(Warehouse.code, Warehouse.name, Warehouse.address).order_by(Warehouse.code)),
+     [("W1", "Main warehouse", "Hangzhou"), ("W2", "Cold store", "")]),
+    "locations": (lambda: rows_of(select(StorageLocation.code, Warehouse.code, StorageLocation.name).join(Warehouse)
+                                  .order_by(StorageLocation.code)),
+     [("WH-A", "W0", "Rack A"), ("WH-B", "W0", "")]),
+    "fefo_shipments": (lambda: rows_of(select(Shipment.document_no, ProductLot.lot_number, Shipment.quantity,
+                                              Shipment.shipped_on).join(ProductLot)
+                                       .where(Shipment.order_id.is_not(None)).order_by(Shipment.id)) + _stock(),
+     [("FO-1", "L-released", 10, date(2026, 11, 20)), ("FO-2", "L-released", 5, date(2026, 11, 23)),
+      ("L-released", "WH-A", 15), ("L-hold", "WH-B", 30)]),
     "sterilization_batches": (_sterilization_loads,
      [("L-hold", "G-1", 100, "pending"), ("L-quarantine", "G-1", 60, "pending")]),
 }
 
 
+def _warehouse_w0() -> None:
+    db.session.add(Warehouse(code="W0", name="Existing warehouse"))
+    db.session.commit()
+
+
+def _stock_to_ship() -> None:
+    lots_by_number = dict(db.session.execute(select(ProductLot.lot_number, ProductLot.id)).all())
+    db.session.add_all([StockLevel(product_lot_id=lots_by_number["L-released"], location="WH-A", quantity=30),
+                        StockLevel(product_lot_id=lots_by_number["L-hold"], location="WH-B", quantity=30)])
+    db.session.commit()
+
+
+# What a kind's good file needs in the plant first (a warehouse for its locations, stock to ship).
+SETUP: dict[str, Callable[[], None]] = {"locations": _warehouse_w0, "fefo_shipments": _stock_to_ship}
+
+
 @pytest.mark.parametrize("kind", list(import_rules.KINDS))
 def test_a_good_csv_file_imports_every_row(run, kind):
     observe, expected = IMPORTED[kind]
+    SETUP.get(kind, lambda: None)()
     job = run(kind, GOOD[kind])
     assert (job.status, job.imported_rows, job.errors, job.message) == ("succeeded", len(GOOD[kind]) - 1, [], "")
     db.session.expire_all()
