@@ -35,6 +35,7 @@ REFUSALS = (
     _l("Only administrators and process owners can cancel an instance."),
     _l("Only process owners deploy procedures."),
     _l("Someone changed this record at the same time; nothing was saved."),
+    _l("Someone saved the same record at the same time; nothing was saved. Reload and try again."),
     _l("Only administrators edit holiday calendars."), _l("This task is no longer waiting for a user."),
     _l("Only a waiting task can be released."), _l("This task is not claimed."),
     _l("Only the assignee or an administrator can release this task."),

@@ -4,10 +4,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.exceptions import Conflict
 from app.extensions import db
+
+# SQLSTATE 23505 (PostgreSQL) and SQLite's own wording: a unique key taken by a transaction that committed first.
+_UNIQUE_VIOLATION = "23505"
+CONCURRENT_DUPLICATE = "Someone saved the same record at the same time; nothing was saved. Reload and try again."
+
+
+def is_unique_violation(err: IntegrityError) -> bool:
+    return getattr(err.orig, "sqlstate", None) == _UNIQUE_VIOLATION or "UNIQUE constraint failed" in str(err.orig)
+
 
 _DEPTH = "qualiflow_atomic_depth"
 _KEPT = "qualiflow_atomic_kept"
@@ -40,7 +50,8 @@ def _commit() -> None:
 
 @contextmanager
 def atomic() -> Iterator[None]:
-    """Commit the session when the block succeeds; otherwise roll back and re-raise (stale writes as 409).
+    """Commit the session when the block succeeds; otherwise roll back and re-raise (stale writes, and a unique
+    key another transaction took after this one checked it was free, as 409).
 
     A use case called inside another (a failed inspection starting a CAPA) joins the outer
     transaction: only the outermost block commits, so the two land or fail together.
@@ -60,6 +71,11 @@ def atomic() -> Iterator[None]:
     except StaleDataError as err:
         db.session.rollback()
         raise Conflict("Someone changed this record at the same time; nothing was saved.") from err
+    except IntegrityError as err:
+        db.session.rollback()
+        if is_unique_violation(err):
+            raise Conflict(CONCURRENT_DUPLICATE) from err
+        raise
     except BaseException:
         db.session.rollback()
         raise
