@@ -25,6 +25,7 @@ def _token(username: str) -> dict[str, str]:
     ("/studio/drafts/99999", "没有草稿 99999。", "No draft 99999."),
     ("/processes/nope/history", "没有流程 'nope'。", "No process 'nope'."),
     ("/processes/capa/9/review", "流程 'capa' 没有第 9 版。", "Process 'capa' has no version 9."),
+    ("/tasks/99999", "没有任务 99999。", "No task 99999."),
 ])
 def test_a_page_refusal_with_values_reads_in_the_page_language(client, seeded, path, chinese, english):
     login(client, "admin")

@@ -29,7 +29,7 @@ from app.services.workflow.transaction import atomic, keep_loaded
 def get_task(task_id: int) -> Task:
     task = db.session.get(Task, task_id)
     if task is None:
-        raise NotFound(f"No task {task_id}.")
+        raise NotFound(_("No task %(id)s.", id=task_id))
     return task
 
 
@@ -44,7 +44,7 @@ def _locked_task(task_id: int) -> Task:
     """Load a task and lock its instance row, so concurrent completions of one instance queue up."""
     task = db.session.scalar(_LOCKED_TASK, {"task_id": task_id})
     if task is None:
-        raise NotFound(f"No task {task_id}.")
+        raise NotFound(_("No task %(id)s.", id=task_id))
     return task
 
 
@@ -114,7 +114,8 @@ def task_form(task: Task) -> tuple[dict, dict | None]:
     version_forms = _version_forms(task.instance.version)
     schema = version_forms.get(task.form) if task.form else {"type": "object", "properties": {}}
     if schema is None:
-        raise NotFound(f"Form {task.form!r} is missing from process version {task.instance.version.version}.")
+        raise NotFound(_("Form %(form)s is missing from process version %(version)s.", form=repr(task.form),
+                         version=task.instance.version.version))
     return schema, version_forms.get(task.ui_form) if task.ui_form else None
 
 
