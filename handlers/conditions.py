@@ -7,7 +7,8 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from app.exceptions import QualiflowError
-from app.services.lots import conditions, lots
+from app.services.lots import conditions, lots, stock
+from app.services.workflow import processes
 from handlers.base import HandlerContext, HandlerError
 
 
@@ -17,11 +18,20 @@ class DecisionParams(Schema):
 
 
 def apply_decisions(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
-    """Lift the deviation's hold on the lots released, scrap the others, and close the excursion."""
+    """Lift the deviation's hold on the lots released, scrap the others, and close the excursion; for each lot
+    scrapped with stock left, start the scrap / destruction procedure at every location holding it (in the name of
+    the instance's starter), so the goods are destroyed on a signed record and taken off stock."""
     if not isinstance(params["decisions"], list):
         raise HandlerError("decisions must be a list of {lot_number, decision}")
     try:
-        return conditions.apply_decisions(ctx.instance, params["decisions"], params["reason"], ctx.now)
+        outcome = conditions.apply_decisions(ctx.instance, params["decisions"], params["reason"], ctx.now)
+        destructions = []
+        if outcome["scrapped"] and processes.is_deployed(stock.SCRAP_PROCESS) and ctx.instance.started_by:
+            for number in outcome["scrapped"]:
+                reason = f"Excursion #{outcome['excursion_id']}: decided scrap ({params['reason']})"
+                destructions += [instance.id for instance in stock.start_scraps_for(
+                    conditions.product_lot(number), ctx.instance.started_by, ctx.now, reason)]
+        return {**outcome, "destruction_instances": destructions}
     except QualiflowError as err:
         raise HandlerError(err.message) from err
 

@@ -713,8 +713,9 @@ SCRAP_PROBLEMS = {
 
 
 def scrap_problems(data: dict[str, Any], lang: str = "en") -> dict[str, list[str]]:
-    """What is wrong with a scrap request: the lot exists and is not already gone, and its location holds the
-    quantity."""
+    """What is wrong with a scrap request: the lot exists and is not already gone (returned to its supplier), and
+    its location holds the quantity. A lot already decided *scrapped* (a deviation's decision) may be destroyed:
+    its stock is still there until a destruction record takes it off."""
     number = str(data.get("lot_number") or "").strip()
     location = str(data.get("location") or "").strip()
     quantity = data.get("quantity")
@@ -724,7 +725,7 @@ def scrap_problems(data: dict[str, Any], lang: str = "en") -> dict[str, list[str
     lot = db.session.scalar(select(ProductLot).where(ProductLot.lot_number == number))
     if lot is None:
         return {"lot_number": [SCRAP_PROBLEMS["unknown_lot"][which].format(lot=number)]}
-    if lot.status in ("scrapped", "returned"):
+    if lot.status == "returned":
         return {"lot_number": [SCRAP_PROBLEMS["gone"][which].format(lot=number, status=lot.status,
                                                                    status_zh=STATUS_ZH.get(lot.status, lot.status))]}
     available = db.session.scalar(select(StockLevel.quantity).where(StockLevel.product_lot_id == lot.id,
@@ -771,7 +772,7 @@ def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: st
                  old={"quantity": level.quantity + quantity, "location": level.location},
                  new={"quantity": level.quantity, "scrapped": quantity, "method": method, "witness": record.witness,
                       "lot_number": lot.lot_number, "record": record.id, "approved_by": approved_by})
-    if remaining == 0:
+    if remaining == 0 and lot.status != "scrapped":
         lots.change_status(lot, "scrapped", f"all stock destroyed (scrap record #{record.id}): {reason}"[:2000],
                            None, now, instance_id=instance.id)
     lots.link_lots(instance.id, [lot.id], "subject")
@@ -782,6 +783,21 @@ def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: st
 
 SCRAP_PROCESS = "scrap"
 SCRAP_TITLE = titles.register("Scrap of lot {lot} at {location}", "批次 {lot}（{location}）报废")
+
+
+def start_scraps_for(lot: ProductLot, actor: User, now: datetime, reason: str) -> list[ProcessInstance]:
+    """Inside the caller's transaction: start the scrap / destruction procedure for every location still holding
+    stock of a lot decided scrapped, each request filled in with the whole quantity there and the reason."""
+    started = []
+    for level in db.session.scalars(select(StockLevel).where(StockLevel.product_lot_id == lot.id,
+                                                             StockLevel.quantity > 0).order_by(StockLevel.location)):
+        title = SCRAP_TITLE.format(lot=lot.lot_number, location=level.location)
+        instance = instances.start_instance(SCRAP_PROCESS, actor, {
+            "title": title, "lot_number": lot.lot_number, "location": level.location, "quantity": level.quantity,
+            "reason": reason[:2000]}, title=title, now=now)
+        lots.link_lots(instance.id, [lot.id], "subject")
+        started.append(instance)
+    return started
 
 
 def start_scrap(lot_id: int, location: str, actor: User, now: datetime | None = None) -> ProcessInstance:
@@ -795,7 +811,7 @@ def start_scrap(lot_id: int, location: str, actor: User, now: datetime | None = 
             raise NotFound(f"No product lot {lot_id}.")
         quantity = db.session.scalar(select(StockLevel.quantity).where(
             StockLevel.product_lot_id == lot_id, StockLevel.location == location)) or 0
-        if quantity <= 0 or lot.status in ("scrapped", "returned"):
+        if quantity <= 0 or lot.status == "returned":
             raise Conflict(SCRAP_PROBLEMS["no_stock"][0].format(lot=lot.lot_number, location=location))
         title = SCRAP_TITLE.format(lot=lot.lot_number, location=location)
         instance = instances.start_instance(SCRAP_PROCESS, actor, {"title": title, "lot_number": lot.lot_number,
