@@ -88,6 +88,7 @@ FIELD_MESSAGES: dict[str, tuple[str, str]] = {
                         "批次 {lot} 不能通过例外放行发货：{reason}"),
     "reason_required": ("An override needs a reason.", "例外放行必须填写理由。"),
     "password_required": ("Sign the override with your password.", "请输入密码以签署例外放行。"),
+    "wrong_password": ("The password is wrong; nothing was shipped.", "密码错误；未发货。"),
     "too_early": ("A shipment can be recorded at most {days} days back (from {first}).",
                   "发货日期最多可追溯 {days} 天（自 {first} 起）。"),
     "too_late": ("A shipment can be planned at most {days} days ahead (until {last}).",
@@ -543,7 +544,7 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
                 errors["password"] = [field_message("password_required", lang)]
             if errors:
                 raise FormInvalid(errors, "The override has errors; nothing was shipped.")
-            signatures.authenticate_signer(actor, password, now, "The password is wrong; nothing was shipped.")
+            signatures.authenticate_signer(actor, password, now, field_message("wrong_password", lang))
         proposal = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
                                request.warehouse, frozenset(override_lots), lock=True, today=request.today)
         if proposal.short:

@@ -160,7 +160,7 @@ def test_qa_overrides_a_shelf_life_refusal_with_reason_and_e_signature(short_dat
 
 
 def test_an_override_with_a_wrong_password_is_refused_and_counted_nothing_shipped(short_dated, user):
-    with pytest.raises(SignatureRejected):
+    with pytest.raises(SignatureRejected, match="^The password is wrong; nothing was shipped.$"):
         stock.ship(request(15), user("qa"), overrides=["SHORT"], reason="Agreed", password="wrong", now=T0)
     db.session.rollback()
     assert level("SHORT", "A-01") == 20

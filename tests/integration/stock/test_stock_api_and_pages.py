@@ -167,7 +167,7 @@ def test_the_ship_page_in_chinese_with_an_override_and_a_wrong_password(shelf, c
     assert status == 200 and "无法发货 10（共需 40）" in html and "仍然发货" in html
     status, html = _page(client, action="ship", overrides="SHORT", reason="客户书面同意", password="wrong",
                          **body(quantity=40))
-    assert status == 401 and 'data-testid="ship-message"' in html
+    assert status == 401 and 'data-testid="ship-message"' in html and "密码错误；未发货。" in html
     db.session.rollback()
     assert nothing_written()
     status, html = _page(client, action="ship", overrides="SHORT", reason="客户书面同意",
