@@ -50,7 +50,7 @@ _EVENT_COLUMNS = tuple(column.key for column in _EVENTS.columns)
 
 
 def record(actor: User | None, action: str, object_type: str = "", object_id: Any = "", *,
-           instance_id: int | None = None, old: Any = None, new: Any = None, reason: str = "",
+           instance_id: int | None = None, old: Any = None, new: Any = None, reason: str | None = "",
            at: datetime | None = None, actor_name: str | None = None) -> AuditEvent:
     """Append one event to the chain in the current transaction (the caller commits).
 
@@ -69,7 +69,7 @@ def record(actor: User | None, action: str, object_type: str = "", object_id: An
         id=chain[0] + 1, at=at or utcnow(), actor_id=actor.id if actor else None,
         actor_name=actor_name if actor_name is not None else (actor.full_name if actor else "system"),
         action=action, object_type=object_type, object_id=str(object_id), instance_id=instance_id,
-        old=_plain(old), new=_plain(new), reason=reason, prev_hash=chain[1])
+        old=_plain(old), new=_plain(new), reason=reason or "", prev_hash=chain[1])
     event.hash = _digest(chain[1], event)
     chain[:] = [event.id, event.hash]
     # Not session.add: the rows are written with one Core INSERT when the session next flushes, queries or commits
