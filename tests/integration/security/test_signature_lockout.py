@@ -44,7 +44,7 @@ def test_wrong_signature_passwords_are_kept_and_lock_the_account(app, seeded, us
     assert _sign(app, signer, DEMO_PASSWORD, lang) == still_locked  # the right password waits for the lock to end
     db.session.expire_all()
     assert db.session.get(User, signer.id).locked_until is not None
-    failures = db.session.query(AuditEvent).filter_by(action="signature.failed", object_id=signer.id).count()
+    failures = db.session.query(AuditEvent).filter_by(action="signature.failed", object_id=str(signer.id)).count()
     assert failures == 3
 
 
