@@ -8,13 +8,13 @@ page, the API and the file import (kind `fefo_shipments`), so no path can ship w
 """
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import case, func, or_, select
 
 from app import engine
@@ -143,36 +143,6 @@ class StockRow:
                 "days_to_expiry": (lot.expiry_on - today).days if lot.expiry_on else None}
 
 
-@dataclass
-class StockPage:
-    """A page of stock rows with what the pagination macro reads."""
-
-    items: list[StockRow]
-    page: int
-    per_page: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return max(math.ceil(self.total / self.per_page), 1) if self.total else 0
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
-
-
 def _warehouse_of_location():
     """A scalar subquery: the warehouse code of a stock level's location ("" when the location is not registered)."""
     return func.coalesce(select(Warehouse.code).join(StorageLocation, StorageLocation.warehouse_id == Warehouse.id)
@@ -190,8 +160,9 @@ def _expiry_conditions(expiry: str, today: date, days: int) -> list:
 
 
 def list_stock(*, warehouse: str | None = None, location: str = "", expiry: str = "", status: str = "", q: str = "",
-               today: date, days: int | None = None, page: int = 1, per_page: int = 50) -> StockPage:
-    """A page of stock levels with a positive quantity, by warehouse and location, soonest expiry first; filtered by
+               today: date, days: int | None = None, page: int = 1, per_page: int = 50) -> Pagination:
+    """A page (Flask-SQLAlchemy's, its items StockRows) of stock levels with a positive quantity, by warehouse and
+    location, soonest expiry first; filtered by
     warehouse code ("" = locations without a warehouse), location, expiry (near / expired), lot status and a text
     (lot number, product, GTIN)."""
     days = current_app.config["LOT_NEAR_EXPIRY_DAYS"] if days is None else days
@@ -208,14 +179,12 @@ def list_stock(*, warehouse: str | None = None, location: str = "", expiry: str 
                               Product.gtin.ilike(pattern)))
     base = (select(StockLevel).join(ProductLot, ProductLot.id == StockLevel.product_lot_id)
             .join(Product, Product.id == ProductLot.product_id).where(*conditions))
-    total = db.session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    page = max(page, 1)
-    levels = list(db.session.scalars(base.order_by(
+    result = db.paginate(base.order_by(
         case((ProductLot.expiry_on.is_(None), 1), else_=0), ProductLot.expiry_on, ProductLot.lot_number,
-        StockLevel.location).offset((page - 1) * per_page).limit(per_page)))
-    locations = _location_map({level.location for level in levels})
-    return StockPage([StockRow(level, level.product_lot, locations.get(level.location)) for level in levels],
-                     page, per_page, total)
+        StockLevel.location), page=max(page, 1), per_page=per_page, error_out=False)
+    locations = _location_map({level.location for level in result.items})
+    result.items = [StockRow(level, level.product_lot, locations.get(level.location)) for level in result.items]
+    return result
 
 
 @dataclass
