@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import and_, func, or_, select
 
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, ValidationFailed
@@ -562,25 +563,14 @@ def _rows(pairs) -> list[SupplierRow]:
     return rows
 
 
-@dataclass
-class Page:
-    items: list[SupplierRow]
-    page: int
-    pages: int
-    total: int
-    per_page: int
-    has_prev: bool = False
-    has_next: bool = False
-    prev_num: int | None = None
-    next_num: int | None = None
-
-
-def approved_supplier_list(q: str = "", status: str = "", band: str = "", page: int = 1, per_page: int = 20) -> Page:
-    """A page of the approved-supplier list: status, latest score and band, trend, last evaluation, open review."""
+def approved_supplier_list(q: str = "", status: str = "", band: str = "", page: int = 1,
+                           per_page: int = 20) -> Pagination:
+    """A page of the approved-supplier list (Flask-SQLAlchemy's, its items SupplierRows): status, latest score and
+    band, trend, last evaluation, open review."""
     check_filters(status, band)
     result = db.paginate(_asl_query(q, status, band), page=max(page, 1), per_page=per_page, error_out=False)
-    return Page(_rows(_with_latest(list(result.items))), result.page, result.pages, result.total or 0, per_page,
-                result.has_prev, result.has_next, result.prev_num, result.next_num)
+    result.items = _rows(_with_latest(list(result.items)))
+    return result
 
 
 def export_rows(q: str = "", status: str = "", band: str = "") -> list[SupplierRow]:
