@@ -150,22 +150,27 @@ def old_inbox(actor, page: int, per_page: int = 20):
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
-def _requests(rare_lot: str, deep: str) -> list[tuple[str, str, bool]]:
-    """(label, path, part of the goal); `deep` is the cursor after task 39,980 (where page 2001 starts)."""
+def deep_page(open_tasks: int) -> int:
+    """The page read by number for the deep-page rows: 2000, or the last but one qa has with fewer tasks (--quick)."""
+    return max(1, min(2000, open_tasks * _qa_sees() // 100 // 20 - 1))
+
+
+def _requests(rare_lot: str, deep: str, page: int) -> list[tuple[str, str, str, bool]]:
+    """(key, label, path, part of the goal); `deep` is page `page`'s next cursor (where page `page` + 1 starts)."""
     return [
-        ("API first page", "/api/v1/tasks", True),
-        ("API page 2001 by cursor (after=)", f"/api/v1/tasks?after={deep}", True),
-        ("API page 2000 by number (page=, OFFSET)", "/api/v1/tasks?page=2000", False),
-        ("HTML first page", "/", True),
-        ("HTML page 2001 by cursor (Next link)", f"/?after={deep}", True),
-        ("HTML page 2000 by number", "/?page=2000", False),
-        (f"API search: a lot number (1 title: {rare_lot})", f"/api/v1/tasks?q={rare_lot}", False),
-        ("API search: a word 1 title in 8 has (Burr)", "/api/v1/tasks?q=Burr", False),
-        ("API search: a task name (Root-cause)", "/api/v1/tasks?q=Root-cause", False),
-        ("API search: no match", "/api/v1/tasks?q=zzz-no-match", False),
-        ("HTML search: a lot number", f"/?q={rare_lot}", False),
-        ("API filter: procedure (recall, 1 in 5)", "/api/v1/tasks?process=recall", False),
-        ("API filter: overdue", "/api/v1/tasks?overdue=true", False),
+        ("api_first", "API first page", "/api/v1/tasks", True),
+        ("api_deep_cursor", f"API page {page + 1} by cursor (after=)", f"/api/v1/tasks?after={deep}", True),
+        ("api_deep_number", f"API page {page} by number (page=, OFFSET)", f"/api/v1/tasks?page={page}", False),
+        ("html_first", "HTML first page", "/", True),
+        ("html_deep_cursor", f"HTML page {page + 1} by cursor (Next link)", f"/?after={deep}", True),
+        ("html_deep_number", f"HTML page {page} by number", f"/?page={page}", False),
+        ("api_search_lot", f"API search: a lot number (1 title: {rare_lot})", f"/api/v1/tasks?q={rare_lot}", False),
+        ("api_search_word", "API search: a word 1 title in 8 has (Burr)", "/api/v1/tasks?q=Burr", False),
+        ("api_search_task", "API search: a task name (Root-cause)", "/api/v1/tasks?q=Root-cause", False),
+        ("api_search_none", "API search: no match", "/api/v1/tasks?q=zzz-no-match", False),
+        ("html_search_lot", "HTML search: a lot number", f"/?q={rare_lot}", False),
+        ("api_filter_process", "API filter: procedure (recall, 1 in 5)", "/api/v1/tasks?process=recall", False),
+        ("api_filter_overdue", "API filter: overdue", "/api/v1/tasks?overdue=true", False),
     ]
 
 
@@ -212,26 +217,29 @@ def run_backend(backend: str, args: argparse.Namespace) -> dict[str, Any]:
             raise BenchError(f"{backend}: the search for {rare_lot} did not find instance {rare_instance}")
         # The cursor a client holds on page 2000: its next_cursor. Page 2001 by cursor is then checked against
         # page 2001 by number (the same tasks while nothing changes).
-        deep = get("/api/v1/tasks?page=2000").get_json()["next_cursor"]
-        by_number = [item["id"] for item in get("/api/v1/tasks?page=2001").get_json()["items"]]
+        page = deep_page(args.open)
+        deep = get(f"/api/v1/tasks?page={page}").get_json()["next_cursor"]
+        if not deep:
+            raise BenchError(f"{backend}: page {page} has no next page")
+        by_number = [item["id"] for item in get(f"/api/v1/tasks?page={page + 1}").get_json()["items"]]
         if [item["id"] for item in get(f"/api/v1/tasks?after={deep}").get_json()["items"]] != by_number:
-            raise BenchError(f"{backend}: page 2001 by cursor is not page 2001 by number")
+            raise BenchError(f"{backend}: page {page + 1} by cursor is not page {page + 1} by number")
         results = []
-        for label, path, goal in _requests(rare_lot, deep):
+        for key, label, path, goal in _requests(rare_lot, deep, page):
             figures = timed(lambda path=path: get(path), args.repeats)
             status = ("PASS" if figures["p95_ms"] < GOAL_P95_MS else "MISS") if goal else ""
-            results.append({"request": label, "path": path, **figures, "goal": status})
-        plans = _plans(app, get, rare_lot, deep) if args.plans else []
-        before = _before(app, qa_id, args) if args.before else None
-    return {"backend": backend, "open_tasks": args.open, "qa_sees": _qa_sees(), "requests": results,
-            "before": before, "plans": plans}
+            results.append({"key": key, "request": label, "path": path, **figures, "goal": status})
+        plans = _plans(app, get, rare_lot, deep, page) if args.plans else []
+        before = _before(app, qa_id, args, page) if args.before else None
+    return {"backend": backend, "open_tasks": args.open, "qa_sees": _qa_sees(), "deep_page": page,
+            "requests": results, "before": before, "plans": plans}
 
 
 def _qa_sees() -> int:
     return round(sum(share for share, group, assignee in VISIBILITY[:3]) * 100)
 
 
-def _before(app, qa_id: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+def _before(app, qa_id: int, args: argparse.Namespace, deep: int) -> list[dict[str, Any]]:
     """The old and the new inbox query at the service level, same harness: a fresh session per call."""
     from app.extensions import db
     from app.models import User
@@ -248,7 +256,7 @@ def _before(app, qa_id: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         return inbox.inbox(actor, inbox.InboxFilter(), page=page)
 
     rows = []
-    for page, repeats in ((1, args.before_repeats), (2000, args.before_repeats)):
+    for page, repeats in ((1, args.before_repeats), (deep, args.before_repeats)):
         progress(f"  before/after at the service level, page {page}")
         old = timed(call(old_inbox, page), repeats, warmup=1)
         ours = timed(call(new, page), max(repeats, 10), warmup=1)
@@ -257,14 +265,14 @@ def _before(app, qa_id: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def _plans(app, get, rare_lot: str, deep: str) -> list[dict[str, Any]]:
+def _plans(app, get, rare_lot: str, deep: str, page: int) -> list[dict[str, Any]]:
     from app.extensions import db
 
     plans = []
     with app.app_context():
         engine = db.engine
-    for label, path in (("first page", "/api/v1/tasks"), ("page 2001 by cursor", f"/api/v1/tasks?after={deep}"),
-                        ("page 2000 by number", "/api/v1/tasks?page=2000"),
+    for label, path in (("first page", "/api/v1/tasks"), (f"page {page + 1} by cursor", f"/api/v1/tasks?after={deep}"),
+                        (f"page {page} by number", f"/api/v1/tasks?page={page}"),
                         ("search for a lot number", f"/api/v1/tasks?q={rare_lot}")):
         with captured_sql(engine) as statements:
             get(path)
@@ -299,11 +307,11 @@ def print_table(result: dict[str, Any]) -> None:
         for row in backend["requests"]:
             print(f"{row['request']:<52} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['max_ms']:>8.1f} "
                   f"{row['cpu_p50_ms']:>8.1f}  {row['goal']}")
-        rows = {row["request"].split(" (")[0]: row for row in backend["requests"]}
-        for side in ("API", "HTML"):
-            first, deep = rows[f"{side} first page"], rows[f"{side} page 2001 by cursor"]
-            number = rows[f"{side} page 2000 by number"]
-            print(f"{side}: deep page by cursor / first page, p50 {deep['p50_ms'] / first['p50_ms']:.2f}x "
+        rows = {row["key"]: row for row in backend["requests"]}
+        for side in ("api", "html"):
+            first, deep = rows[f"{side}_first"], rows[f"{side}_deep_cursor"]
+            number = rows[f"{side}_deep_number"]
+            print(f"{side.upper()}: deep page by cursor / first page, p50 {deep['p50_ms'] / first['p50_ms']:.2f}x "
                   f"(by number: {number['p50_ms'] / first['p50_ms']:.2f}x)")
         if backend["before"]:
             print("\nservice level, old query (join + exact COUNT) vs now:")
