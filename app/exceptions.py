@@ -114,6 +114,12 @@ class FormInvalid(QualiflowError):
         return {**super().as_dict(), "errors": self.errors}
 
 
+class FormConflict(FormInvalid):
+    """The record conflicts with the state of another record (a suspended supplier); nothing was saved."""
+
+    status = 409
+
+
 class FormDefinitionInvalid(QualiflowError):
     """The form definition (JSON Schema or UI schema) has errors; nothing was saved."""
 

@@ -5,7 +5,7 @@ from marshmallow import INCLUDE, fields, post_load, validate
 
 from app.api.base import ErrorSchema, Schema, refused_rows
 from app.api.schemas import AuditSchema
-from app.services.lots import conditions, import_rules, stock  # noqa: F401 - conditions and stock register kinds
+from app.services.lots import conditions, import_rules, lots, stock  # noqa: F401 - conditions and stock register kinds
 
 # URL and form spelling of the importable kinds: "product-lots" for import_rules.KINDS["product_lots"].
 API_KINDS = {name.replace("_", "-"): name for name in import_rules.KINDS}
@@ -54,9 +54,22 @@ class MaterialLotSchema(Schema):
     lot_number = fields.Str()
     supplier_code = fields.Str(attribute="supplier.code")
     supplier_name = fields.Str(attribute="supplier.name")
+    supplier_status = fields.Str(attribute="supplier.status",
+                                 metadata={"description": "approved, conditional or suspended"})
     received_on = fields.Date(allow_none=True)
     expiry_on = fields.Date(allow_none=True)
     status = fields.Str()
+
+
+class SupplierWarningsMixin(Schema):
+    warnings = fields.Function(lots.supplier_warnings, metadata={
+        "type": "array", "items": {"type": "string"},
+        "description": "what the supplier's status asks (a conditional supplier: tightened incoming inspection), "
+                       "in the request's language; empty for an approved supplier"})
+
+
+class MaterialLotCreatedSchema(MaterialLotSchema, SupplierWarningsMixin):
+    """A material lot as answered when it is entered, with its supplier's warnings."""
 
 
 class ProductLotSchema(Schema):
@@ -119,6 +132,10 @@ class InspectionSchema(Schema):
     inspector = fields.Str()
     capa_instance_id = fields.Int(allow_none=True,
                                   metadata={"description": "the CAPA instance a failed final inspection opened"})
+
+
+class InspectionCreatedSchema(InspectionSchema, SupplierWarningsMixin):
+    """An inspection as answered when it is entered, with the warnings of its material lot's supplier."""
 
 
 class StockSchema(Schema):

@@ -22,8 +22,10 @@ from app.api.lot_schemas import (
     ImportJobSchema,
     ImportRefusedSchema,
     ImportUploadSchema,
+    InspectionCreatedSchema,
     InspectionSchema,
     ListQuerySchema,
+    MaterialLotCreatedSchema,
     MaterialLotDetailSchema,
     MaterialLotSchema,
     ProductLotDetailSchema,
@@ -106,13 +108,22 @@ def _list_view(path: str, kind: str, schema: type[Schema]) -> Callable:
     return blp.route(f"/{path}", endpoint=f"list_{kind}", methods=["GET"])(list_view)
 
 
+# Kinds whose supplier's status matters when one is entered: answered with the supplier's warnings, and refused
+# (409, nothing saved) for a suspended supplier - a new material lot, or a passing inspection of one of its lots.
+SUPPLIER_CHECKED = {"material-lots": MaterialLotCreatedSchema, "inspections": InspectionCreatedSchema}
+SUPPLIER_NOTE = (" A suspended supplier's new material lot, or a passing inspection of its material lot, is refused "
+                 "with 409 (`message` names the supplier; a failed inspection is recorded); a conditional supplier's "
+                 "record is answered with `warnings`. ")
+
+
 def _create_view(path: str, kind: str) -> Callable:
     listed = path in LISTED
-    answer = LISTED[path] if listed else CreatedSchema
+    answer = SUPPLIER_CHECKED.get(path) or (LISTED[path] if listed else CreatedSchema)
 
     @blp.doc(summary=f"Create one record of {import_rules.KINDS[kind].label.lower()}",
              description="Checked with the rules of a file import: 422 with `errors` per column when refused, "
                          "nothing saved. " + ("Answers the record. " if listed else "Answers its id. ")
+                         + (SUPPLIER_NOTE if path in SUPPLIER_CHECKED else "")
                          + "Columns:\n\n" + _columns_text(import_rules.KINDS[kind]))
     @blp.arguments(record_schema(import_rules.KINDS[kind]))
     @blp.response(201, answer)

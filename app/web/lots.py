@@ -199,8 +199,13 @@ def new_record(kind: str):
     try:
         record_id = imports.create_record(kind, data, current_user, lang=ui_lang())
     except FormInvalid as err:
-        return _render_new_record(record_kind, request.form.to_dict(), err.errors, 422)
+        # 409: a suspended supplier's lot; the message naming the supplier heads the form
+        errors = {**err.errors, "_": [err.message]} if err.status == 409 else err.errors
+        return _render_new_record(record_kind, request.form.to_dict(), errors, err.status)
     flash(_("%(kind)s: the record was saved.", kind=kind_label(record_kind)), "success")
+    if kind == "inspections":  # a material lot's own page shows its supplier's warning
+        for warning in lots.supplier_warnings(lots.get_record(kind, record_id)):
+            flash(warning, "warning")
     if kind in LOT_PAGES:
         return redirect(url_for(LOT_PAGES[kind], lot_id=record_id))
     if kind == sterilization.BATCH_KIND.name:

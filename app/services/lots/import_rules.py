@@ -69,6 +69,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_supplier": ("unknown supplier {value}", "未知供应商 {value}"),
     "supplier_suspended": ("supplier {value} is suspended: no new lots accepted",
                            "供应商 {value} 已暂停：不接收新批次"),
+    "supplier_suspended_pass": ("lot {value} comes from supplier {supplier}, which is suspended: a passing inspection "
+                                "is not accepted (a failed one is recorded)",
+                                "批次 {value} 来自已暂停的供应商 {supplier}："
+                                "不接受合格的检验结论（不合格的检验可以记录）"),
     "unknown_lot": ("unknown lot {value}", "未知批号 {value}"),
     "ambiguous_lot": ("lot {value} exists for several materials; give the material",
                       "批号 {value} 对应多个物料，请填写物料"),
@@ -371,7 +375,8 @@ def _suppliers(state: ImportState, rows: list[Row]) -> None:
 
 
 def _material_lots(state: ImportState, rows: list[Row]) -> None:
-    suppliers = _lookup(state.session, Supplier.code, (r.values["supplier_code"] for r in rows), Supplier.status)
+    suppliers = _lookup(state.session, Supplier.code, (r.values["supplier_code"] for r in rows), Supplier.status,
+                        Supplier.name)
     pairs = {(r.values["material"], r.values["lot_number"]) for r in rows}
     taken = set(state.session.execute(select(MaterialLot.material, MaterialLot.lot_number).where(
         tuple_(MaterialLot.material, MaterialLot.lot_number).in_(pairs)))) if pairs else set()
@@ -382,7 +387,8 @@ def _material_lots(state: ImportState, rows: list[Row]) -> None:
         if supplier is None:
             continue
         if supplier.status == "suspended":
-            state.refuse(row.line, "supplier_code", "supplier_suspended", value=values["supplier_code"])
+            state.refuse(row.line, "supplier_code", "supplier_suspended", value=values["supplier_code"],
+                         name=supplier.name)
             continue
         if (values["material"], values["lot_number"]) in taken:
             state.refuse(row.line, "lot_number", "exists", value=values["lot_number"])
@@ -424,7 +430,10 @@ def _material_lot_map(state: ImportState, rows: list[Row]) -> dict[str, list]:
     numbers = list({r.values.get("material_lot") for r in rows if r.values.get("material_lot")})
     if numbers:
         for row in state.session.execute(select(MaterialLot.lot_number, MaterialLot.id, MaterialLot.material,
-                                                MaterialLot.received_on)
+                                                MaterialLot.received_on, Supplier.code.label("supplier_code"),
+                                                Supplier.name.label("supplier_name"),
+                                                Supplier.status.label("supplier_status"))
+                                         .join(Supplier, Supplier.id == MaterialLot.supplier_id)
                                          .where(MaterialLot.lot_number.in_(numbers))):
             found.setdefault(row.lot_number, []).append(row)
     return found
@@ -503,6 +512,11 @@ def _inspections(state: ImportState, rows: list[Row]) -> None:
         else:
             material = _material_lot(state, row, materials)
             if material is None:
+                continue
+            if material.supplier_status == "suspended" and values["result"] == "pass":
+                # Passing it would accept the material; a failed inspection is evidence and is kept.
+                state.refuse(row.line, "result", "supplier_suspended_pass", value=values["material_lot"],
+                             supplier=material.supplier_code, name=material.supplier_name)
                 continue
             record["material_lot_id"] = material.id
         if record.get("product_lot_id") and values["stage"] == "final" and values["result"] == "fail":

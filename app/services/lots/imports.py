@@ -21,7 +21,7 @@ from flask_babel import gettext
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.exceptions import FormInvalid, ImportRefused, NotFound, ValidationFailed
+from app.exceptions import FormConflict, FormInvalid, ImportRefused, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import (
     ImportJob,
@@ -296,5 +296,25 @@ def create_record(kind_name: str, data: dict[str, Any], actor: User, now: dateti
         errors: dict[str, list[str]] = {}
         for error in refused.errors:
             errors.setdefault(error["column"] or "_", []).append(reason_text(error, lang))
+        conflict = next((error for error in refused.errors if error["code"] in SUPPLIER_CONFLICTS), None)
+        if conflict is not None:
+            raise FormConflict(errors, _conflict_message(conflict)) from None
         raise FormInvalid(errors, "The record has errors; nothing was saved.") from None
     return record_id
+
+
+# Row refusals that are not a bad value but the supplier's status: a single record answers them with 409.
+SUPPLIER_CONFLICTS = ("supplier_suspended", "supplier_suspended_pass")
+
+
+def _conflict_message(error: dict) -> str:
+    """Say in the request's language why a suspended supplier's record is refused, naming the supplier."""
+    params = error.get("params", {})
+    if error["code"] == "supplier_suspended":
+        return gettext("Supplier %(code)s (%(name)s) is suspended: no new material lots are accepted from it. "
+                       "Reinstate the supplier through a signed supplier review first.",
+                       code=params.get("value", ""), name=params.get("name", ""))
+    return gettext("Material lot %(lot)s comes from supplier %(code)s (%(name)s), which is suspended: a passing "
+                   "inspection is not accepted. Record the inspection as failed (it is kept as evidence), or return "
+                   "the lot to the supplier.", lot=params.get("value", ""), code=params.get("supplier", ""),
+                   name=params.get("name", ""))

@@ -140,6 +140,27 @@ def refuse_suspended_supplier(lot: ProductLot | MaterialLot, status: str) -> Non
                          "review.", lot=lot.lot_number, code=lot.supplier.code))
 
 
+def supplier_warning(lot: ProductLot | MaterialLot | None) -> str | None:
+    """What a material lot's supplier status asks of whoever handles the lot, in the request's language: a conditional
+    supplier's lots need tightened incoming inspection, a suspended supplier's cannot be released; None otherwise."""
+    if lot is None or lot.kind != "material":
+        return None
+    if lot.supplier.status == "conditional":
+        return _("Supplier %(code)s is conditional: inspect this lot with tightened incoming inspection before "
+                 "release.", code=lot.supplier.code)
+    if lot.supplier.status == "suspended":
+        return _("Supplier %(code)s is suspended: this lot cannot be released. Return it to the supplier, or "
+                 "reinstate the supplier through a signed supplier review.", code=lot.supplier.code)
+    return None
+
+
+def supplier_warnings(record: Any) -> list[str]:
+    """The supplier warning of a newly entered material lot or inspection (of a material lot), as a list."""
+    lot = record.material_lot if isinstance(record, Inspection) else record
+    warning = supplier_warning(lot) if isinstance(lot, MaterialLot) else None
+    return [warning] if warning else []
+
+
 def set_supplier_status(supplier_id: int, status: str, reason: str, actor: User,
                         now: datetime | None = None) -> Supplier:
     """Approve, make conditional or suspend a supplier, with a reason; a suspended one delivers no new lots."""
