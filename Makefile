@@ -16,7 +16,7 @@ STUDIO_BUNDLE := node_modules/.bin/esbuild app/static/js/studio/modeler.js --bun
 	--target=es2020 --loader:.eot=file --loader:.svg=file --loader:.woff=file --loader:.woff2=file \
 	--loader:.ttf=file --asset-names=[name]-[hash] --log-level=warning --outfile=app/static/vendor/studio/studio.js
 
-.PHONY: setup venv assets translations db run test test-unit test-integration test-e2e bench screenshots docs lint clean
+.PHONY: setup venv assets translations db run test test-unit test-integration test-e2e bench bench-quick screenshots docs lint clean
 
 setup: venv assets translations
 
@@ -73,15 +73,12 @@ test: setup
 test-e2e: setup
 	$(BIN)/python -m pytest tests/e2e -q
 
+# Every benchmark in bench/ once, then one summary table (figures, same-run ratios, goals, PASS / MISS).
 bench: setup
-	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/trace.py
-	$(BIN)/python bench/imports.py
-	$(BIN)/python bench/readings.py
-	$(BIN)/python bench/layout.py
-	$(BIN)/python bench/inbox.py
-	$(BIN)/python bench/timers.py
-	$(BIN)/python bench/http_bench.py
+	$(BIN)/python bench/summary.py
+
+bench-quick: setup
+	$(BIN)/python bench/summary.py --quick
 
 screenshots: setup
 	$(BIN)/python -m tests.e2e.guide_screenshots
