@@ -130,14 +130,15 @@ def verify_command() -> None:
         _fail(err.message)
     problems = [] if report.ok else [f"audit trail broken at row {report.broken_id}: {report.problem} "
                                      f"({report.checked} rows before it OK)"]
-    problems += evidence.verify_documents() + evidence.verify_signatures()
+    problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
         sys.exit(1)
     anchored = (f"matches {len(checkpoints)} checkpoint(s), the last at row {checkpoints[-1].last_id}"
                 if checkpoints else "no checkpoint yet (write one with `flask audit checkpoint`)")
-    click.echo(f"OK: {report.checked} audit events, chain intact, {anchored}; documents and signatures match.")
+    click.echo(f"OK: {report.checked} audit events, chain intact, {anchored}; documents, signatures and completed "
+               "steps match.")
 
 
 @audit_cli.command("checkpoint")
@@ -390,13 +391,13 @@ def backup_restore_command(path: Path, force: bool) -> None:
     except QualiflowError as err:
         _fail(f"the restored audit trail does not verify: {err.message}")
     problems = [] if trail.ok else [f"audit trail broken at row {trail.broken_id}: {trail.problem}"]
-    problems += evidence.verify_documents() + evidence.verify_signatures()
+    problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"OK: {trail.checked} audit events, chain intact, matches {len(checkpoints)} checkpoint(s); documents "
-               "and signatures match.")
+    click.echo(f"OK: {trail.checked} audit events, chain intact, matches {len(checkpoints)} checkpoint(s); documents, "
+               "signatures and completed steps match.")
     note = backups.upgrade_note(report.revision)
     if note:
         click.echo(note)

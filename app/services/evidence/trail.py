@@ -92,10 +92,12 @@ class TrailVerification:
     last_checkpoint_id: int | None = None
     document_problems: list[str] = field(default_factory=list)
     signature_problems: list[str] = field(default_factory=list)
+    completion_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.chain_ok and not self.document_problems and not self.signature_problems
+        return self.chain_ok and not self.document_problems and not self.signature_problems \
+            and not self.completion_problems
 
 
 def verify_trail() -> TrailVerification:
@@ -110,5 +112,6 @@ def verify_trail() -> TrailVerification:
                                    checkpoints[-1].last_id if checkpoints else None)
     result.document_problems = verification.verify_documents()
     result.signature_problems = verification.verify_signatures()
+    result.completion_problems = verification.verify_completions()
     db.session.rollback()  # nothing was changed; end the read transaction
     return result

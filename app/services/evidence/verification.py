@@ -1,5 +1,6 @@
 """Check stored evidence against what was recorded when it was made: document bytes against their
-SHA-256, signatures against the audit event that applied them; a tampered document is never served."""
+SHA-256, signatures against the audit event that applied them, completed steps against the audit event that
+recorded them; a tampered document is never served."""
 from __future__ import annotations
 
 import hashlib
@@ -8,9 +9,10 @@ from datetime import datetime
 from flask_babel import gettext
 from sqlalchemy import select
 
+from app.engine import data_hash
 from app.exceptions import EvidenceTampered
 from app.extensions import db
-from app.models import AuditEvent, Document, Incident, ProcessInstance, Signature, User
+from app.models import AuditEvent, Document, Incident, ProcessInstance, Signature, Task, User
 from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.evidence.document_rendering import stored_fingerprint
@@ -72,6 +74,38 @@ def verify_signatures() -> list[str]:
         if changed:
             problems.append(f"signature {signature.id} (instance {signature.instance_id}) does not match "
                             f"audit event {event.id}: {', '.join(changed)}")
+    return problems
+
+
+def verify_completions() -> list[str]:
+    """Compare every step a person completed (its task row: who, when, the data entered and its hash) with the
+    task.completed audit event that recorded it; return one problem per row that differs or that no event records.
+
+    Task rows are what the inbox, the instance page and four-eyes read; the audit trail is chained and anchored. A
+    row edited in the database (another completer, a changed answer) is named here, as a signature is."""
+    recorded = {(event.instance_id, event.object_id): event for event in db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "task.completed").order_by(AuditEvent.id))}  # the last wins
+    problems = []
+    for row in db.session.execute(
+            select(Task.id, Task.instance_id, Task.spiff_id, Task.element_id, Task.completed_by_id, Task.completed_at,
+                   Task.data, Task.data_hash)
+            .where(Task.completed_by_id.is_not(None)).order_by(Task.id)):
+        where = f"task {row.id} ({row.element_id}, instance {row.instance_id})"
+        event = recorded.get((row.instance_id, row.spiff_id))
+        if event is None:
+            problems.append(f"{where}: completed by user {row.completed_by_id}, but no task.completed audit event "
+                            "records it")
+            continue
+        data = row.data or {}
+        changed = [name for name, stored, expected in (
+            ("completed by", row.completed_by_id, event.actor_id),
+            ("time", row.completed_at, event.at),
+            ("data", data, (event.new or {}).get("data")),
+        ) if stored != expected]
+        if row.data_hash != data_hash(data):
+            changed.append("data hash")
+        if changed:
+            problems.append(f"{where} does not match audit event {event.id}: {', '.join(changed)}")
     return problems
 
 

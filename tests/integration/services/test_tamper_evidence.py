@@ -10,7 +10,7 @@ from sqlalchemy.exc import DatabaseError
 
 from app import create_app
 from app.extensions import db
-from app.models import AuditEvent, AuditHead, Document, Incident, ProcessInstance, Signature
+from app.models import AuditEvent, AuditHead, Document, Incident, ProcessInstance, Signature, Task
 from app.models.audit import DROP_APPEND_ONLY_SQL, DROP_EVIDENCE_GUARDS_SQL
 from app.services import users
 from app.services.evidence import audit
@@ -137,6 +137,49 @@ def test_verify_names_a_signature_whose_printed_name_changed(runner, user):
 
     _refused(runner, f"signature {signature.id} (instance {instance.id}) does not match audit event",
              ": printed name")
+
+
+def _completed_step(instance_id: int, element_id: str) -> Task:
+    return db.session.scalars(db.select(Task).where(Task.instance_id == instance_id, Task.element_id == element_id,
+                                                    Task.state == "completed")).one()
+
+
+def test_a_closed_procedure_verifies_with_its_completed_steps(runner, user):
+    close_capa(user)
+
+    result = runner.invoke(args=["audit", "verify"])
+
+    assert result.exit_code == 0, result.output
+    assert "documents, signatures and completed steps match" in result.output
+
+
+@pytest.mark.parametrize(("statement", "changed"), [
+    ("UPDATE tasks SET completed_by_id = (SELECT id FROM users WHERE username = 'admin') WHERE id = :id",
+     "completed by"),
+    ("UPDATE tasks SET completed_at = '2020-01-01 00:00:00' WHERE id = :id", "time"),
+    ("UPDATE tasks SET data = '{\"description\": \"nothing happened\"}' WHERE id = :id", "data, data hash"),
+], ids=["other completer", "other time", "other answer"])
+def test_verify_names_a_completed_step_edited_in_the_database(runner, user, statement, changed):
+    instance = close_capa(user)
+    task = _completed_step(instance.id, "describe_problem")
+    task_id = task.id
+
+    _as_database_owner(statement, id=task_id)
+
+    _refused(runner, f"task {task_id} (describe_problem, instance {instance.id}) does not match audit event",
+             f": {changed}")
+
+
+def test_verify_names_a_completion_no_audit_event_records(runner, user):
+    instance = close_capa(user)
+    task = _completed_step(instance.id, "describe_problem")
+    task_id = task.id
+
+    _as_database_owner("DELETE FROM audit_events WHERE action = 'task.completed' AND object_id = :spiff",
+                       spiff=task.spiff_id)
+
+    _refused(runner, f"task {task_id} (describe_problem, instance {instance.id}): completed by user",
+             "no task.completed audit event records it")
 
 
 FORGED = b"PK forged report"
