@@ -93,8 +93,9 @@ class Jobs:
             worker.stop(timeout=timeout_ms)
         self.broker.close()
 
-    def join(self, timeout_ms: int = 10_000) -> None:
-        """Wait until the in-process queue is empty and its jobs done (tests)."""
+    def join(self, timeout_ms: int = 120_000) -> None:
+        """Wait until the in-process queue is empty and its jobs done (tests; a package with its PDF report takes
+        tens of seconds on a loaded 2-core CI machine)."""
         if self.embedded and self.worker is not None:
             self.broker.join(QUEUE_NAME, timeout=timeout_ms, fail_fast=False)
             self.worker.join()
