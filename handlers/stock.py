@@ -25,11 +25,11 @@ class ScrapParams(Schema):
 
 def scrap(ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
     """Destroy the approved quantity, in the name of the instance's last signer (the approval gate)."""
-    signer = ctx.session.scalar(select(Signature.printed_name).where(Signature.instance_id == ctx.instance.id)
-                                .order_by(Signature.id.desc()).limit(1))
-    if signer is None:
+    signature = ctx.session.scalar(select(Signature).where(Signature.instance_id == ctx.instance.id)
+                                   .order_by(Signature.id.desc()).limit(1))
+    if signature is None:
         raise HandlerError("no signed approval precedes this step: nothing is destroyed without one")
     try:
-        return stock.scrap_stock(ctx.instance, params, signer, ctx.now)
+        return stock.scrap_stock(ctx.instance, params, signature.printed_name, ctx.now, signature.user)
     except QualiflowError as err:
         raise HandlerError(err.message) from err

@@ -21,6 +21,7 @@ from app.models.audit import (
     install_append_only,
     install_evidence_guards,
 )
+from app.models.stock import DROP_LEDGER_GUARDS_SQL, install_ledger_guards
 from app.services import demo, users
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,11 +44,13 @@ def _reset_database() -> None:
         with db.engine.begin() as connection:
             # The guards refuse TRUNCATE of the evidence, and a test may have dropped them (to tamper with
             # the trail): drop them all, empty the tables, put them back.
-            for statement in [*DROP_APPEND_ONLY_SQL["postgresql"], *DROP_EVIDENCE_GUARDS_SQL["postgresql"]]:
+            for statement in [*DROP_APPEND_ONLY_SQL["postgresql"], *DROP_EVIDENCE_GUARDS_SQL["postgresql"],
+                              *DROP_LEDGER_GUARDS_SQL["postgresql"]]:
                 connection.exec_driver_sql(statement)
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             install_append_only(connection)
             install_evidence_guards(connection)
+            install_ledger_guards(connection)
         return
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as connection:
@@ -57,6 +60,7 @@ def _reset_database() -> None:
     with db.engine.begin() as connection:
         install_append_only(connection)
         install_evidence_guards(connection)
+        install_ledger_guards(connection)
     _postgres_schema_created = db.engine.dialect.name == "postgresql"
 
 
@@ -86,7 +90,8 @@ def _empty_postgres_tables() -> None:
     with db.engine.begin() as connection:
         # The guards refuse deleting the evidence, and a test may have dropped them (to tamper with the
         # trail): drop them all, empty the tables, put them back.
-        for statement in [*DROP_APPEND_ONLY_SQL["postgresql"], *DROP_EVIDENCE_GUARDS_SQL["postgresql"]]:
+        for statement in [*DROP_APPEND_ONLY_SQL["postgresql"], *DROP_EVIDENCE_GUARDS_SQL["postgresql"],
+                          *DROP_LEDGER_GUARDS_SQL["postgresql"]]:
             connection.exec_driver_sql(statement)
         filled = _filled_tables(connection)
         for table in reversed(db.metadata.sorted_tables):
@@ -96,6 +101,7 @@ def _empty_postgres_tables() -> None:
                                     for sequence, start, _ in connection.exec_driver_sql(_USED_SEQUENCES_SQL)])
         install_append_only(connection)
         install_evidence_guards(connection)
+        install_ledger_guards(connection)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from marshmallow import fields, validate
 
 from app.api.auth import api_user, authenticate_request
 from app.api.base import Schema
-from app.services.lots import stock
+from app.services.lots import ledger, stock
 from app.services.workflow import plant_time
 
 blp = Blueprint("stock_api", __name__, url_prefix="/api/v1",
@@ -77,6 +77,38 @@ class WarehouseSchema(Schema):
     address = fields.Str()
     locations = fields.Int()
     quantity = fields.Int(metadata={"description": "units in stock at its locations"})
+
+
+class MovementQuerySchema(Schema):
+    lot = fields.Str(load_default="", validate=validate.Length(max=60),
+                     metadata={"description": "a product lot's number (404 when there is none); empty: every lot"})
+    location = fields.Str(load_default="", validate=validate.Length(max=120),
+                          metadata={"description": "a location, as stock levels spell it; empty: every location"})
+    page = fields.Int(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Int(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class MovementSchema(Schema):
+    id = fields.Int()
+    lot_number = fields.Str()
+    product_lot_id = fields.Int()
+    location = fields.Str()
+    change = fields.Int(metadata={"description": "signed: + goods in, - goods out"})
+    balance = fields.Int(metadata={"description": "the lot's quantity at the location after this change"})
+    kind = fields.Str(metadata={"description": "opening (balance when the ledger began), import (stock file), entry "
+                                               "(a stock record entered alone), demo, shipment, scrap"})
+    order_id = fields.Int(allow_none=True, metadata={"description": "the shipment order (kind shipment)"})
+    instance_id = fields.Int(allow_none=True, metadata={"description": "the scrap procedure's instance (kind scrap)"})
+    import_job_id = fields.Int(allow_none=True, metadata={"description": "the import job (kind import)"})
+    actor = fields.Str(metadata={"description": "who changed the stock (the approver's printed name for a scrap)"})
+    at = fields.DateTime()
+
+
+class MovementsPageSchema(Schema):
+    items = fields.List(fields.Nested(MovementSchema))
+    page = fields.Int()
+    pages = fields.Int()
+    total = fields.Int()
 
 
 class ShipmentRequestSchema(Schema):
@@ -172,6 +204,21 @@ def stock_levels(query: dict):
                             per_page=query["per_page"])
     return {"items": [row.as_dict(today) for row in page.items], "page": page.page, "pages": page.pages,
             "total": page.total}
+
+
+@blp.route("/stock/movements")
+@blp.arguments(MovementQuerySchema, location="query")
+@blp.response(200, MovementsPageSchema)
+@blp.alt_response(404, description="no product lot with this number")
+def stock_movements(query: dict):
+    """List the stock movement ledger, newest first: every change of a lot's quantity at a location (opening
+    balance, import, shipment, scrap) with the balance it left, its reference (shipment order, scrap instance,
+    import job), who and when. The changes of a lot at a location add up to its stock level."""
+    lot = ledger.lot_by_number(query["lot"].strip()) if query["lot"].strip() else None
+    page = ledger.movements(lot_id=lot.id if lot else None, location=query["location"].strip(), page=query["page"],
+                            per_page=query["per_page"])
+    return {"items": [ledger.as_dict(movement) for movement in page.items], "page": page.page,
+            "pages": page.pages, "total": page.total}
 
 
 @blp.route("/stock/expiry")

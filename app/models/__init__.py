@@ -23,7 +23,7 @@ from app.models.processes import ProcessDefinition, ProcessVersion
 from app.models.recalls import Deadline, RecallConsignee, RecallLine
 from app.models.search import install_title_search  # noqa: F401 - the title index comes with the table
 from app.models.sterilization import SterilizationBatch, SterilizationLoad
-from app.models.stock import ScrapRecord, ShipmentOrder, StorageLocation, Warehouse
+from app.models.stock import ScrapRecord, ShipmentOrder, StockMovement, StorageLocation, Warehouse
 from app.models.studio import ProcessDraft, StudioForm
 from app.models.supplier_quality import SupplierEvaluation, SupplierReview
 from app.models.suppliers import ScarRequest, SupplierReturn
@@ -35,7 +35,7 @@ __all__ = [
     "Customer", "GenealogyEdge", "ImportJob", "Inspection", "InstanceLot", "MaterialLot", "Product", "ProductLot",
     "SerialNumber", "Shipment", "StockLevel", "Supplier", "Deadline", "RecallConsignee", "RecallLine",
     "ScarRequest", "SupplierReturn", "Excursion", "Reading", "Sensor", "ProcessDraft", "StudioForm", "UserSession",
-    "ScrapRecord", "ShipmentOrder", "StorageLocation", "Warehouse",
+    "ScrapRecord", "ShipmentOrder", "StockMovement", "StorageLocation", "Warehouse",
     "SupplierEvaluation", "SupplierReview",
     "SterilizationBatch", "SterilizationLoad",
 ]

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.exceptions import Conflict, FormInvalid, NotFound, PermissionDenied, SignatureRejected
-from app.services.lots import stock
+from app.services.lots import ledger, stock
 from app.services.workflow import plant_time
 from app.services.workflow.instances import WORKER_ROLES
 from app.web.common import ui_lang
@@ -21,6 +21,14 @@ SHIP_FIELDS = ("product", "customer", "quantity", "shipped_on", "warehouse", "do
 def may_start_scrap() -> bool:
     """Read-only accounts (auditors) see no Destroy button."""
     return current_user.is_authenticated and current_user.has_role(*WORKER_ROLES)
+
+
+@bp.app_template_global()
+def lot_movements(lot_id: int):
+    """The lot page's Movements: a page of the lot's stock ledger, newest first (?moves=N), at one location when the
+    page was opened from a stock row (?location=)."""
+    return ledger.movements(lot_id=lot_id, location=request.args.get("location", "")[:120].strip(),
+                            page=max(request.args.get("moves", 1, type=int) or 1, 1))
 
 
 def _today():

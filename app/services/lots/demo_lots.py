@@ -205,7 +205,7 @@ def load_demo_lots(actor: User, now: datetime) -> int:
     written = 0
     with atomic():
         for kind in order:
-            state = import_rules.ImportState(db.session, actor, now)
+            state = import_rules.ImportState(db.session, actor, now, movement_kind="demo")
             import_rules.import_rows(import_rules.KINDS[kind], _rows(plan[kind]), state)
             written += state.written
         for code, _, status in SUPPLIERS:  # suppliers were approved while their lots came in

@@ -39,7 +39,7 @@ from app.models.lots import (
     SUPPLIER_STATUSES,
 )
 from app.models.types import INT_MAX
-from app.services.lots import lots
+from app.services.lots import ledger, lots
 from app.services.lots.identifiers import gtin_problem, normalize_gtin
 
 CHUNK = 2000
@@ -284,6 +284,9 @@ class ImportState:
     pending: list[Any] = field(default_factory=list)
     skipped: int = 0  # rows left out on purpose (a reading already stored, identical)
     context: dict[str, Any] = field(default_factory=dict)  # what a kind keeps across chunks (sensors, clocks)
+    # How the stock ledger names a stock level this import writes: a file's job, a record entered alone, demo data.
+    movement_kind: str = "import"
+    import_job_id: int | None = None
 
     def refuse(self, line: int, column: str, code: str, **params: Any) -> None:
         self.error_count += 1
@@ -547,10 +550,19 @@ def _stock(state: ImportState, rows: list[Row]) -> None:
             continue
         records.append({"product_lot_id": lot.id, "location": row.values["location"],
                         "quantity": row.values["quantity"]})
-    if records and not state.error_count:  # a stock count replaces the level held at that location
-        state.session.execute(delete(StockLevel).where(tuple_(StockLevel.product_lot_id, StockLevel.location).in_(
-            [(r["product_lot_id"], r["location"]) for r in records])))
+    if not records or state.error_count:
+        return
+    # A stock count replaces the level held at that location; the ledger gets the difference (rows locked first).
+    keys = [(r["product_lot_id"], r["location"]) for r in records]
+    held = {(lot_id, location): quantity for lot_id, location, quantity in state.session.execute(
+        select(StockLevel.product_lot_id, StockLevel.location, StockLevel.quantity).where(
+            tuple_(StockLevel.product_lot_id, StockLevel.location).in_(keys)).with_for_update())}
+    state.session.execute(delete(StockLevel).where(tuple_(StockLevel.product_lot_id, StockLevel.location).in_(keys)))
     state.write(StockLevel, records)
+    ledger.write([ledger.Movement(r["product_lot_id"], r["location"],
+                                  r["quantity"] - held.get((r["product_lot_id"], r["location"]), 0), r["quantity"])
+                  for r in records], state.movement_kind, state.actor, state.now,
+                 import_job_id=state.import_job_id)
 
 
 def _serials(state: ImportState, rows: list[Row]) -> None:

@@ -207,7 +207,7 @@ def run_import(job_id: int, now: datetime | None = None,
         if progress:
             progress(read, max(total, read))
 
-    state = ImportState(db.session, actor, now)
+    state = ImportState(db.session, actor, now, import_job_id=job_id)
     try:
         with atomic():
             with read_table(path) as (header, rows):
@@ -278,7 +278,7 @@ def create_record(kind_name: str, data: dict[str, Any], actor: User, now: dateti
     kind = get_kind(kind_name)
     instances.require_worker(actor)
     now = now or utcnow()
-    state = ImportState(db.session, actor, now, keep_objects=True)
+    state = ImportState(db.session, actor, now, keep_objects=True, movement_kind="entry")
     unknown = sorted(set(data) - {c.name for c in kind.columns})
     try:
         with atomic():

@@ -37,7 +37,7 @@ from app.models.lots import LOT_STATUSES
 from app.models.stock import SCRAP_METHODS
 from app.models.types import utcnow
 from app.services.evidence import audit, signatures
-from app.services.lots import import_rules, lots
+from app.services.lots import import_rules, ledger, lots
 from app.services.lots.import_rules import Column, ImportState, Kind, Row, RowProblem, integer, parse_date, text
 from app.services.workflow import instances, plant_time, registry, titles
 from app.services.workflow.transaction import atomic
@@ -472,6 +472,8 @@ def _write_shipment(proposal: Proposal, request: ShipmentRequest, actor: User | 
     for pick in proposal.picks:
         pick.level.quantity -= pick.quantity
         by_lot[pick.lot.id] += pick.quantity
+    ledger.write([ledger.Movement(pick.lot.id, pick.level.location, -pick.quantity, pick.level.quantity)
+                  for pick in proposal.picks], "shipment", actor, now, order_id=order.id)
     for lot_id, quantity in by_lot.items():
         db.session.add(Shipment(product_lot_id=lot_id, customer_id=proposal.customer.id, quantity=quantity,
                                 shipped_on=proposal.shipped_on, document_no=request.document_no, order_id=order.id))
@@ -713,10 +715,11 @@ def check_scrap_request(instance: ProcessInstance | None, data: dict, lang: str)
     return scrap_problems(data, lang)
 
 
-def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: str, now: datetime) -> dict[str, Any]:
-    """Carry out a signed scrap decision inside the step's transaction: take the quantity off the location's stock,
-    record the destruction (method, witness, approver) and, when none of the lot is left in stock, set the lot
-    scrapped. Refused (Conflict) when the stock is no longer there."""
+def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: str, now: datetime,
+                approver: User | None = None) -> dict[str, Any]:
+    """Carry out a signed scrap decision inside the step's transaction: take the quantity off the location's stock
+    (a ledger movement in the approver's name), record the destruction (method, witness, approver) and, when none of
+    the lot is left in stock, set the lot scrapped. Refused (Conflict) when the stock is no longer there."""
     if problems := scrap_problems(data):
         raise Conflict(" ".join(message for messages in problems.values() for message in messages))
     method = str(data.get("method") or "")
@@ -730,6 +733,8 @@ def scrap_stock(instance: ProcessInstance, data: dict[str, Any], approved_by: st
     if level.quantity < quantity:  # taken meanwhile (locked now)
         raise Conflict(f"Only {level.quantity} of lot {lot.lot_number} are at {level.location}.")
     level.quantity -= quantity
+    ledger.write([ledger.Movement(lot.id, level.location, -quantity, level.quantity)], "scrap", approver, now,
+                 instance_id=instance.id, actor_name=approved_by)
     remaining = db.session.scalar(select(func.coalesce(func.sum(StockLevel.quantity), 0)).where(
         StockLevel.product_lot_id == lot.id)) or 0
     reason = str(data.get("reason") or "").strip()
