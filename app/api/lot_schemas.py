@@ -278,6 +278,21 @@ class BackwardTraceSchema(Schema):
     inspections = fields.List(fields.Nested(InspectionSchema))
 
 
+class SterilizationRecordSchema(Schema):
+    """A sterilization batch record a product lot of the trace was in."""
+
+    lot_id = fields.Int()
+    lot_number = fields.Str()
+    batch_id = fields.Int(metadata={"description": "GET /api/v1/sterilization-batches/{batch_id}"})
+    batch_number = fields.Str()
+    method = fields.Str(metadata={"description": "eo, gamma, ebeam or steam"})
+    processed_on = fields.Str(metadata={"description": "the day of the cycle (YYYY-MM-DD)"})
+    sterilizer = fields.Str()
+    bi_result = fields.Str(allow_none=True, metadata={"description": "pending, pass or fail; null for radiation"})
+    status = fields.Str(metadata={"description": "pending, released or failed"})
+    current = fields.Bool(metadata={"description": "the batch the lot names now (false: resterilized since)"})
+
+
 class TraceReportSchema(Schema):
     query = fields.Str()
     code = fields.Nested(ScannedCodeSchema, attribute="match.code")
@@ -288,6 +303,8 @@ class TraceReportSchema(Schema):
                              metadata={"description": "who received the forward-traced lots, with quantities"})
     backward = fields.Nested(BackwardTraceSchema, allow_none=True,
                              metadata={"description": "null when the search found no product lot or shipment"})
+    sterilization_records = fields.List(fields.Nested(SterilizationRecordSchema), metadata={
+        "description": "the sterilization batch records every product lot of the trace was in, oldest cycle first"})
 
 
 # --- imports ----------------------------------------------------------------------------------------------------------

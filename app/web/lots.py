@@ -230,6 +230,7 @@ def _render_product_lot(lot_id: int, error: str | None = None, status: int = 200
                            can_change=_can_change_status(), status_error=error, days=_near_expiry_days(),
                            excursions=conditions.excursions_for_lot(lot_id), holds=conditions.holds_for_lot(lot_id),
                            sterilization_batch=sterilization.batch_by_number(page.lot.sterilization_batch),
+                           sterilization_records=sterilization.batches_for_lots([page.lot]).get(lot_id, []),
                            stock_rows=stock.lot_stock(lot_id), scraps=stock.scrap_records_for_lot(lot_id),
                            orders=stock.orders_for_lot(page.lot.lot_number)), status
 

@@ -12,6 +12,7 @@ and trace and recalls keep searching by it. The lot release check reads the batc
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from typing import Any, NamedTuple
 from flask import current_app
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import false, func, or_, select, union
 from sqlalchemy.orm import joinedload
 
 from app import engine
@@ -595,6 +596,48 @@ def batch_by_number(batch_number: str | None) -> SterilizationBatch | None:
     if not batch_number:
         return None
     return db.session.scalar(select(SterilizationBatch).where(SterilizationBatch.batch_number == batch_number))
+
+
+@dataclass
+class LotBatch:
+    """A sterilization batch record a product lot was in."""
+
+    batch: SterilizationBatch
+    current: bool  # the batch the lot names now; otherwise it was resterilized in a later one
+
+
+LOT_BATCH_CHUNK = 2000  # lots per query (a bound parameter each)
+
+
+def batches_for_lots(product_lots: Iterable[ProductLot]) -> dict[int, list[LotBatch]]:
+    """The sterilization batch records each lot was in - the loads it was part of and the batch it names - oldest
+    cycle first, read in one query for all the lots (per 2,000 lots naming a batch), never one per lot. A lot that
+    was ever in a load names a batch (recording a load sets it), so lots naming none are not looked up."""
+    named = {lot.id: lot.sterilization_batch for lot in product_lots if lot.sterilization_batch}
+    found: dict[int, list[LotBatch]] = {}
+    ids = list(named)
+    for start in range(0, len(ids), LOT_BATCH_CHUNK):
+        part = ids[start:start + LOT_BATCH_CHUNK]
+        pairs = union(
+            select(SterilizationLoad.product_lot_id.label("lot_id"), SterilizationLoad.batch_id.label("batch_id"))
+            .where(SterilizationLoad.product_lot_id.in_(part)),
+            select(ProductLot.id.label("lot_id"), SterilizationBatch.id.label("batch_id"))
+            .join(SterilizationBatch, SterilizationBatch.batch_number == ProductLot.sterilization_batch)
+            .where(ProductLot.id.in_(part))).subquery()
+        rows = db.session.execute(select(pairs.c.lot_id, SterilizationBatch)
+                                  .join(SterilizationBatch, SterilizationBatch.id == pairs.c.batch_id)
+                                  .order_by(SterilizationBatch.processed_on, SterilizationBatch.id))
+        for lot_id, batch in rows:
+            found.setdefault(lot_id, []).append(LotBatch(batch, batch.batch_number == named[lot_id]))
+    return found
+
+
+def lot_batch_dict(lot: ProductLot, record: LotBatch) -> dict[str, Any]:
+    """A lot's batch record as plain data (the trace API and its exports)."""
+    batch = record.batch
+    return {"lot_id": lot.id, "lot_number": lot.lot_number, "batch_id": batch.id, "batch_number": batch.batch_number,
+            "method": batch.method, "processed_on": batch.processed_on.isoformat(), "sterilizer": batch.sterilizer,
+            "bi_result": batch.bi_result, "status": batch.status, "current": record.current}
 
 
 @dataclass

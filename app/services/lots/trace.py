@@ -24,6 +24,7 @@ from app.models import (
     Shipment,
     Supplier,
 )
+from app.services.lots import sterilization
 from app.services.lots.identifiers import InvalidCode, ScannedCode, parse_code
 
 MATCH_LIMIT = 500  # a GTIN alone matches every lot of the product; the page shows the first ones
@@ -324,6 +325,35 @@ class TraceReport:
     match: SearchMatch
     forward: ForwardTrace
     backward: BackwardTrace | None
+    # product lot id -> the sterilization batch records it was in (every product lot of the report, one query)
+    sterilization: dict[int, list[sterilization.LotBatch]] = field(default_factory=dict)
+
+    @property
+    def product_lots(self) -> list[ProductLot]:
+        """Every product lot the report names (found, reached forward, traced backward), each once."""
+        lots = {lot.id: lot for lot in self.match.product_lots}
+        lots.update((lot.id, lot) for lot in self.forward.product_lots)
+        lots.update((lot.id, lot) for lot in (self.backward.product_lots if self.backward else []))
+        return sorted(lots.values(), key=lambda lot: lot.lot_number)
+
+    def batches_of(self, lots: list[ProductLot]) -> list[tuple[sterilization.LotBatch, list[ProductLot]]]:
+        """The batch records these lots were in, each once with its lots of these, oldest cycle first."""
+        found: dict[int, tuple[sterilization.LotBatch, list[ProductLot]]] = {}
+        for lot in lots:
+            for record in self.sterilization.get(lot.id, []):
+                found.setdefault(record.batch.id, (record, []))[1].append(lot)
+        return sorted(found.values(), key=lambda item: (item[0].batch.processed_on, item[0].batch.id))
+
+    def unrecorded_batches(self, lots: list[ProductLot]) -> list[str]:
+        """Batch numbers these lots name that have no sterilization record."""
+        recorded = {record.batch.batch_number for lot in lots for record in self.sterilization.get(lot.id, [])}
+        return sorted({lot.sterilization_batch for lot in lots if lot.sterilization_batch} - recorded)
+
+    @property
+    def sterilization_records(self) -> list[dict[str, Any]]:
+        """One row per product lot and sterilization batch record it was in."""
+        return [sterilization.lot_batch_dict(lot, record) for lot in self.product_lots
+                for record in self.sterilization.get(lot.id, [])]
 
     @property
     def consignees(self) -> list[ConsigneeLine]:
@@ -354,6 +384,7 @@ class TraceReport:
             "counts": self.counts,
             "forward": self.forward.as_dict(),
             "backward": self.backward.as_dict() if self.backward else None,
+            "sterilization_records": self.sterilization_records,
         }
 
 
@@ -363,8 +394,10 @@ def trace_report(text: str) -> TraceReport:
     product_ids = list(dict.fromkeys([lot.id for lot in match.product_lots]
                                      + [s.product_lot_id for s in match.shipments]))
     material_ids = [lot.id for lot in match.material_lots]
-    return TraceReport(query=text.strip(), match=match, forward=forward(material_ids, product_ids),
-                       backward=backward(product_ids) if product_ids else None)
+    report = TraceReport(query=text.strip(), match=match, forward=forward(material_ids, product_ids),
+                         backward=backward(product_ids) if product_ids else None)
+    report.sterilization = sterilization.batches_for_lots(report.product_lots)
+    return report
 
 
 def export_sheets(report: TraceReport) -> list[tuple[str, list[str], list[list[Any]]]]:
@@ -393,7 +426,13 @@ def export_sheets(report: TraceReport) -> list[tuple[str, list[str], list[list[A
         ("Inspections", ["lot_number", "stage", "result", "inspected_on", "inspector", "results"],
          [[d["lot_number"], d["stage"], d["result"], d["inspected_on"], d["inspector"], d["results"]]
           for d in map(_inspection_dict, backward.inspections)]),
+        ("Sterilization", STERILIZATION_HEADER,
+         [[row[name] for name in STERILIZATION_HEADER] for row in report.sterilization_records]),
     ]
+
+
+STERILIZATION_HEADER = ["lot_number", "batch_number", "method", "processed_on", "sterilizer", "bi_result", "status",
+                        "current"]
 
 
 def export_xlsx(report: TraceReport) -> bytes:
