@@ -2,19 +2,7 @@
 // excursions) from the figure's JSON block, with hover read-outs; without JavaScript or Chart.js the SVG stays.
 (function () {
   "use strict";
-  if (typeof window.Chart === "undefined") {
-    return;
-  }
-  for (const canvas of document.querySelectorAll("canvas[data-conditions-chart]")) {
-    const block = document.getElementById(canvas.dataset.conditionsChart);
-    if (!block) {
-      continue;
-    }
-    const spec = JSON.parse(block.textContent);
-    if (!spec.points.length) {
-      continue;
-    }
-    const lang = document.documentElement.lang || "en";
+  window.qualiflowCharts("conditions-chart", (canvas, spec, lang) => {
     const when = new Intl.DateTimeFormat(lang, { timeZone: spec.zone, month: "2-digit", day: "2-digit",
       hour: "2-digit", minute: "2-digit", hour12: false });
     const line = (label, data, colour, extra) => ({ label, data, borderColor: colour, pointRadius: 0,
@@ -64,5 +52,5 @@
     figure.querySelector("svg.conditions-svg").style.display = "none";
     canvas.parentElement.hidden = false;
     canvas.dataset.drawn = "1";
-  }
+  });
 })();

@@ -3,19 +3,7 @@
 // the limit; an evaluation without a score (not enough data) leaves a gap. The same figures are in the table below.
 (function () {
   "use strict";
-  if (typeof window.Chart === "undefined") {
-    return;
-  }
-  for (const canvas of document.querySelectorAll("canvas[data-supplier-chart]")) {
-    const block = document.getElementById(canvas.dataset.supplierChart);
-    if (!block) {
-      continue;
-    }
-    const spec = JSON.parse(block.textContent);
-    if (!spec.points.length) {
-      continue;
-    }
-    const lang = document.documentElement.lang || "en";
+  window.qualiflowCharts("supplier-chart", (canvas, spec, lang) => {
     const when = new Intl.DateTimeFormat(lang, { timeZone: spec.zone, year: "numeric", month: "2-digit",
       day: "2-digit" });
     const first = spec.points[0][0];
@@ -59,5 +47,5 @@
       },
     });
     canvas.dataset.drawn = "1";
-  }
+  });
 })();
