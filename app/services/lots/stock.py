@@ -4,7 +4,9 @@ minimum remaining shelf life (a refusal QA may override with a reason and an e-s
 stock per warehouse for the dashboard, and the scrap / destruction of stock decided by the signed scrap procedure.
 
 Refusals name the lot, the location and the reason in English and Chinese (`refusal_text`); the same rule serves the
-page, the API and the file import (kind `fefo_shipments`), so no path can ship what another refuses.
+page, the API and the file import (kind `fefo_shipments`), so no path can ship what another refuses. Every message is
+a gettext msgid (its Chinese in messages.po); `in_language` says one in a given language whatever the request's, as
+the API's message_en / message_zh and the import's two-language row errors need.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import case, func, or_, select
 
@@ -55,53 +59,26 @@ EXPIRY_FILTERS = ("near", "expired")
 BACKDATE_DAYS = 30
 AHEAD_DAYS = 365
 
-# Why a lot is not proposed, in both languages; the values are filled from the refusal's params.
-REFUSALS: dict[str, tuple[str, str]] = {
-    "expired": ("Lot {lot} at {location} expired on {expiry}: expired stock is never shipped.",
-                "批次 {lot}（{location}）已于 {expiry} 过期：过期库存不得发货。"),
-    "hold": ("Lot {lot} at {location} is on hold: it cannot be shipped until the hold is lifted.",
-             "批次 {lot}（{location}）处于暂停状态：解除暂停前不得发货。"),
-    "recalled": ("Lot {lot} at {location} is recalled: it cannot be shipped.",
-                 "批次 {lot}（{location}）已召回：不得发货。"),
-    "quarantine": ("Lot {lot} at {location} is in quarantine: it is not released yet.",
-                   "批次 {lot}（{location}）处于待验状态：尚未放行。"),
-    "not_shippable": ("Lot {lot} at {location} is {status}: it cannot be shipped.",
-                      "批次 {lot}（{location}）状态为{status_zh}：不得发货。"),
-    "shelf_life": ("Lot {lot} at {location} has {remaining} days of shelf life left on {shipped_on} (expires "
-                   "{expiry}); customer {customer} requires at least {minimum} days.",
-                   "批次 {lot}（{location}）在 {shipped_on} 的剩余效期为 {remaining} 天（有效期至 {expiry}）；"
-                   "客户 {customer} 要求至少 {minimum} 天。"),
-}
-STATUS_ZH = {"quarantine": "待验", "released": "已放行", "hold": "暂停", "recalled": "已召回", "expired": "已过期",
-             "scrapped": "已报废", "returned": "已退回供应商"}
-SHORT = ("{short} of {quantity} cannot be shipped: only {available} of product {product} can be picked first-expiry-"
-         "first-out for customer {customer}.",
-         "无法发货 {short}（共需 {quantity}）：按近效期先出，产品 {product} 可为客户 {customer} 拣选的数量仅为 "
-         "{available}。")
-FIELD_MESSAGES: dict[str, tuple[str, str]] = {
-    "unknown_product": ("There is no product with this UDI-DI (GTIN).", "没有此 UDI-DI（GTIN）对应的产品。"),
-    "unknown_customer": ("There is no customer with this code.", "没有此编码对应的客户。"),
-    "unknown_warehouse": ("There is no warehouse with this code.", "没有此编码对应的仓库。"),
-    "not_refused": ("Lot {lot} is not refused for this shipment: there is nothing to override.",
-                    "批次 {lot} 在本次发货中未被拒绝：无需例外放行。"),
-    "not_overridable": ("Lot {lot} cannot be shipped by an override: {reason}",
-                        "批次 {lot} 不能通过例外放行发货：{reason}"),
-    "reason_required": ("An override needs a reason.", "例外放行必须填写理由。"),
-    "password_required": ("Sign the override with your password.", "请输入密码以签署例外放行。"),
-    "wrong_password": ("The password is wrong; nothing was shipped.", "密码错误；未发货。"),
-    "too_early": ("A shipment can be recorded at most {days} days back (from {first}).",
-                  "发货日期最多可追溯 {days} 天（自 {first} 起）。"),
-    "too_late": ("A shipment can be planned at most {days} days ahead (until {last}).",
-                 "发货日期最多可提前 {days} 天（至 {last}）。"),
+# Why a lot is not proposed; the values are filled from the refusal's params (the status in the message's language).
+REFUSALS = {
+    "expired": _l("Lot %(lot)s at %(location)s expired on %(expiry)s: expired stock is never shipped."),
+    "hold": _l("Lot %(lot)s at %(location)s is on hold: it cannot be shipped until the hold is lifted."),
+    "recalled": _l("Lot %(lot)s at %(location)s is recalled: it cannot be shipped."),
+    "quarantine": _l("Lot %(lot)s at %(location)s is in quarantine: it is not released yet."),
+    "not_shippable": _l("Lot %(lot)s at %(location)s is %(status)s: it cannot be shipped."),
+    "shelf_life": _l("Lot %(lot)s at %(location)s has %(remaining)s days of shelf life left on %(shipped_on)s "
+                     "(expires %(expiry)s); customer %(customer)s requires at least %(minimum)s days."),
 }
 
 
-def _lang(lang: str) -> int:
-    return 1 if str(lang).lower().startswith("zh") else 0
-
-
-def field_message(code: str, lang: str = "en", **params: Any) -> str:
-    return FIELD_MESSAGES[code][_lang(lang)].format(**params)
+def in_language(lang: str, message: Any, **params: Any) -> str:
+    """A message (a lazy gettext msgid) in `lang` ("en" or "zh-CN"), whatever the request's language; a lot status
+    given as `status` is said in that language too (the status's msgid, as lots.change_status says it)."""
+    with force_locale("zh_CN" if str(lang).lower().replace("_", "-").startswith("zh") else "en"):
+        if params.get("status"):
+            params = {**params, "status": str(_l(params["status"]))}
+        text = str(message)
+    return text % params if params else text
 
 
 def default_min_shelf_life_days() -> int:
@@ -281,10 +258,9 @@ class Refusal:
 
 
 def refusal_text(code: str, params: dict[str, Any], lang: str = "en") -> str:
-    template = REFUSALS.get(code, ("{lot}: {code}", "{lot}：{code}"))[_lang(lang)]
     try:
-        return template.format(code=code, **params)
-    except (KeyError, IndexError):
+        return in_language(lang, REFUSALS.get(code, _l("%(lot)s: %(code)s")), **{"code": code, **params})
+    except (KeyError, ValueError, TypeError):
         return f"{params.get('lot', '')}: {code}"
 
 
@@ -310,8 +286,10 @@ class Proposal:
         return self.quantity - self.picked
 
     def short_text(self, lang: str = "en") -> str:
-        return SHORT[_lang(lang)].format(short=self.short, quantity=self.quantity, available=self.picked,
-                                         product=self.product.gtin or self.product.name, customer=self.customer.code)
+        return in_language(lang, _l("%(short)s of %(quantity)s cannot be shipped: only %(available)s of product "
+                                    "%(product)s can be picked first-expiry-first-out for customer %(customer)s."),
+                           short=self.short, quantity=self.quantity, available=self.picked,
+                           product=self.product.gtin or self.product.name, customer=self.customer.code)
 
     def problem(self, lang: str = "en") -> str:
         """The refusal as one message: what is short, then each refused lot and why."""
@@ -332,7 +310,7 @@ def refusal_for(lot: ProductLot, location: str, shipped_on: date, min_days: int,
     """Why goods of this lot at this location cannot go to this customer on this day (None when they can). Goods
     that expired before today leave no more, whatever day a late-entered shipment names."""
     params: dict[str, Any] = {"lot": lot.lot_number, "location": location, "status": lot.status,
-                              "status_zh": STATUS_ZH.get(lot.status, lot.status), "customer": customer.code,
+                              "customer": customer.code,
                               "expiry": lot.expiry_on.isoformat() if lot.expiry_on else "",
                               "shipped_on": shipped_on.isoformat(), "minimum": min_days}
     if lot.status == "expired" or (lot.expiry_on is not None and lot.expiry_on < max(shipped_on, today or shipped_on)):
@@ -424,24 +402,26 @@ def parse_request(data: dict[str, Any], lang: str = "en", now: datetime | None =
     today = plant_time.local_date(now or utcnow(), plant_time.zone())
     first, last = today - timedelta(days=BACKDATE_DAYS), today + timedelta(days=AHEAD_DAYS)
     if values.get("shipped_on") and values["shipped_on"] < first:
-        errors["shipped_on"] = [field_message("too_early", lang, days=BACKDATE_DAYS, first=first.isoformat())]
+        errors["shipped_on"] = [in_language(lang, _l("A shipment can be recorded at most %(days)s days back (from "
+                                                     "%(first)s)."), days=BACKDATE_DAYS, first=first.isoformat())]
     elif values.get("shipped_on") and values["shipped_on"] > last:
-        errors["shipped_on"] = [field_message("too_late", lang, days=AHEAD_DAYS, last=last.isoformat())]
+        errors["shipped_on"] = [in_language(lang, _l("A shipment can be planned at most %(days)s days ahead (until "
+                                                     "%(last)s)."), days=AHEAD_DAYS, last=last.isoformat())]
     product = customer = warehouse = None
     if values.get("product"):
         product = db.session.scalar(select(Product).where(Product.gtin == values["product"]))
         if product is None:
-            errors["product"] = [field_message("unknown_product", lang)]
+            errors["product"] = [in_language(lang, _l("There is no product with this UDI-DI (GTIN)."))]
     if values.get("customer"):
         customer = db.session.scalar(select(Customer).where(Customer.code == values["customer"]))
         if customer is None:
-            errors["customer"] = [field_message("unknown_customer", lang)]
+            errors["customer"] = [in_language(lang, _l("There is no customer with this code."))]
     if values.get("warehouse"):
         warehouse = db.session.scalar(select(Warehouse).where(Warehouse.code == values["warehouse"]))
         if warehouse is None:
-            errors["warehouse"] = [field_message("unknown_warehouse", lang)]
+            errors["warehouse"] = [in_language(lang, _l("There is no warehouse with this code."))]
     if errors:
-        raise FormInvalid(errors, "The shipment has errors; nothing was shipped.")
+        raise FormInvalid(errors, in_language(lang, _l("The shipment has errors; nothing was shipped.")))
     return ShipmentRequest(product, customer, values["quantity"], values.get("shipped_on") or today, warehouse,
                            values.get("document_no") or "", today)
 
@@ -481,6 +461,9 @@ def _write_shipment(proposal: Proposal, request: ShipmentRequest, actor: User | 
     return order
 
 
+NOT_REFUSED = _l("Lot %(lot)s is not refused for this shipment: there is nothing to override.")
+
+
 def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = None, reason: str | None = None,
          password: str | None = None, lang: str = "en", now: datetime | None = None) -> ShipmentOrder:
     """Ship a product to a customer first-expiry-first-out in one transaction: the stock rows are locked, picked,
@@ -497,7 +480,7 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
         request = parse_request(data, lang, now)
         if override_lots:
             if not may_override(actor):
-                raise PermissionDenied("Only quality assurance can override a refused lot.")
+                raise PermissionDenied(in_language(lang, _l("Only quality assurance can override a refused lot.")))
             problems = []
             plain = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
                                 request.warehouse, lock=True, today=request.today)
@@ -505,17 +488,19 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
             for number in override_lots:
                 refusal = refused.get(number)
                 if refusal is None:
-                    problems.append(field_message("not_refused", lang, lot=number))
+                    problems.append(in_language(lang, NOT_REFUSED, lot=number))
                 elif refusal.code not in OVERRIDABLE:
-                    problems.append(field_message("not_overridable", lang, lot=number, reason=refusal.text(lang)))
+                    problems.append(in_language(lang, _l("Lot %(lot)s cannot be shipped by an override: %(reason)s"),
+                                                lot=number, reason=refusal.text(lang)))
             errors: dict[str, list[str]] = {"overrides": problems} if problems else {}
             if not (reason or "").strip():
-                errors["reason"] = [field_message("reason_required", lang)]
+                errors["reason"] = [in_language(lang, _l("An override needs a reason."))]
             if not password:
-                errors["password"] = [field_message("password_required", lang)]
+                errors["password"] = [in_language(lang, _l("Sign the override with your password."))]
             if errors:
-                raise FormInvalid(errors, "The override has errors; nothing was shipped.")
-            signatures.authenticate_signer(actor, password, now, field_message("wrong_password", lang))
+                raise FormInvalid(errors, in_language(lang, _l("The override has errors; nothing was shipped.")))
+            signatures.authenticate_signer(actor, password, now,
+                                           in_language(lang, _l("The password is wrong; nothing was shipped.")))
         proposal = propose_for(request.product, request.customer, request.quantity, request.shipped_on,
                                request.warehouse, frozenset(override_lots), lock=True, today=request.today)
         if proposal.short:
@@ -523,8 +508,9 @@ def ship(data: dict[str, Any], actor: User, *, overrides: list[str] | None = Non
         used = {pick.lot.lot_number for pick in proposal.picks if pick.overridden}
         unused = [number for number in override_lots if number not in used]
         if unused:
-            raise FormInvalid({"overrides": [field_message("not_refused", lang, lot=n) for n in unused]},
-                              "The override names lots this shipment does not need; nothing was shipped.")
+            raise FormInvalid({"overrides": [in_language(lang, NOT_REFUSED, lot=n) for n in unused]},
+                              in_language(lang, _l("The override names lots this shipment does not need; nothing "
+                                                   "was shipped.")))
         order = _write_shipment(proposal, request, actor, now)
         audit.record(actor, "shipment.shipped", "shipment_order", order.id, at=now,
                      new={"document_no": order.document_no, "product": proposal.product.gtin,
@@ -674,14 +660,7 @@ def stock_of(lot_id: int) -> list[dict[str, Any]]:
 
 # --- scrap / destruction ---------------------------------------------------------------------------------------------
 
-SCRAP_PROBLEMS = {
-    "unknown_lot": ("There is no product lot {lot}.", "没有产品批号 {lot}。"),
-    "no_stock": ("Lot {lot} has no stock at {location}.", "批次 {lot} 在 {location} 没有库存。"),
-    "too_much": ("Only {available} of lot {lot} are at {location}; {quantity} cannot be scrapped.",
-                 "批次 {lot} 在 {location} 仅有 {available}，无法报废 {quantity}。"),
-    "gone": ("Lot {lot} is {status}: its goods are no longer in stock.",
-             "批次 {lot} 状态为{status_zh}：已不在库存中。"),
-}
+NO_STOCK = _l("Lot %(lot)s has no stock at %(location)s.")
 
 
 def scrap_problems(data: dict[str, Any], lang: str = "en") -> dict[str, list[str]]:
@@ -693,20 +672,20 @@ def scrap_problems(data: dict[str, Any], lang: str = "en") -> dict[str, list[str
     quantity = data.get("quantity")
     if not number or not location or not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
         return {}  # the form's schema reports missing and malformed values
-    which = _lang(lang)
     lot = db.session.scalar(select(ProductLot).where(ProductLot.lot_number == number))
     if lot is None:
-        return {"lot_number": [SCRAP_PROBLEMS["unknown_lot"][which].format(lot=number)]}
+        return {"lot_number": [in_language(lang, _l("There is no product lot %(lot)s."), lot=number)]}
     if lot.status == "returned":
-        return {"lot_number": [SCRAP_PROBLEMS["gone"][which].format(lot=number, status=lot.status,
-                                                                   status_zh=STATUS_ZH.get(lot.status, lot.status))]}
+        return {"lot_number": [in_language(lang, _l("Lot %(lot)s is %(status)s: its goods are no longer in stock."),
+                                           lot=number, status=lot.status)]}
     available = db.session.scalar(select(StockLevel.quantity).where(StockLevel.product_lot_id == lot.id,
                                                                     StockLevel.location == location)) or 0
     if available <= 0:
-        return {"location": [SCRAP_PROBLEMS["no_stock"][which].format(lot=number, location=location)]}
+        return {"location": [in_language(lang, NO_STOCK, lot=number, location=location)]}
     if quantity > available:
-        return {"quantity": [SCRAP_PROBLEMS["too_much"][which].format(lot=number, location=location,
-                                                                      available=available, quantity=quantity)]}
+        return {"quantity": [in_language(lang, _l("Only %(available)s of lot %(lot)s are at %(location)s; "
+                                                  "%(quantity)s cannot be scrapped."),
+                                         lot=number, location=location, available=available, quantity=quantity)]}
     return {}
 
 
@@ -787,7 +766,7 @@ def start_scrap(lot_id: int, location: str, actor: User, now: datetime | None = 
         quantity = db.session.scalar(select(StockLevel.quantity).where(
             StockLevel.product_lot_id == lot_id, StockLevel.location == location)) or 0
         if quantity <= 0 or lot.status == "returned":
-            raise Conflict(SCRAP_PROBLEMS["no_stock"][0].format(lot=lot.lot_number, location=location))
+            raise Conflict(str(NO_STOCK) % {"lot": lot.lot_number, "location": location})
         title = SCRAP_TITLE.format(lot=lot.lot_number, location=location)
         instance = instances.start_instance(SCRAP_PROCESS, actor, {"title": title, "lot_number": lot.lot_number,
                                                                     "location": location, "quantity": quantity},
