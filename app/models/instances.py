@@ -19,6 +19,7 @@ OPEN_USER_TASK = "state = 'ready' AND kind = 'user'"
 # After the order, what the filters read, then the partial condition's columns: SQLite reads an index alone only
 # when it holds every column the query names, those of a condition the index's own WHERE already implies too.
 INBOX_ORDER_AND_FILTERS = (text("(due_at IS NULL)"), "due_at", "id", "instance_id", "name", "name_zh", "state", "kind")
+OPEN_SIGNATURE_STEP = f"{OPEN_USER_TASK} AND signature_meaning IS NOT NULL AND signature_meaning <> ''"
 
 
 class ProcessInstance(db.Model):
@@ -61,6 +62,10 @@ class Task(db.Model):
         Index("ix_tasks_inbox_group", "group_name", *INBOX_ORDER_AND_FILTERS, "assignee_id",
               sqlite_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL"),
               postgresql_where=text(f"{OPEN_USER_TASK} AND assignee_id IS NULL")),
+        # Awaiting my approval (services/workflow/approvals.py, the inbox's badge on every inbox view): the open
+        # e-signature steps alone, a few among many open tasks, so the badge never walks a group's whole range.
+        Index("ix_tasks_awaiting_signature", "assignee_id", "group_name",
+              sqlite_where=text(OPEN_SIGNATURE_STEP), postgresql_where=text(OPEN_SIGNATURE_STEP)),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id"), index=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+from sqlalchemy import event
+
+from app.extensions import db
 from app.services import demo, users
 from app.services.workflow import approvals, procedure_control, processes
 from tests.conftest import login
@@ -96,3 +100,27 @@ def test_the_api_lists_what_awaits_the_caller(client, seeded, user):
     owner = client.get(f"{API}/approvals", headers={"Authorization": f"Bearer {users.issue_token('owner')}"})
     assert owner.get_json() == {"count": 0, "versions": [], "steps": [], "more_versions": 0, "more_steps": 0}
     assert client.get(f"{API}/approvals").status_code == 401
+
+
+def test_the_badge_reads_only_the_open_signature_steps(seeded, user):
+    """The badge is counted on every inbox view: it reads the partial index of open e-signature steps, never the
+    open tasks of the user's groups (100,000 of them in the inbox benchmark)."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL plans by its own statistics")
+    capa = run_capa_to_approval(user)
+    head = user("head")
+    statements = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        assert approvals.count(head) == 1 and ready_task(capa.id, "qa_approval") is not None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+        db.session.rollback()
+    [(statement, parameters)] = [s for s in statements if "signature_meaning IS NOT NULL" in s[0]]
+    with db.engine.connect() as connection:
+        plan = [row[3] for row in connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+    assert any("ix_tasks_awaiting_signature" in step for step in plan), plan

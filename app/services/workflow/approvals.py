@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.orm import joinedload
 
 from app.exceptions import PermissionDenied
@@ -42,8 +42,11 @@ def _step_query(actor: User):
     visible = [Task.assignee_id == actor.id]
     if actor.group_names:
         visible.append(and_(Task.assignee_id.is_(None), Task.group_name.in_(sorted(actor.group_names))))
-    return select(Task).where(Task.state == "ready", Task.kind == "user", Task.signature_meaning.is_not(None),
-                              Task.signature_meaning != "", or_(*visible))
+    # Literals, as the partial index ix_tasks_awaiting_signature says them: a planner matches a partial index's
+    # condition only against the query's own text, never a bound parameter.
+    return select(Task).where(Task.state == literal_column("'ready'"), Task.kind == literal_column("'user'"),
+                              Task.signature_meaning.is_not(None), Task.signature_meaning != literal_column("''"),
+                              or_(*visible))
 
 
 def may_sign(task: Task, actor: User) -> bool:
