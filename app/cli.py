@@ -131,14 +131,15 @@ def verify_command() -> None:
     problems = [] if report.ok else [f"audit trail broken at row {report.broken_id}: {report.problem} "
                                      f"({report.checked} rows before it OK)"]
     problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
+    problems += evidence.verify_stock()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
         sys.exit(1)
     anchored = (f"matches {len(checkpoints)} checkpoint(s), the last at row {checkpoints[-1].last_id}"
                 if checkpoints else "no checkpoint yet (write one with `flask audit checkpoint`)")
-    click.echo(f"OK: {report.checked} audit events, chain intact, {anchored}; documents, signatures and completed "
-               "steps match.")
+    click.echo(f"OK: {report.checked} audit events, chain intact, {anchored}; documents, signatures, completed "
+               "steps and stock match.")
 
 
 @audit_cli.command("checkpoint")
@@ -392,12 +393,13 @@ def backup_restore_command(path: Path, force: bool) -> None:
         _fail(f"the restored audit trail does not verify: {err.message}")
     problems = [] if trail.ok else [f"audit trail broken at row {trail.broken_id}: {trail.problem}"]
     problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
+    problems += evidence.verify_stock()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
         sys.exit(1)
     click.echo(f"OK: {trail.checked} audit events, chain intact, matches {len(checkpoints)} checkpoint(s); documents, "
-               "signatures and completed steps match.")
+               "signatures, completed steps and stock match.")
     note = backups.upgrade_note(report.revision)
     if note:
         click.echo(note)

@@ -93,11 +93,16 @@ class TrailVerification:
     document_problems: list[str] = field(default_factory=list)
     signature_problems: list[str] = field(default_factory=list)
     completion_problems: list[str] = field(default_factory=list)
+    stock_problems: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        """What verify found beyond the chain: documents, signatures, completed steps, stock."""
+        return self.document_problems + self.signature_problems + self.completion_problems + self.stock_problems
 
     @property
     def ok(self) -> bool:
-        return self.chain_ok and not self.document_problems and not self.signature_problems \
-            and not self.completion_problems
+        return self.chain_ok and not self.problems
 
 
 def verify_trail() -> TrailVerification:
@@ -113,5 +118,6 @@ def verify_trail() -> TrailVerification:
     result.document_problems = verification.verify_documents()
     result.signature_problems = verification.verify_signatures()
     result.completion_problems = verification.verify_completions()
+    result.stock_problems = verification.verify_stock()
     db.session.rollback()  # nothing was changed; end the read transaction
     return result

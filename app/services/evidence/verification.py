@@ -1,18 +1,29 @@
 """Check stored evidence against what was recorded when it was made: document bytes against their
 SHA-256, signatures against the audit event that applied them, completed steps against the audit event that
-recorded them; a tampered document is never served."""
+recorded them, stock levels against the stock movement ledger; a tampered document is never served."""
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
 
 from flask_babel import gettext
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.engine import data_hash
 from app.exceptions import EvidenceTampered
 from app.extensions import db
-from app.models import AuditEvent, Document, Incident, ProcessInstance, Signature, Task, User
+from app.models import (
+    AuditEvent,
+    Document,
+    Incident,
+    ProcessInstance,
+    ProductLot,
+    Signature,
+    StockLevel,
+    StockMovement,
+    Task,
+    User,
+)
 from app.models.types import utcnow
 from app.services.evidence import audit
 from app.services.evidence.document_rendering import stored_fingerprint
@@ -106,6 +117,38 @@ def verify_completions() -> list[str]:
             changed.append("data hash")
         if changed:
             problems.append(f"{where} does not match audit event {event.id}: {', '.join(changed)}")
+    return problems
+
+
+def verify_stock() -> list[str]:
+    """Compare every stock level with the append-only stock movement ledger: the level must be the balance its last
+    movement left, and the movements' changes must add up to that balance. A level edited in the database (goods
+    that appear or vanish without a receipt, shipment or scrap) is named with the lot and location."""
+    per_place = (select(StockMovement.product_lot_id, StockMovement.location,
+                        func.max(StockMovement.id).label("last_id"), func.sum(StockMovement.change).label("total"))
+                 .group_by(StockMovement.product_lot_id, StockMovement.location).subquery())
+    ledger = {(lot_id, location): (total, balance) for lot_id, location, total, balance in db.session.execute(
+        select(per_place.c.product_lot_id, per_place.c.location, per_place.c.total, StockMovement.balance)
+        .join(StockMovement, StockMovement.id == per_place.c.last_id))}
+    lot_numbers = dict(db.session.execute(select(ProductLot.id, ProductLot.lot_number).where(
+        ProductLot.id.in_(select(StockLevel.product_lot_id).union(select(StockMovement.product_lot_id))))).all())
+    problems = []
+    for lot_id, location, quantity in db.session.execute(
+            select(StockLevel.product_lot_id, StockLevel.location, StockLevel.quantity)
+            .order_by(StockLevel.product_lot_id, StockLevel.location)):
+        where = f"stock of lot {lot_numbers.get(lot_id, lot_id)} at {location!r}"
+        total, balance = ledger.pop((lot_id, location), (None, None))
+        if balance is None:
+            if quantity:
+                problems.append(f"{where}: {quantity} held, but no stock movement records it")
+        elif quantity != balance:
+            problems.append(f"{where}: {quantity} held, but the ledger's last movement left {balance}")
+        elif total != balance:
+            problems.append(f"{where}: the ledger's changes add up to {total}, not to its balance {balance}")
+    for (lot_id, location), (_, balance) in sorted(ledger.items()):
+        if balance:
+            problems.append(f"stock of lot {lot_numbers.get(lot_id, lot_id)} at {location!r}: the ledger holds "
+                            f"{balance}, but there is no stock level")
     return problems
 
 

@@ -100,7 +100,8 @@ def test_a_backup_restored_into_an_empty_install_passes_audit_verify(runner, clo
     restored = _invoke(other_install, "backup", "restore", str(backup))
 
     assert restored.exit_code == 0, restored.output
-    assert "chain intact, matches 1 checkpoint(s); documents, signatures and completed steps match" in restored.output
+    assert ("chain intact, matches 1 checkpoint(s); documents, signatures, completed steps and stock match"
+            in restored.output)
     check = _invoke(other_install, "audit", "verify")
     assert check.exit_code == 0 and check.output.startswith("OK:"), check.output
     with other_install.app_context():

@@ -150,7 +150,7 @@ def test_a_closed_procedure_verifies_with_its_completed_steps(runner, user):
     result = runner.invoke(args=["audit", "verify"])
 
     assert result.exit_code == 0, result.output
-    assert "documents, signatures and completed steps match" in result.output
+    assert "documents, signatures, completed steps and stock match" in result.output
 
 
 @pytest.mark.parametrize(("statement", "changed"), [

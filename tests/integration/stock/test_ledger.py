@@ -213,3 +213,29 @@ def test_demo_stock_is_in_the_ledger(runner, app):
     levels = ledger_matches_levels()
     assert any(levels.values())
     assert set(db.session.scalars(db.select(StockMovement.kind).distinct())) == {"demo"}
+    verified = runner.invoke(args=["audit", "verify"])  # the demo's records all agree with their evidence
+    assert verified.exit_code == 0, verified.output
+
+
+@pytest.mark.parametrize(("statement", "problem"), [
+    ("UPDATE stock_levels SET quantity = 99 WHERE location = 'B-01'",
+     "stock of lot LATER at 'B-01': 99 held, but the ledger's last movement left 20"),
+    ("INSERT INTO stock_levels (product_lot_id, location, quantity) "
+     "SELECT id, 'A-02', 40 FROM product_lots WHERE lot_number = 'LATER'",
+     "stock of lot LATER at 'A-02': 40 held, but no stock movement records it"),
+    ("DELETE FROM stock_levels WHERE location = 'A-01'",
+     "stock of lot SOON at 'A-01': the ledger holds 10, but there is no stock level"),
+], ids=["level raised", "level without movements", "level removed"])
+def test_audit_verify_names_a_stock_level_edited_in_the_database(depot, user, runner, statement, problem):
+    new_lot(depot, "SOON", 200), new_lot(depot, "LATER", 300)
+    import_stock(user, "SOON,A-01,10", "LATER,B-01,20")
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "completed steps and stock match" in result.output
+
+    db.session.execute(text(statement))  # stock levels carry no guard: the ledger is their evidence
+    db.session.commit()
+
+    result = runner.invoke(args=["audit", "verify"])
+    assert result.exit_code == 1
+    assert f"Error: {problem}" in result.output
