@@ -8,6 +8,7 @@ from flask import Flask, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import event
 
+from app.edge import is_api_request
 from config import CONFIGS, DEV_SECRET_KEY
 
 
@@ -46,6 +47,8 @@ def select_locale() -> str | None:
         return None  # the command line and the scheduler: the default (en) unless they force one
     chosen = request.args.get("lang")
     if chosen in ("en", "zh_CN", "zh-CN"):
+        if is_api_request():  # the API keeps no session: ?lang= is for this request only
+            return chosen.replace("-", "_")
         session["lang"] = chosen.replace("-", "_")
     if session.get("lang"):
         return session["lang"]

@@ -25,7 +25,16 @@ from werkzeug.routing import IntegerConverter
 
 from app.models.types import INT_MAX, INT_MIN
 
-__all__ = ["INT_MAX", "INT_MIN", "BoundedIntConverter", "init_app", "storable_text", "whole_number"]
+__all__ = ["API_PREFIX", "INT_MAX", "INT_MIN", "BoundedIntConverter", "init_app", "is_api_request", "storable_text",
+           "whole_number"]
+
+API_PREFIX = "/api/"  # the REST API (/api/v1): bearer tokens, no session, no cookie
+
+
+def is_api_request() -> bool:
+    """Tell whether the request is one to the REST API, which keeps no session."""
+    return request.path.startswith(API_PREFIX)
+
 
 # NUL, or a UTF-16 surrogate that is not part of a pair (a str holds pairs as one code point, so any is unpaired).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

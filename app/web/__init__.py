@@ -8,6 +8,7 @@ from flask import Flask, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
+from app.edge import is_api_request
 from app.extensions import login_manager
 from app.services import users
 from app.services.workflow import deadlines, plant_time
@@ -20,10 +21,13 @@ class PageSessionInterface(SecureCookieSessionInterface):
 
     A page's own background GETs (fetch: the diagram's states, an import's progress) answer without the
     session cookie unless they changed the session. Otherwise such a read still in flight when the user signs
-    out would arrive after the sign-out and put the old, signed-in cookie back.
+    out would arrive after the sign-out and put the old, signed-in cookie back. The REST API (/api/v1, bearer
+    tokens) answers without one at all.
     """
 
     def should_set_cookie(self, app: Flask, session) -> bool:
+        if is_api_request():  # bearer tokens, never a session: an API client gets no cookie to keep or leak
+            return False
         if (not session.modified and request.method in ("GET", "HEAD")
                 and request.headers.get("Sec-Fetch-Dest") == "empty"):
             return False
@@ -76,8 +80,8 @@ def register_web(app: Flask) -> None:
     @app.before_request
     def idle_timeout() -> None:
         # A permanent session expires after PERMANENT_SESSION_LIFETIME without a request (idle timeout).
-        # Set once: assigning it on every request would mark every session modified.
-        if not session.permanent:
+        # Set once: assigning it on every request would mark every session modified. The API has no session.
+        if not session.permanent and not is_api_request():
             session.permanent = True
 
     @app.context_processor
