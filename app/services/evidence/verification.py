@@ -88,36 +88,47 @@ def verify_signatures() -> list[str]:
     return problems
 
 
+COMPLETION_CHUNK = 500  # instances compared per round: memory stays bounded however long the trail
+
+
 def verify_completions() -> list[str]:
     """Compare every step a person completed (its task row: who, when, the data entered and its hash) with the
     task.completed audit event that recorded it; return one problem per row that differs or that no event records.
 
     Task rows are what the inbox, the instance page and four-eyes read; the audit trail is chained and anchored. A
     row edited in the database (another completer, a changed answer) is named here, as a signature is."""
-    recorded = {(event.instance_id, event.object_id): event for event in db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "task.completed").order_by(AuditEvent.id))}  # the last wins
+    instance_ids = list(db.session.scalars(select(Task.instance_id).where(Task.completed_by_id.is_not(None))
+                                           .distinct().order_by(Task.instance_id)))
     problems = []
-    for row in db.session.execute(
-            select(Task.id, Task.instance_id, Task.spiff_id, Task.element_id, Task.completed_by_id, Task.completed_at,
-                   Task.data, Task.data_hash)
-            .where(Task.completed_by_id.is_not(None)).order_by(Task.id)):
-        where = f"task {row.id} ({row.element_id}, instance {row.instance_id})"
-        event = recorded.get((row.instance_id, row.spiff_id))
-        if event is None:
-            problems.append(f"{where}: completed by user {row.completed_by_id}, but no task.completed audit event "
-                            "records it")
-            continue
-        data = row.data or {}
-        changed = [name for name, stored, expected in (
-            ("completed by", row.completed_by_id, event.actor_id),
-            ("time", row.completed_at, event.at),
-            ("data", data, (event.new or {}).get("data")),
-        ) if stored != expected]
-        if row.data_hash != data_hash(data):
-            changed.append("data hash")
-        if changed:
-            problems.append(f"{where} does not match audit event {event.id}: {', '.join(changed)}")
+    for start in range(0, len(instance_ids), COMPLETION_CHUNK):
+        chunk = instance_ids[start:start + COMPLETION_CHUNK]
+        recorded = {(row.instance_id, row.object_id): row for row in db.session.execute(  # the last one wins
+            select(AuditEvent.id, AuditEvent.instance_id, AuditEvent.object_id, AuditEvent.actor_id, AuditEvent.at,
+                   AuditEvent.new)
+            .where(AuditEvent.action == "task.completed", AuditEvent.instance_id.in_(chunk)).order_by(AuditEvent.id))}
+        for row in db.session.execute(
+                select(Task.id, Task.instance_id, Task.spiff_id, Task.element_id, Task.completed_by_id,
+                       Task.completed_at, Task.data, Task.data_hash)
+                .where(Task.completed_by_id.is_not(None), Task.instance_id.in_(chunk)).order_by(Task.id)):
+            problem = _completion_problem(row, recorded.get((row.instance_id, row.spiff_id)))
+            if problem:
+                problems.append(problem)
     return problems
+
+
+def _completion_problem(row, event) -> str | None:
+    where = f"task {row.id} ({row.element_id}, instance {row.instance_id})"
+    if event is None:
+        return f"{where}: completed by user {row.completed_by_id}, but no task.completed audit event records it"
+    data = row.data or {}
+    changed = [name for name, stored, expected in (
+        ("completed by", row.completed_by_id, event.actor_id),
+        ("time", row.completed_at, event.at),
+        ("data", data, (event.new or {}).get("data")),
+    ) if stored != expected]
+    if row.data_hash != data_hash(data):
+        changed.append("data hash")
+    return f"{where} does not match audit event {event.id}: {', '.join(changed)}" if changed else None
 
 
 def verify_stock() -> list[str]:

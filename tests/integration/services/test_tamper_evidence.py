@@ -236,3 +236,24 @@ def test_production_refuses_to_start_without_a_checkpoint_key(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="AUDIT_CHECKPOINT_KEY"):
         create_app("production", {"SECRET_KEY": "a real secret", "AUDIT_CHECKPOINT_KEY": "",
                                   "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite'}"})
+
+
+def test_completed_steps_are_compared_instance_by_instance_in_rounds(runner, user, monkeypatch):
+    from app.services.evidence import verification
+    monkeypatch.setattr(verification, "COMPLETION_CHUNK", 1)  # each instance in a round of its own
+    first, second = close_capa(user), close_capa(user)
+    assert verification.verify_completions() == []
+    task = _completed_step(second.id, "describe_problem")
+    task_id = task.id
+
+    _as_database_owner("UPDATE tasks SET completed_at = '2020-01-01 00:00:00' WHERE id = :id", id=task_id)
+
+    assert verification.verify_completions() == [
+        f"task {task_id} (describe_problem, instance {second.id}) does not match audit event "
+        f"{_completion_event(second.id, task.spiff_id)}: time"]
+    assert first.id != second.id
+
+
+def _completion_event(instance_id: int, spiff_id: str) -> int:
+    return db.session.scalar(db.select(AuditEvent.id).where(
+        AuditEvent.action == "task.completed", AuditEvent.instance_id == instance_id, AuditEvent.object_id == spiff_id))
