@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask, g, request, session
+from flask import Flask, g, jsonify, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
 from flask_login import current_user
+from flask_login.utils import login_url
 
 from app.edge import is_api_request
 from app.extensions import login_manager
@@ -74,6 +76,15 @@ def register_web(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
     login_manager.session_protection = "strong"
+
+    @login_manager.unauthorized_handler
+    def signed_out():
+        """A page's own background request (fetch: a diagram, a job's progress) gets 401 in JSON once the session
+        ended; only a page the browser navigates to is sent to the sign-in page. Sent there, a fetch still in
+        flight at sign-out would render the sign-in page unseen - taking its "You are signed out." with it."""
+        if request.headers.get("Sec-Fetch-Dest") == "empty" or request.accept_mimetypes.best == "application/json":
+            return jsonify(error="Unauthorized", message=_("Your session has ended: sign in again.")), 401
+        return redirect(login_url(login_manager.login_view, request.url))
 
     app.session_interface = PageSessionInterface()
 

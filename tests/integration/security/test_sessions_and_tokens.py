@@ -28,6 +28,22 @@ def test_a_session_cookie_captured_before_sign_out_does_not_work_after_it(client
     assert db.session.scalar(db.select(UserSession)).ended_at is not None
 
 
+def test_a_background_request_after_sign_out_gets_401_and_leaves_the_sign_out_notice(client, seeded):
+    login(client, "qa")
+    client.post("/logout")  # the notice waits in the session for the next page
+
+    late = client.get("/instances/1/diagram.json", headers={"Sec-Fetch-Dest": "empty"})  # a fetch still in flight
+    assert late.status_code == 401
+    assert late.get_json() == {"error": "Unauthorized", "message": "Your session has ended: sign in again."}
+    json_poll = client.get("/lots/imports/1.json", headers={"Accept": "application/json"})
+    assert json_poll.status_code == 401
+
+    shown = client.get("/login").get_data(as_text=True)
+    assert "You are signed out." in shown
+    navigated = client.get("/")  # a page the browser opens still goes to the sign-in page
+    assert navigated.status_code == 302 and "/login?next=" in navigated.headers["Location"]
+
+
 def test_signing_out_ends_only_that_browser(app, client, seeded):
     first, second = client, app.test_client()
     login(first, "qa")
