@@ -30,6 +30,8 @@ class PageSessionInterface(SecureCookieSessionInterface):
     def should_set_cookie(self, app: Flask, session) -> bool:
         if is_api_request():  # bearer tokens, never a session: an API client gets no cookie to keep or leak
             return False
+        if g.get("signed_out_background"):  # never overwrite the cookie the sign-out (or a new sign-in) just set
+            return False
         if (not session.modified and request.method in ("GET", "HEAD")
                 and request.headers.get("Sec-Fetch-Dest") == "empty"):
             return False
@@ -83,6 +85,7 @@ def register_web(app: Flask) -> None:
         ended; only a page the browser navigates to is sent to the sign-in page. Sent there, a fetch still in
         flight at sign-out would render the sign-in page unseen - taking its "You are signed out." with it."""
         if request.headers.get("Sec-Fetch-Dest") == "empty" or request.accept_mimetypes.best == "application/json":
+            g.signed_out_background = True
             return jsonify(error="Unauthorized", message=_("Your session has ended: sign in again.")), 401
         return redirect(login_url(login_manager.login_view, request.url))
 

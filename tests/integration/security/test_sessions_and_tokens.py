@@ -35,6 +35,8 @@ def test_a_background_request_after_sign_out_gets_401_and_leaves_the_sign_out_no
     late = client.get("/instances/1/diagram.json", headers={"Sec-Fetch-Dest": "empty"})  # a fetch still in flight
     assert late.status_code == 401
     assert late.get_json() == {"error": "Unauthorized", "message": "Your session has ended: sign in again."}
+    # the sign-out's session cookie, holding the notice, stays as it is
+    assert not [c for c in late.headers.getlist("Set-Cookie") if c.startswith("session=")]
     json_poll = client.get("/lots/imports/1.json", headers={"Accept": "application/json"})
     assert json_poll.status_code == 401
 
