@@ -130,8 +130,7 @@ def verify_command() -> None:
         _fail(err.message)
     problems = [] if report.ok else [f"audit trail broken at row {report.broken_id}: {report.problem} "
                                      f"({report.checked} rows before it OK)"]
-    problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
-    problems += evidence.verify_stock()
+    problems += evidence.record_problems()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:
@@ -392,8 +391,7 @@ def backup_restore_command(path: Path, force: bool) -> None:
     except QualiflowError as err:
         _fail(f"the restored audit trail does not verify: {err.message}")
     problems = [] if trail.ok else [f"audit trail broken at row {trail.broken_id}: {trail.problem}"]
-    problems += evidence.verify_documents() + evidence.verify_signatures() + evidence.verify_completions()
-    problems += evidence.verify_stock()
+    problems += evidence.record_problems()
     for problem in problems:
         click.echo(f"Error: {problem}", err=True)
     if problems:

@@ -80,7 +80,8 @@ def object_types() -> list[str]:
 
 @dataclass
 class TrailVerification:
-    """What verifying the trail found: ok only when the chain, the checkpoints, documents and signatures agree."""
+    """What verifying the trail found: ok only when the chain and the checkpoints agree and every record matches its
+    evidence (documents, signatures, completed steps, stock)."""
 
     chain_ok: bool
     checked: int
@@ -90,15 +91,7 @@ class TrailVerification:
     problem: str = ""  # the chain's first problem, or why the checkpoints could not be read
     checkpoints: int = 0
     last_checkpoint_id: int | None = None
-    document_problems: list[str] = field(default_factory=list)
-    signature_problems: list[str] = field(default_factory=list)
-    completion_problems: list[str] = field(default_factory=list)
-    stock_problems: list[str] = field(default_factory=list)
-
-    @property
-    def problems(self) -> list[str]:
-        """What verify found beyond the chain: documents, signatures, completed steps, stock."""
-        return self.document_problems + self.signature_problems + self.completion_problems + self.stock_problems
+    problems: list[str] = field(default_factory=list)  # beyond the chain: documents, signatures, steps, stock
 
     @property
     def ok(self) -> bool:
@@ -115,9 +108,6 @@ def verify_trail() -> TrailVerification:
         result = TrailVerification(report.ok, report.checked, report.last_id, report.last_hash, report.broken_id,
                                    report.problem, len(checkpoints),
                                    checkpoints[-1].last_id if checkpoints else None)
-    result.document_problems = verification.verify_documents()
-    result.signature_problems = verification.verify_signatures()
-    result.completion_problems = verification.verify_completions()
-    result.stock_problems = verification.verify_stock()
+    result.problems = verification.record_problems()
     db.session.rollback()  # nothing was changed; end the read transaction
     return result

@@ -163,6 +163,12 @@ def verify_stock() -> list[str]:
     return problems
 
 
+def record_problems() -> list[str]:
+    """Every check of stored records against their evidence, as `flask audit verify`, a restore and the auditor's
+    verify page run them: documents, signatures, completed steps, stock levels."""
+    return verify_documents() + verify_signatures() + verify_completions() + verify_stock()
+
+
 def open_document(document_id: int, actor: User, now: datetime | None = None) -> Document:
     """Return a document to download after re-checking its bytes; on a mismatch raise an incident on its
     instance, audit it, and refuse with EvidenceTampered."""
